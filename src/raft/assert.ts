@@ -1,0 +1,11 @@
+/**
+ * A broken invariant is a bug: it throws, and the runtime lets it crash the
+ * process. Expected conditions are typed results, never assertions.
+ */
+export class AssertionError extends Error {
+  override readonly name = 'AssertionError';
+}
+
+export function assert(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new AssertionError(`invariant violated: ${message}`);
+}
