@@ -79,6 +79,8 @@ export class TestCluster {
   /** Messages in flight, delivered FIFO by `deliver()`. */
   queue: Message[] = [];
   readonly cut = new Set<string>();
+  /** Messages matching this are dropped on delivery (in addition to cut links). */
+  dropIf: ((m: Message) => boolean) | null = null;
   /** Every delivered message as a line, cleared by `takeTrace()`. */
   private trace: string[] = [];
   private nodeCount = 0;
@@ -195,7 +197,7 @@ export class TestCluster {
 
   private deliverOne(m: Message): void {
     const to = this.nodes.get(m.to);
-    if (to === undefined || this.cut.has(`${m.from}>${m.to}`)) {
+    if (to === undefined || this.cut.has(`${m.from}>${m.to}`) || this.dropIf?.(m) === true) {
       this.trace.push(`${describe(m)} (dropped)`);
       return;
     }

@@ -98,17 +98,29 @@ export interface PersistedState {
   readonly entries: readonly Entry[];
 }
 
-/** The persisted state of a brand-new member of a brand-new cluster. */
+/**
+ * The persisted state of a founding member of a brand-new cluster. The
+ * initial voters are written into the log as committed conf entries (term 0,
+ * identical on every founder), so a node that joins later learns the whole
+ * membership history from the log or from a snapshot like any other change.
+ */
 export function bootstrapState(voters: readonly NodeId[]): PersistedState {
-  const membership: Membership = { voters: [...voters], learners: [] };
+  const entries: Entry[] = voters.map((node, i) => ({
+    kind: 'conf',
+    term: term(0),
+    index: logIndex(i + 1),
+    change: { type: 'addVoter', node },
+  }));
   return {
-    hardState: { term: term(0), vote: noNode, commit: logIndex(0) },
-    snapshot: { index: logIndex(0), term: term(0), membership },
-    entries: [],
+    hardState: { term: term(0), vote: noNode, commit: logIndex(entries.length) },
+    snapshot: { index: logIndex(0), term: term(0), membership: emptyMembership },
+    entries,
   };
 }
 
-/** The persisted state of a node that will join an existing cluster (it learns members from a snapshot). */
+/** The persisted state of a node that will join an existing cluster: it learns everything from the leader. */
 export function joiningState(): PersistedState {
   return bootstrapState([]);
 }
+
+const emptyMembership: Membership = { voters: [], learners: [] };

@@ -31,7 +31,8 @@ export interface AppendAcceptMessage extends Envelope {
  * the term of the conflicting entry and the first index it stores for that
  * term"). `hintTerm` is the term of the follower's entry at `hintIndex`, or 0
  * when the follower's log ends before `rejectedIndex` (then `hintIndex` is
- * its last index + 1).
+ * its last index + 1). Term 0 is otherwise only the term of the bootstrap
+ * entries, which are committed everywhere and so never conflict.
  */
 export interface AppendRejectMessage extends Envelope {
   readonly type: 'appendReject';

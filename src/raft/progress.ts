@@ -160,8 +160,11 @@ export class Progress {
   /** Records an append carrying entries up to `lastIndex`. */
   sentAppend(lastIndex: LogIndex, sizeBytes: number, entryCount: number): void {
     if (this.state === 'replicate') {
-      if (entryCount > 0) this.next = logIndex(lastIndex + 1);
-      this.inflights.add(lastIndex, sizeBytes);
+      // Empty appends (commit updates, probes) take no window: nothing to acknowledge.
+      if (entryCount > 0) {
+        this.next = logIndex(lastIndex + 1);
+        this.inflights.add(lastIndex, sizeBytes);
+      }
     } else if (this.state === 'probe') {
       this.probeSent = true;
     } else {
