@@ -8,7 +8,7 @@ import { entryBytes, logIndex } from './types.js';
  * The runtime persists what `ready()` hands out; this class tracks how far
  * each stage got:
  *
- *   snapshot.index <= applied <= applying <= committed <= lastIndex
+ *   applied <= applying <= committed <= lastIndex, snapshot.index <= applying
  *   stable <= persisting <= lastIndex
  *
  * `persisting` and `applying` are what has been handed out to the runtime;
@@ -24,7 +24,7 @@ export class RaftLog {
 
   /** Invariant: never decreases (a committed entry stays committed, §5.4). */
   committed: LogIndex;
-  /** Invariant: snap.index <= applied <= applying <= committed. */
+  /** Invariant: applied <= applying <= committed (applied trails a snapshot being installed). */
   applied: LogIndex;
   applying: LogIndex;
   /** Entries up to here have been handed out for persistence. */

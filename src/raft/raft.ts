@@ -148,6 +148,7 @@ export class RaftNode {
     this.ticks++;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
+    this.checkInvariants();
   }
 
   /** Handles a message from another member. */
@@ -171,6 +172,7 @@ export class RaftNode {
         this.stepFollower(m);
         break;
     }
+    this.checkInvariants();
   }
 
   /** Appends `data` to the log if this node leads. */
@@ -320,6 +322,7 @@ export class RaftNode {
     if (applied !== undefined) this.log.appliedTo(applied.index);
     // The leader counts its own durable entries towards the quorum (thesis §10.2.1).
     if (this.role === 'leader' && last !== undefined) this.maybeCommitAndSpread();
+    this.checkInvariants();
   }
 
   // ---------------------------------------------------------------------
@@ -1069,6 +1072,45 @@ export class RaftNode {
 
   // ---------------------------------------------------------------------
   // Helpers
+
+  /** Cheap whole-state invariants, checked after every input. */
+  private checkInvariants(): void {
+    const log = this.log;
+    assert(
+      // The snapshot may be ahead of applied while the runtime installs it.
+      log.snapshot.index <= log.applying &&
+        log.applied <= log.applying &&
+        log.applying <= log.committed &&
+        log.committed <= log.lastIndex(),
+      `log marks out of order: snapshot ${log.snapshot.index} applied ${log.applied} applying ${log.applying} committed ${log.committed} last ${log.lastIndex()}`,
+    );
+    assert(
+      log.stable <= log.persisting && log.persisting <= log.lastIndex(),
+      `persistence marks out of order: stable ${log.stable} persisting ${log.persisting} last ${log.lastIndex()}`,
+    );
+    assert(
+      log.committed >= this.prevHard.commit,
+      `commit went back from ${this.prevHard.commit} to ${log.committed}`,
+    );
+    assert(
+      this.term >= this.prevHard.term,
+      `term went back from ${this.prevHard.term} to ${this.term}`,
+    );
+    assert(
+      this.term > this.prevHard.term ||
+        this.prevHard.vote === noNode ||
+        this.vote === this.prevHard.vote,
+      `vote changed from ${this.prevHard.vote} to ${this.vote} within term ${this.term}`,
+    );
+    assert(
+      log.lastTerm() <= this.term,
+      `log term ${log.lastTerm()} above current term ${this.term}`,
+    );
+    assert(
+      (this.role === 'leader') === (this.leader === this.id),
+      `role ${this.role} with leader ${this.leader}`,
+    );
+  }
 
   private send(m: Message, afterPersist = false): void {
     assert(m.to !== this.id, `sending ${m.type} to self`);
