@@ -148,9 +148,13 @@ export class Progress {
   maybeDecrTo(rejected: LogIndex, candidateNext: LogIndex): boolean {
     if (this.state === 'replicate') {
       if (rejected <= this.match) return false;
+      // The pipeline broke (lost or reordered appends): fall back to probing,
+      // which also empties the in-flight window.
+      this.reset('probe');
       this.next = logIndex(Math.max(this.match + 1, Math.min(candidateNext, rejected)));
       return true;
     }
+    if (this.state === 'snapshot') return false;
     if (this.next - 1 !== rejected) return false;
     this.next = logIndex(Math.max(this.match + 1, Math.min(candidateNext, rejected)));
     this.probeSent = false;
