@@ -246,3 +246,27 @@ describe('restart', () => {
     for (const n of ['n1', 'n2', 'n3']) expect(c.node(n).applied, n).toEqual(['a', 'b']);
   });
 });
+
+describe('membership liveness', () => {
+  it('a removed leader that lost its term before the removal committed can still get it committed', () => {
+    const c = new TestCluster(['n1', 'n2'], { config: { checkQuorum: false } });
+    c.elect('n1');
+    c.isolate('n1');
+    expect(c.raft('n1').proposeConfChange(change('removeNode', 'n1')).ok).toBe(true);
+    c.deliver();
+    // n1 is deposed (n2 campaigns in a later term) before n2 ever sees the removal.
+    c.tick('n2', 30);
+    c.deliver();
+    c.heal();
+    for (let i = 0; i < 200 && c.raft('n2').status().membership.voters.length !== 1; i++)
+      c.tickAll();
+    for (let i = 0; i < 100 && c.raft('n2').status().role !== 'leader'; i++) c.tickAll();
+    expect(c.raft('n2').status().membership).toEqual({ voters: ['n2'], learners: [] });
+    expect(c.raft('n2').status().role).toBe('leader');
+    // Once its removal is committed, n1 never campaigns again.
+    const term = c.raft('n2').status().term;
+    c.tick('n1', 100);
+    c.tickAll(5);
+    expect(c.raft('n2').status().term).toBe(term);
+  });
+});

@@ -517,8 +517,18 @@ export class RaftNode {
     this.randomizedElectionTimeout = base + this.cfg.random.int(base);
   }
 
+  /**
+   * May this node campaign? A voter of the latest membership may. So may a
+   * node removed by a change that is not committed yet: it may have to lead
+   * to get that change committed (a removed leader that lost its term before
+   * the removal committed would otherwise leave the cluster stuck). It counts
+   * votes by the latest membership, so election safety holds either way.
+   */
   private promotable(): boolean {
-    return isVoter(this.log.membership(), this.id);
+    const log = this.log;
+    if (isVoter(log.membership(), this.id)) return true;
+    const lastConf = log.lastConfIndex();
+    return lastConf > log.committed && isVoter(log.membershipAt(logIndex(lastConf - 1)), this.id);
   }
 
   // ---------------------------------------------------------------------
