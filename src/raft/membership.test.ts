@@ -249,15 +249,21 @@ describe('restart', () => {
 
 describe('membership liveness', () => {
   it('a removed leader that lost its term before the removal committed can still get it committed', () => {
-    const c = new TestCluster(['n1', 'n2'], { config: { checkQuorum: false } });
+    const c = new TestCluster(['n1', 'n2'], { config: { checkQuorum: false, preVote: false } });
     c.elect('n1');
     c.isolate('n1');
     expect(c.raft('n1').proposeConfChange(change('removeNode', 'n1')).ok).toBe(true);
     c.deliver();
-    // n1 is deposed (n2 campaigns in a later term) before n2 ever sees the removal.
+    // n2 campaigns in a later term; its vote request deposes n1 (which rejects
+    // it: n2 lacks the removal), before n2 ever sees the removal.
+    c.tick('n2', 30);
+    c.queue = [];
+    c.heal();
     c.tick('n2', 30);
     c.deliver();
-    c.heal();
+    expect(c.raft('n1').status().role).toBe('follower');
+    expect(c.raft('n1').status().membership.voters).toEqual(['n2']);
+    expect(c.raft('n2').status().membership.voters).toEqual(['n1', 'n2']);
     for (let i = 0; i < 200 && c.raft('n2').status().membership.voters.length !== 1; i++)
       c.tickAll();
     for (let i = 0; i < 100 && c.raft('n2').status().role !== 'leader'; i++) c.tickAll();
