@@ -9,3 +9,8 @@ export class AssertionError extends Error {
 export function assert(condition: boolean, message: string): asserts condition {
   if (!condition) throw new AssertionError(`invariant violated: ${message}`);
 }
+
+/** For hot paths: test the condition inline and build the message only on failure. */
+export function fail(message: string): never {
+  throw new AssertionError(`invariant violated: ${message}`);
+}

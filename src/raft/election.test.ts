@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describe as describeMessage, idx, TestCluster } from './cluster.test-util.js';
+import { joiningState } from './config.js';
 import { nodeId, term } from './types.js';
 
 describe('leader election (§5.2, thesis §9.6)', () => {
@@ -234,5 +235,32 @@ describe('election rules', () => {
     expect(c.raft('n1').status().role).toBe('leader');
     expect(c.raft('n1').status().commit).toBe(2);
     expect(c.takeTrace()).toEqual([]);
+  });
+});
+
+describe('durability of the term before any message', () => {
+  it('a single voter that wins alone sends nothing until its new term is durable', () => {
+    const c = new TestCluster(['n1']);
+    c.elect('n1');
+    c.addNode('n2', joiningState());
+    c.raft('n1').proposeConfChange({ type: 'addLearner', node: nodeId('n2') });
+    c.deliver();
+    c.restart('n1');
+    const n1 = c.raft('n1');
+    for (let i = 0; i < 30 && n1.status().role !== 'leader'; i++) n1.tick();
+    expect(n1.status().role).toBe('leader');
+    const first = n1.ready();
+    expect(first.hardState?.term).toBe(2);
+    // The appends to the learner carry term 2, which is not on disk yet.
+    expect(first.messages).toEqual([]);
+    expect(first.messagesAfterPersist.map((m) => m.type)).toContain('append');
+    // A second Ready taken before the first is durable still holds its messages.
+    n1.propose(new Uint8Array([1]));
+    const second = n1.ready();
+    expect(second.messages).toEqual([]);
+    n1.advance(first);
+    n1.advance(second);
+    n1.tick();
+    expect(n1.ready().messages.map((m) => m.type)).toEqual(['heartbeat']);
   });
 });

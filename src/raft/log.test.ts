@@ -44,7 +44,9 @@ describe('RaftLog', () => {
           if (available > 0) expect(out.length).toBeGreaterThan(0);
           const total = out.reduce((s, e) => s + entryBytes(e), 0);
           if (out.length > 1) expect(total).toBeLessThanOrEqual(bytes);
-          out.forEach((e, i) => expect(e.index).toBe(from + i));
+          out.forEach((e, i) => {
+            expect(e.index).toBe(from + i);
+          });
         },
       ),
       { numRuns: 500 },

@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert, fail } from './assert.js';
 import { applyConfChange } from './membership.js';
 import type { Entry, LogIndex, Membership, SnapshotMeta, Term } from './types.js';
 import { entryBytes, logIndex } from './types.js';
@@ -105,12 +105,12 @@ export class RaftLog {
    */
   slice(lo: LogIndex, hi: LogIndex, entriesMax: number, bytesMax: number): Entry[] | undefined {
     if (lo <= this.snap.index) return undefined;
-    assert(hi <= this.lastIndex() + 1, `slice end ${hi} beyond last index ${this.lastIndex()}`);
+    if (hi > this.lastIndex() + 1) fail(`slice end ${hi} beyond last index ${this.lastIndex()}`);
     const out: Entry[] = [];
     let bytes = 0;
     for (let i = lo; i < hi && out.length < entriesMax; i++) {
       const e = this.entries[i - this.snap.index - 1];
-      assert(e !== undefined, `entry ${i} missing inside the log`);
+      if (e === undefined) fail(`entry ${i} missing inside the log`);
       bytes += entryBytes(e);
       if (out.length > 0 && bytes > bytesMax) break;
       out.push(e);
@@ -198,8 +198,8 @@ export class RaftLog {
       `append after ${prevIndex} but log ends at ${this.lastIndex()}`,
     );
     for (const e of entries) {
-      assert(e.index === expectIndex, `entry index ${e.index}, expected ${expectIndex}`);
-      assert(e.term >= floorTerm, `entry ${e.index} has term ${e.term} below ${floorTerm}`);
+      if (e.index !== expectIndex) fail(`entry index ${e.index}, expected ${expectIndex}`);
+      if (e.term < floorTerm) fail(`entry ${e.index} has term ${e.term} below ${floorTerm}`);
       this.entries.push(e);
       if (e.kind === 'conf') {
         this.confIndexes.push(e.index);
@@ -235,7 +235,7 @@ export class RaftLog {
 
   commitTo(index: LogIndex): boolean {
     if (index <= this.committed) return false;
-    assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    if (index > this.lastIndex()) fail(`commit ${index} beyond last index ${this.lastIndex()}`);
     this.committed = index;
     return true;
   }
@@ -278,7 +278,7 @@ export class RaftLog {
   }
 
   appliedTo(index: LogIndex): void {
-    assert(index <= this.committed, `applied ${index} beyond committed ${this.committed}`);
+    if (index > this.committed) fail(`applied ${index} beyond committed ${this.committed}`);
     if (index > this.applied) this.applied = index;
   }
 

@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert, fail } from './assert.js';
 import type { PersistedState, RaftConfig, RaftConfigInput } from './config.js';
 import { resolveConfig } from './config.js';
 import { RaftLog } from './log.js';
@@ -125,6 +125,9 @@ export class RaftNode {
   private readStates: ReadState[] = [];
   private prevSoft: SoftState;
   private prevHard: HardState;
+  /** The term and vote last acknowledged durable through `advance()` (or recovered). */
+  private durableTerm: Term;
+  private durableVote: NodeId;
 
   constructor(config: RaftConfigInput, persisted: PersistedState, rules: Rules = raftRules) {
     this.cfg = resolveConfig(config);
@@ -138,6 +141,8 @@ export class RaftNode {
     this.resetRandomizedElectionTimeout();
     this.prevSoft = { role: this.role, leader: this.leader };
     this.prevHard = hs;
+    this.durableTerm = hs.term;
+    this.durableVote = hs.vote;
   }
 
   // ---------------------------------------------------------------------
@@ -153,8 +158,8 @@ export class RaftNode {
 
   /** Handles a message from another member. */
   step(m: Message): void {
-    assert(m.to === this.id, `message for ${m.to} stepped into ${this.id}`);
-    assert(m.from !== this.id, `message from self (${m.type})`);
+    if (m.to !== this.id) fail(`message for ${m.to} stepped into ${this.id}`);
+    if (m.from === this.id) fail(`message from self (${m.type})`);
     if (!this.stepTerm(m)) return;
     if (m.type === 'vote' || m.type === 'preVote') {
       this.handleVoteRequest(m);
@@ -290,6 +295,16 @@ export class RaftNode {
     const soft = this.softState();
     const snapshot = this.log.takeSnapshotToInstall();
     const entries = this.log.takeUnpersisted();
+    // Every message carries the current term. Until that term (and vote) is
+    // durable, nothing may leave: a node that crashed before the write would
+    // come back in the old term and could reuse the new one for different
+    // entries (a single voter wins without asking anyone, so its appends are
+    // the first messages of its term).
+    const termDurable = this.durableTerm === this.term && this.durableVote === this.vote;
+    const messages = termDurable ? this.msgs : [];
+    const messagesAfterPersist = termDurable
+      ? this.msgsAfterPersist
+      : [...this.msgs, ...this.msgsAfterPersist];
     const rd: Ready = {
       softState: this.softChanged() ? soft : null,
       hardState: hardChanged ? hs : null,
@@ -300,8 +315,8 @@ export class RaftNode {
         snapshot !== null ||
         hs.term !== this.prevHard.term ||
         hs.vote !== this.prevHard.vote,
-      messages: this.msgs,
-      messagesAfterPersist: this.msgsAfterPersist,
+      messages,
+      messagesAfterPersist,
       committedEntries: this.log.takeCommitted(this.cfg.appendBytesMax * 4),
       readStates: this.readStates,
     };
@@ -315,6 +330,10 @@ export class RaftNode {
 
   /** Acknowledges a Ready: persisted, sent, applied. Call in the order Readys were handed out. */
   advance(rd: Ready): void {
+    if (rd.hardState !== null) {
+      this.durableTerm = rd.hardState.term;
+      this.durableVote = rd.hardState.vote;
+    }
     if (rd.snapshot !== null) this.log.snapshotInstalled(rd.snapshot);
     const last = rd.entries.at(-1);
     if (last !== undefined) this.log.stableTo(last.index, last.term);
@@ -1083,47 +1102,46 @@ export class RaftNode {
   // ---------------------------------------------------------------------
   // Helpers
 
-  /** Cheap whole-state invariants, checked after every input. */
+  /**
+   * Cheap whole-state invariants, checked after every input. Conditions are
+   * tested inline so no message is built unless one fails.
+   */
   private checkInvariants(): void {
     const log = this.log;
-    assert(
-      // The snapshot may be ahead of applied while the runtime installs it.
-      log.snapshot.index <= log.applying &&
+    const last = log.lastIndex();
+    // The snapshot may be ahead of applied while the runtime installs it.
+    if (
+      !(
+        log.snapshot.index <= log.applying &&
         log.applied <= log.applying &&
         log.applying <= log.committed &&
-        log.committed <= log.lastIndex(),
-      `log marks out of order: snapshot ${log.snapshot.index} applied ${log.applied} applying ${log.applying} committed ${log.committed} last ${log.lastIndex()}`,
-    );
-    assert(
-      log.stable <= log.persisting && log.persisting <= log.lastIndex(),
-      `persistence marks out of order: stable ${log.stable} persisting ${log.persisting} last ${log.lastIndex()}`,
-    );
-    assert(
-      log.committed >= this.prevHard.commit,
-      `commit went back from ${this.prevHard.commit} to ${log.committed}`,
-    );
-    assert(
-      this.term >= this.prevHard.term,
-      `term went back from ${this.prevHard.term} to ${this.term}`,
-    );
-    assert(
-      this.term > this.prevHard.term ||
-        this.prevHard.vote === noNode ||
-        this.vote === this.prevHard.vote,
-      `vote changed from ${this.prevHard.vote} to ${this.vote} within term ${this.term}`,
-    );
-    assert(
-      log.lastTerm() <= this.term,
-      `log term ${log.lastTerm()} above current term ${this.term}`,
-    );
-    assert(
-      (this.role === 'leader') === (this.leader === this.id),
-      `role ${this.role} with leader ${this.leader}`,
-    );
+        log.committed <= last
+      )
+    ) {
+      fail(
+        `log marks out of order: snapshot ${log.snapshot.index} applied ${log.applied} applying ${log.applying} committed ${log.committed} last ${last}`,
+      );
+    }
+    if (!(log.stable <= log.persisting && log.persisting <= last)) {
+      fail(
+        `persistence marks out of order: stable ${log.stable} persisting ${log.persisting} last ${last}`,
+      );
+    }
+    const p = this.prevHard;
+    if (log.committed < p.commit) fail(`commit went back from ${p.commit} to ${log.committed}`);
+    if (this.term < p.term) fail(`term went back from ${p.term} to ${this.term}`);
+    if (this.term === p.term && p.vote !== noNode && this.vote !== p.vote) {
+      fail(`vote changed from ${p.vote} to ${this.vote} within term ${this.term}`);
+    }
+    if (log.lastTerm() > this.term)
+      fail(`log term ${log.lastTerm()} above current term ${this.term}`);
+    if ((this.role === 'leader') !== (this.leader === this.id)) {
+      fail(`role ${this.role} with leader ${this.leader}`);
+    }
   }
 
   private send(m: Message, afterPersist = false): void {
-    assert(m.to !== this.id, `sending ${m.type} to self`);
+    if (m.to === this.id) fail(`sending ${m.type} to self`);
     if (afterPersist) this.msgsAfterPersist.push(m);
     else this.msgs.push(m);
   }

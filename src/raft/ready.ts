@@ -9,7 +9,8 @@ import type { Entry, HardState, ReadState, SnapshotMeta, SoftState } from './typ
  *    `hardState`; syncs when `mustSync`;
  * 2. sends `messages` at once (they do not depend on this persist; the leader
  *    may thus replicate in parallel with its own fsync, thesis §10.2.1), and
- *    `messagesAfterPersist` only once step 1 is durable;
+ *    `messagesAfterPersist` only once step 1 is durable (all messages wait
+ *    while the node's current term is not yet durable);
  * 3. installs the snapshot into the state machine, applies `committedEntries`
  *    in order, and serves `readStates` once applied reaches their index;
  * 4. calls `advance(ready)`.

@@ -92,7 +92,8 @@ describe('log replication (§5.3)', () => {
       entries: [],
       commit: idx(0),
     });
-    expect(s7.ready().messages.map(describeMessage)).toEqual([
+    // s7 adopts term 8, so its answer waits until that term is durable.
+    expect(s7.ready().messagesAfterPersist.map(describeMessage)).toEqual([
       's7->s1 appendReject t8 rejected=10 hint=7/t3',
     ]);
   });
