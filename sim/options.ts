@@ -1,0 +1,172 @@
+/**
+ * Per-seed options ("swarm testing"): every seed draws its own cluster size,
+ * timeouts, network quality, fault mix and limits, so thousands of seeds
+ * cover combinations no one would think to write down.
+ */
+
+import type { ReadMode } from '../src/raft/config.js';
+import type { Prng } from '../src/raft/prng.js';
+
+export type FaultKind =
+  | 'partition'
+  | 'crash'
+  | 'crashLeader'
+  | 'crashMajority'
+  | 'pause'
+  | 'clog'
+  | 'drift'
+  | 'membership'
+  | 'transfer';
+
+export const faultKinds: readonly FaultKind[] = [
+  'partition',
+  'crash',
+  'crashLeader',
+  'crashMajority',
+  'pause',
+  'clog',
+  'drift',
+  'membership',
+  'transfer',
+];
+
+export interface SimOptions {
+  readonly clusterSize: number;
+  readonly tickMs: number;
+  /** Each node's tick interval is tickMs × (1 + d), |d| <= driftMax. */
+  readonly driftMax: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly readMode: ReadMode;
+  readonly leaseMarginTicks: number;
+  readonly appendEntriesMax: number;
+  readonly inflightMessagesMax: number;
+  /** A node snapshots once it applied this many entries past its last snapshot. */
+  readonly snapshotThresholdEntries: number;
+  readonly delayMsMin: number;
+  readonly delayMsMax: number;
+  /** Loss and duplication during the fault phase (the liveness phase has none). */
+  readonly lossRate: number;
+  readonly dupRate: number;
+  readonly diskLatencyMsMax: number;
+  readonly clients: number;
+  readonly keys: number;
+  readonly followerReads: boolean;
+  readonly clientTimeoutMs: number;
+  readonly thinkMsMax: number;
+  /** Clients stop starting ordinary operations past this many (the history stays checkable). */
+  readonly opsMax: number;
+  readonly faultPhaseMs: number;
+  readonly faultIntervalMsMean: number;
+  /**
+   * Probability that a node becoming leader is crashed soon after, or a node
+   * becoming candidate is paused at once: faults aimed at the moments
+   * consensus bugs hide in (half-replicated leaders, stale vote responses).
+   */
+  readonly reactiveFaultRate: number;
+  readonly faults: readonly FaultKind[];
+  /** Most server processes ever created (initial plus joined). */
+  readonly nodesMax: number;
+  /** After healing, the cluster must converge within this much simulated time. */
+  readonly livenessBudgetMs: number;
+}
+
+export const faultPhaseMsDefault: readonly [number, number] = [10_000, 60_000];
+
+/**
+ * The lease must end before any follower's election timeout can elapse: the
+ * leader's clock may run slow by driftMax and a follower's fast by driftMax,
+ * and each side may lose up to one tick of phase.
+ */
+export function leaseMarginTicksFor(electionTimeoutTicks: number, driftMax: number): number {
+  return 2 + Math.ceil((electionTimeoutTicks * 2 * driftMax) / (1 - driftMax));
+}
+
+export function swarmOptions(
+  random: Prng,
+  faultPhaseMsRange: readonly [number, number] = faultPhaseMsDefault,
+): SimOptions {
+  const pick = <T>(items: readonly T[]): T => items[random.int(items.length)] as T;
+  const chance = (p: number): boolean => random.float() < p;
+  const between = (lo: number, hi: number): number => lo + random.float() * (hi - lo);
+
+  const tickMs = 10;
+  const clusterSize = pick([1, 2, 3, 3, 3, 4, 5, 5, 5, 6, 7, 7]);
+  const electionTimeoutTicks = 5 + random.int(16);
+  const heartbeatTicks = 1 + random.int(Math.max(1, Math.floor(electionTimeoutTicks / 5)));
+  const driftMax = pick([0, 0.005, 0.01, 0.02, 0.05]);
+  const checkQuorum = chance(0.7);
+  const leaseMargin = leaseMarginTicksFor(electionTimeoutTicks, driftMax);
+  const lease = checkQuorum && chance(0.5) && leaseMargin < electionTimeoutTicks;
+  const delayMsMin = between(0.1, 1);
+  const delayMsMax = delayMsMin + between(1, Math.min(30, (electionTimeoutTicks * tickMs) / 4));
+  const clientTimeoutMs = 500 + random.int(2500);
+  const [phaseMin, phaseMax] = faultPhaseMsRange;
+  const faults = faultKinds.filter(() => chance(0.6));
+  const appendEntriesMax = chance(0.3) ? 1 + random.int(64) : 4096;
+  const inflightMessagesMax = chance(0.3) ? 1 + random.int(8) : 256;
+  const snapshotThresholdEntries = chance(0.8) ? 5 + random.int(96) : 1000;
+  const keys = 1 + random.int(10);
+  const options = {
+    clusterSize,
+    tickMs,
+    driftMax,
+    electionTimeoutTicks,
+    heartbeatTicks,
+    preVote: chance(0.5),
+    checkQuorum,
+    readMode: (lease ? 'lease' : 'readIndex') as ReadMode,
+    leaseMarginTicks: lease ? leaseMargin : 2,
+    appendEntriesMax,
+    inflightMessagesMax,
+    snapshotThresholdEntries,
+    delayMsMin,
+    delayMsMax,
+    lossRate: chance(0.3) ? 0 : between(0, 0.3),
+    dupRate: chance(0.5) ? 0 : between(0, 0.1),
+    diskLatencyMsMax: chance(0.8) ? between(0.1, 5) : between(5, 30),
+    clients: 1 + random.int(10),
+    keys,
+    followerReads: chance(0.5),
+    clientTimeoutMs,
+    thinkMsMax: pick([5, 20, 50, 200]),
+    // About a thousand operations per key keeps each key's search tractable.
+    opsMax: 1000 * keys,
+    faultPhaseMs: Math.round(between(phaseMin, phaseMax)),
+    faultIntervalMsMean: between(100, 2000),
+    faults,
+    nodesMax: clusterSize + 4,
+    livenessBudgetMs: livenessBudgetMsFor({
+      clientTimeoutMs,
+      electionTimeoutTicks,
+      tickMs,
+      delayMsMax,
+      snapshotThresholdEntries,
+      entriesPerRoundTrip: Math.min(appendEntriesMax * inflightMessagesMax, 1000),
+    }),
+  };
+  // Drawn last, so adding it left every earlier draw of a seed unchanged.
+  return { ...options, reactiveFaultRate: pick([0, 0.1, 0.3, 0.6]) };
+}
+
+/**
+ * How long a healed cluster may take to converge: a client's pending
+ * operation timing out, a few dozen election timeouts for elections (split
+ * votes, restarted nodes with higher terms), and a lagging follower catching
+ * up on up to two snapshot intervals of entries at the flow-control limit.
+ */
+export function livenessBudgetMsFor(p: {
+  readonly clientTimeoutMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly tickMs: number;
+  readonly delayMsMax: number;
+  readonly snapshotThresholdEntries: number;
+  readonly entriesPerRoundTrip: number;
+}): number {
+  const electionsMs = 50 * p.electionTimeoutTicks * p.tickMs;
+  const roundTrips = Math.ceil((2 * p.snapshotThresholdEntries) / p.entriesPerRoundTrip);
+  const catchUpMs = roundTrips * 2 * p.delayMsMax;
+  return Math.round(p.clientTimeoutMs + electionsMs + catchUpMs);
+}

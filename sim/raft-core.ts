@@ -1,0 +1,53 @@
+/**
+ * The part of the consensus core's API the simulator drives. `RaftNode`
+ * (src/raft/raft.ts) satisfies it structurally; a test harness may pass any
+ * other implementation (e.g. one with deliberately broken policies) through
+ * `MakeNode`.
+ */
+import type { PersistedState, RaftConfigInput } from '../src/raft/config.js';
+import type { Message } from '../src/raft/messages.js';
+import type { Ready } from '../src/raft/ready.js';
+import type { ProposeResult, RequestResult } from '../src/raft/results.js';
+import type {
+  ConfChange,
+  Entry,
+  LogIndex,
+  Membership,
+  NodeId,
+  Role,
+  SnapshotMeta,
+  Term,
+} from '../src/raft/types.js';
+
+export interface SimStatus {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly vote: NodeId;
+  readonly leader: NodeId;
+  readonly commit: LogIndex;
+  readonly applied: LogIndex;
+  readonly firstIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly membership: Membership;
+  readonly snapshot: SnapshotMeta;
+}
+
+export interface SimRaft {
+  tick(): void;
+  step(m: Message): void;
+  propose(data: Uint8Array): ProposeResult;
+  proposeConfChange(change: ConfChange): ProposeResult;
+  readIndex(context: string): RequestResult;
+  transferLeadership(to: NodeId): RequestResult;
+  compact(index: LogIndex): void;
+  reportSnapshot(to: NodeId, ok: boolean): void;
+  reportUnreachable(to: NodeId): void;
+  hasReady(): boolean;
+  ready(): Ready;
+  advance(rd: Ready): void;
+  status(): SimStatus;
+  entry(index: LogIndex): Entry | undefined;
+}
+
+export type MakeNode = (config: RaftConfigInput, persisted: PersistedState) => SimRaft;
