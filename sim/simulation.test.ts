@@ -3,29 +3,18 @@ import { RaftNode } from '../src/raft/raft.js';
 import type { Ready } from '../src/raft/ready.js';
 import { raftRules } from '../src/raft/rules.js';
 import type { SimRaft } from './raft-core.js';
+import { replayCommand, sweepFaultPhaseMsRange } from './seed-sweep.js';
 import { type RunResult, runSeed } from './simulation.js';
 
-/** Short fault phases keep ~300 seeds within a minute or two on two cores. */
-const faultPhaseMsRange: readonly [number, number] = [5_000, 20_000];
-const seedsCount = 300;
-
 describe('deterministic simulation', () => {
-  it(`finds no violation in ${seedsCount} seeds with faults`, () => {
-    const started = performance.now();
-    let simMs = 0;
-    let operations = 0;
-    const failures: string[] = [];
-    for (let seed = 1; seed <= seedsCount; seed++) {
-      const result = runSeed(seed, { faultPhaseMsRange });
-      simMs += result.stats.simMs;
-      operations += result.stats.operations;
-      if (result.violations.length > 0) failures.push(describeFailure(result));
-    }
-    const wallSeconds = (performance.now() - started) / 1000;
-    console.log(
-      `runs: ${seedsCount}, simulated seconds: ${(simMs / 1000).toFixed(0)}, wall seconds: ${wallSeconds.toFixed(1)}, sim/wall: ${(simMs / 1000 / wallSeconds).toFixed(1)}, client operations: ${operations}, violations: ${failures.length}`,
+  it('a sweep run replays exactly from the command its failure report prints', () => {
+    const swept = runSeed(11, { faultPhaseMsRange: sweepFaultPhaseMsRange });
+    const replayed = runSeed(11, { faultPhaseMs: swept.options.faultPhaseMs });
+    expect(replayed.options).toEqual(swept.options);
+    expect(replayed.traceDigest).toBe(swept.traceDigest);
+    expect(replayCommand(swept)).toContain(
+      `--options '{"faultPhaseMs":${swept.options.faultPhaseMs}}'`,
     );
-    expect(failures.slice(0, 3).join('\n\n')).toBe('');
   });
 
   it('replays a seed exactly: same options, same trace digest, same history size', () => {
@@ -62,10 +51,10 @@ describe('deterministic simulation', () => {
     expect(result.stats.ok).toBeGreaterThan(0);
   });
 
-  // Known core bug (see the simulator report): a single-voter leader wins without
-  // asking anyone and sends appends to learners before its new term is durable;
-  // after a crash it wins the same term again and writes different entries at
-  // the same (index, term), so a learner's log diverges. Remove `.fails` once fixed.
+  // Regression: a single-voter leader wins without asking anyone; its appends to
+  // learners used to leave before its new term was durable, so after a crash it
+  // could win the same term again and write different entries at the same
+  // (index, term). The core now holds all messages until the term is durable.
   it('a single voter with learners survives crashes of fresh leaders', () => {
     const failures: string[] = [];
     for (let seed = 1; seed <= 40; seed++) {
@@ -155,8 +144,7 @@ function flipLastByte(data: Uint8Array): Uint8Array {
 function describeFailure(result: RunResult): string {
   return [
     `seed ${result.seed}: ${result.violations.join('\n  ')}`,
-    `options: ${JSON.stringify(result.options)}`,
     ...result.trace.slice(-30),
-    `replay: npm run sim -- --seed ${result.seed} --verbose (with faultPhaseMsRange ${faultPhaseMsRange.join('–')} ms)`,
+    `replay: npm run sim -- --seed ${result.seed} --options '${JSON.stringify(result.options)}' --verbose`,
   ].join('\n');
 }
