@@ -8,7 +8,6 @@ import {
   TestCluster,
 } from './cluster.test-util.js';
 import type { PersistedState } from './config.js';
-import { bootstrapState } from './config.js';
 import { RaftNode } from './raft.js';
 import { type Rules, raftRules } from './rules.js';
 import type { Entry } from './types.js';
