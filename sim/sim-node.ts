@@ -411,12 +411,10 @@ export class SimNode {
     );
   }
 
-  /** Log matching: every entry handed out to persist, with the term before it. */
   /**
    * Log matching, on every entry as it becomes durable, with the term durably
    * before it. Checked at persist time, not hand-out: an entry lost in a crash
-   * before reaching the disk or another node never existed, and a single-voter
-   * leader may then legitimately reuse its term.
+   * before reaching the disk or another node never existed.
    */
   private checkPersisted(entries: readonly Entry[]): void {
     const store = this.durable;
