@@ -1047,12 +1047,18 @@ export class RaftNode {
       return { ok: true };
     }
     const index = this.log.committed;
-    if (this.log.membership().voters.length === 1 || this.leaseHolds()) {
+    if (this.isSoleVoter() || this.leaseHolds()) {
       this.answerRead(requester, context, index);
     } else {
       this.reads.add(requester, context, index);
     }
     return { ok: true };
+  }
+
+  /** Only then can no other leader exist: a leader removed from the membership is not it. */
+  private isSoleVoter(): boolean {
+    const voters = this.log.membership().voters;
+    return voters.length === 1 && voters[0] === this.id;
   }
 
   private confirmedRound(): number {

@@ -181,3 +181,20 @@ describe('leadership transfer (thesis §3.10)', () => {
     expect(r.ok ? 'ok' : r.refusal.kind).toBe('notLeader');
   });
 });
+
+describe('reads on a leader that is being removed', () => {
+  it('are confirmed by the remaining voter, never answered alone', () => {
+    const c = new TestCluster(['n1', 'n2']);
+    c.elect('n1');
+    // n2 stores n1's removal, but n1 never learns that it committed.
+    c.dropIf = (m) => m.type === 'appendAccept' && m.from === 'n2';
+    c.raft('n1').proposeConfChange({ type: 'removeNode', node: nodeId('n1') });
+    c.deliver();
+    expect(c.raft('n1').status().membership.voters).toEqual(['n2']);
+    expect(c.raft('n1').status().role).toBe('leader');
+    c.raft('n1').readIndex('r');
+    c.processReadys();
+    // n2 alone is now a quorum and may elect itself: n1 must not answer by itself.
+    expect(contexts(c, 'n1')).toEqual([]);
+  });
+});
