@@ -101,6 +101,8 @@ export interface NodeHost {
 interface PendingWrite {
   readonly rd: Ready;
   readonly snapshotBytes: Uint8Array | null;
+  /** The node's term when the Ready was handed out: its committed entries were committed by then. */
+  readonly term: number;
 }
 
 interface PendingProposal {
@@ -139,6 +141,8 @@ export class SimNode {
   private tickWaiting = false;
   private nextTickAtMs = 0;
   private writes: PendingWrite[] = [];
+  /** The core's term as of the latest Ready (or the durable one after a restart). */
+  private knownTerm = 0;
   private lastWriteDoneAtMs = 0;
   private readonly proposals = new Map<number, PendingProposal[]>();
   private readonly reads = new Map<string, PendingRead>();
@@ -170,6 +174,7 @@ export class SimNode {
   start(): void {
     if (this.stopped || this.raft !== null) return;
     this.epoch++;
+    this.knownTerm = this.durable.hardState.term;
     const s = this.settings;
     this.raft = this.host.makeNode(
       {
@@ -361,7 +366,8 @@ export class SimNode {
     }
     for (const m of rd.messages) this.host.send(this, m);
     for (const rs of rd.readStates) this.onReadState(rs);
-    this.writes.push({ rd, snapshotBytes });
+    if (rd.hardState !== null) this.knownTerm = rd.hardState.term;
+    this.writes.push({ rd, snapshotBytes, term: this.knownTerm });
     if (!rd.mustSync && this.writes.length === 1) {
       // Nothing to fsync and nothing ahead of it: done at once (saves an event).
       this.onWriteDone(raft);
@@ -380,14 +386,14 @@ export class SimNode {
       this.host.checker.violation(`${this.id}: a disk write completed with none in flight`);
       return;
     }
-    const { rd, snapshotBytes } = write;
+    const { rd, snapshotBytes, term } = write;
     const problem = this.durable.persist(rd, snapshotBytes);
     if (problem !== null) this.host.checker.violation(`${this.id}: storage: ${problem}`);
     if (rd.entries.length > 0) this.checkPersisted(rd.entries);
     for (const m of rd.messagesAfterPersist) this.host.send(this, m);
     if (rd.snapshot !== null && snapshotBytes !== null)
-      this.installSnapshot(rd.snapshot, snapshotBytes);
-    for (const e of rd.committedEntries) this.apply(e);
+      this.installSnapshot(rd.snapshot, snapshotBytes, term);
+    for (const e of rd.committedEntries) this.apply(e, term);
     this.serveReads();
     raft.advance(rd);
     this.maybeSnapshot(raft);
@@ -429,7 +435,7 @@ export class SimNode {
     }
   }
 
-  private installSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void {
+  private installSnapshot(meta: SnapshotMeta, bytes: Uint8Array, term: number): void {
     if (meta.index <= this.applied) {
       this.host.checker.violation(
         `${this.id}: asked to install snapshot ${meta.index}@${meta.term} at applied ${this.applied}`,
@@ -439,7 +445,7 @@ export class SimNode {
     this.kv = Kv.restore(bytes);
     this.applied = meta.index;
     this.appliedMembership = meta.membership;
-    this.host.checker.onSnapshotInstalled(this.id, meta.index, meta.term);
+    this.host.checker.onSnapshotInstalled(this.id, meta.index, meta.term, term);
     this.host.checker.onKvDigest(this.id, meta.index, digestBytes(bytes));
     for (const [index, list] of this.proposals) {
       if (index > meta.index) continue;
@@ -451,7 +457,7 @@ export class SimNode {
     this.trace(`installed snapshot ${meta.index}@${meta.term}`);
   }
 
-  private apply(e: Entry): void {
+  private apply(e: Entry, term: number): void {
     if (e.index !== this.applied + 1) {
       this.host.checker.violation(
         `${this.id}: applied entry ${e.index} right after ${this.applied}`,
@@ -459,7 +465,7 @@ export class SimNode {
       if (e.index <= this.applied) return;
     }
     this.applied = e.index;
-    this.host.checker.onApply(this.id, e.index, e.term, entryDigest(e));
+    this.host.checker.onApply(this.id, e.index, e.term, entryDigest(e), term);
     this.host.trace.apply(this.host.nowMs, this.id, e);
     let output: KvOutput | null = null;
     if (e.kind === 'conf') {

@@ -19,8 +19,8 @@ describe('SafetyChecker has teeth', () => {
     for (const node of ['n1', 'n2', 'n3']) {
       c.onAppend(node, 1, 1, entryDigest(normal(1, 1, 'a')), 0);
       c.onAppend(node, 2, 1, entryDigest(normal(2, 1, 'b')), 1);
-      c.onApply(node, 1, 1, entryDigest(normal(1, 1, 'a')));
-      c.onApply(node, 2, 1, entryDigest(normal(2, 1, 'b')));
+      c.onApply(node, 1, 1, entryDigest(normal(1, 1, 'a')), 2);
+      c.onApply(node, 2, 1, entryDigest(normal(2, 1, 'b')), 2);
       c.onKvDigest(node, 2, 1234);
     }
     c.onLeaderLog('n3', 3, (i) => (i <= 2 ? 1 : undefined), { index: 0, term: 0 });
@@ -52,40 +52,62 @@ describe('SafetyChecker has teeth', () => {
     expect(c.violations.join()).toMatch(/follows term 1 on n2 but term 2 on n1/);
   });
 
-  it('flags a leader missing an applied entry (leader completeness)', () => {
+  it('flags a leader missing an entry committed in an earlier term (leader completeness)', () => {
     const c = new SafetyChecker();
-    c.onApply('n1', 7, 2, entryDigest(normal(7, 2, 'x')));
+    c.onApply('n1', 7, 2, entryDigest(normal(7, 2, 'x')), 2);
     c.onLeaderLog('n2', 3, (i) => (i === 7 ? 1 : undefined), { index: 0, term: 0 });
     c.onLeaderLog('n3', 3, () => undefined, { index: 0, term: 0 });
     c.onLeaderLog('n4', 3, () => undefined, { index: 7, term: 1 });
     expect(c.violations).toHaveLength(3);
     expect(c.violations[0]).toMatch(
-      /leader completeness: n2 became leader of term 3 without applied entry 7@2 \(its log has term 1/,
+      /leader completeness: n2 became leader of term 3 without entry 7@2, committed before that term \(its log has term 1/,
     );
     expect(c.violations[1]).toMatch(/its log has nothing there/);
   });
 
+  it('does not owe a stale-term leader what a later term committed', () => {
+    const c = new SafetyChecker();
+    c.onApply('n1', 5, 2, entryDigest(normal(5, 2, 'a')), 2);
+    // Entry 6 of term 4 was applied by nodes already in term 4.
+    c.onApply('n1', 6, 4, entryDigest(normal(6, 4, 'b')), 4);
+    // n3 wins term 3 on late votes: it must hold 5 but not 6.
+    c.onLeaderLog('n3', 3, (i) => (i === 5 ? 2 : undefined), { index: 0, term: 0 });
+    expect(c.violations).toEqual([]);
+    c.onLeaderLog('n2', 5, (i) => (i === 5 ? 2 : undefined), { index: 0, term: 0 });
+    expect(c.violations.join()).toMatch(/n2 became leader of term 5 without entry 6@4/);
+  });
+
+  it('a lower term at a later apply tightens what is owed', () => {
+    const c = new SafetyChecker();
+    c.onApply('n1', 6, 2, entryDigest(normal(6, 2, 'b')), 9);
+    c.onLeaderLog('n3', 5, () => undefined, { index: 0, term: 0 });
+    expect(c.violations).toEqual([]);
+    c.onApply('n2', 6, 2, entryDigest(normal(6, 2, 'b')), 3);
+    c.onLeaderLog('n4', 5, () => undefined, { index: 0, term: 0 });
+    expect(c.violations.join()).toMatch(/n4 became leader of term 5 without entry 6@2/);
+  });
+
   it('flags different entries applied at one index (state machine safety)', () => {
     const c = new SafetyChecker();
-    c.onApply('n1', 4, 2, entryDigest(normal(4, 2, 'x')));
-    c.onApply('n2', 4, 3, entryDigest(normal(4, 3, 'x')));
-    c.onApply('n3', 4, 2, entryDigest(normal(4, 2, 'y')));
+    c.onApply('n1', 4, 2, entryDigest(normal(4, 2, 'x')), 3);
+    c.onApply('n2', 4, 3, entryDigest(normal(4, 3, 'x')), 3);
+    c.onApply('n3', 4, 2, entryDigest(normal(4, 2, 'y')), 3);
     expect(c.violations).toHaveLength(2);
     expect(c.violations[1]).toMatch(/with different content/);
   });
 
   it('flags a snapshot that contradicts what was applied', () => {
     const c = new SafetyChecker();
-    c.onApply('n1', 4, 2, entryDigest(normal(4, 2, 'x')));
-    c.onSnapshotInstalled('n2', 4, 1);
+    c.onApply('n1', 4, 2, entryDigest(normal(4, 2, 'x')), 2);
+    c.onSnapshotInstalled('n2', 4, 1, 2);
     expect(c.violations.join()).toMatch(/installed a snapshot at 4@1 but n1 applied 4@2/);
   });
 
   it('learns content first seen inside a snapshot without a false alarm', () => {
     const c = new SafetyChecker();
-    c.onSnapshotInstalled('n2', 9, 2);
-    c.onApply('n1', 9, 2, entryDigest(normal(9, 2, 'x')));
-    c.onApply('n3', 9, 2, entryDigest(normal(9, 2, 'y')));
+    c.onSnapshotInstalled('n2', 9, 2, 2);
+    c.onApply('n1', 9, 2, entryDigest(normal(9, 2, 'x')), 2);
+    c.onApply('n3', 9, 2, entryDigest(normal(9, 2, 'y')), 2);
     expect(c.violations).toHaveLength(1);
   });
 

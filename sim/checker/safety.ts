@@ -5,7 +5,7 @@
  * - Log matching: two logs holding an entry with the same index and term
  *   hold the same entry there, preceded by the same term (by induction, the
  *   same prefix).
- * - Leader completeness: a new leader's log holds every applied entry.
+ * - Leader completeness: a new leader's log holds every entry committed in an earlier term.
  * - State machine safety: no two nodes apply different entries at an index.
  * - Replicas byte-identical at the same applied index.
  * Each check costs O(1) per event; no log is ever rescanned.
@@ -26,6 +26,12 @@ interface AppliedRecord {
   readonly term: number;
   readonly digest: number;
   readonly node: string;
+  /**
+   * The entry was committed in a term no later than this: the lowest current
+   * term of any node when it applied the entry (a node applies an entry only
+   * once a leader of its current term, or an earlier one, committed it).
+   */
+  readonly commitTermBound: number;
 }
 
 interface KvRecord {
@@ -48,6 +54,8 @@ export class SafetyChecker {
   private readonly applied = new Map<number, AppliedRecord>();
   private readonly kvDigests = new Map<number, KvRecord>();
   private appliedIndexMax = 0;
+  /** For each commit-term bound, the highest index applied with that bound. */
+  private readonly appliedIndexByBound = new Map<number, number>();
 
   constructor(
     private readonly clockMs: () => number = () => 0,
@@ -116,10 +124,14 @@ export class SafetyChecker {
   }
 
   /**
-   * Leader completeness, checked when `node` becomes a leader: its log must
-   * hold the highest applied entry (log matching then covers all before it).
-   * `termAt` gives the term of the leader's entry at an index (undefined when
-   * absent or compacted); `snapshot` is the leader's latest snapshot.
+   * Leader completeness (§5.4), checked when `node` becomes leader of `term`:
+   * its log must hold every entry committed in an earlier term. Entries known
+   * committed before `term` are those applied with a commit-term bound below
+   * it; commitment is prefix-closed, so checking the highest such entry is
+   * enough (log matching covers the rest). A leader of a stale term may win
+   * on late votes after a later term committed more: those entries are not
+   * owed to it. `termAt` gives the term of the leader's entry at an index
+   * (undefined when absent or compacted); `snapshot` is its latest snapshot.
    */
   onLeaderLog(
     node: string,
@@ -127,8 +139,9 @@ export class SafetyChecker {
     termAt: (index: number) => number | undefined,
     snapshot: { readonly index: number; readonly term: number },
   ): void {
-    const { index, term: appliedTerm } = this.appliedMax;
+    const index = this.highestCommittedBefore(term);
     if (index === 0) return;
+    const appliedTerm = this.applied.get(index)?.term ?? 0;
     if (index < snapshot.index) {
       const atSnapshot = this.applied.get(snapshot.index);
       if (atSnapshot !== undefined && atSnapshot.term !== snapshot.term) {
@@ -141,22 +154,41 @@ export class SafetyChecker {
     const have = index === snapshot.index ? snapshot.term : termAt(index);
     if (have !== appliedTerm) {
       this.violation(
-        `leader completeness: ${node} became leader of term ${term} without applied entry ${index}@${appliedTerm} (its log has ${have === undefined ? 'nothing' : `term ${have}`} there)`,
+        `leader completeness: ${node} became leader of term ${term} without entry ${index}@${appliedTerm}, committed before that term (its log has ${have === undefined ? 'nothing' : `term ${have}`} there)`,
       );
     }
   }
 
-  /** State machine safety: `node` applied entry (index, term, digest). */
-  onApply(node: string, index: number, term: number, digest: number): void {
+  /** The highest index applied by a node whose term was below `term` at the time. */
+  private highestCommittedBefore(term: number): number {
+    let highest = 0;
+    for (const [bound, index] of this.appliedIndexByBound) {
+      if (bound < term && index > highest) highest = index;
+    }
+    return highest;
+  }
+
+  private noteCommitBound(index: number, bound: number): void {
+    if (index > (this.appliedIndexByBound.get(bound) ?? 0))
+      this.appliedIndexByBound.set(bound, index);
+  }
+
+  /**
+   * State machine safety: `node` applied entry (index, term, digest) while
+   * its current term was `nodeTerm`.
+   */
+  onApply(node: string, index: number, term: number, digest: number, nodeTerm: number): void {
+    this.noteCommitBound(index, nodeTerm);
     const seen = this.applied.get(index);
     if (seen === undefined) {
-      this.applied.set(index, { term, digest, node });
+      this.applied.set(index, { term, digest, node, commitTermBound: nodeTerm });
       if (index > this.appliedIndexMax) this.appliedIndexMax = index;
       return;
     }
     if (Number.isNaN(seen.digest) && seen.term === term) {
       // First seen inside a snapshot; now its content is known.
-      this.applied.set(index, { term, digest, node });
+      const commitTermBound = Math.min(seen.commitTermBound, nodeTerm);
+      this.applied.set(index, { term, digest, node, commitTermBound });
       return;
     }
     if (seen.term !== term || seen.digest !== digest) {
@@ -166,8 +198,9 @@ export class SafetyChecker {
     }
   }
 
-  /** State machine safety for snapshots: `node` installed a snapshot at (index, term). */
-  onSnapshotInstalled(node: string, index: number, term: number): void {
+  /** State machine safety for snapshots: `node` installed a snapshot at (index, term) in term `nodeTerm`. */
+  onSnapshotInstalled(node: string, index: number, term: number, nodeTerm: number): void {
+    this.noteCommitBound(index, nodeTerm);
     const seen = this.applied.get(index);
     if (seen !== undefined && seen.term !== term) {
       this.violation(
@@ -176,7 +209,7 @@ export class SafetyChecker {
     }
     if (index > this.appliedIndexMax && term > 0) {
       // Its entries were applied somewhere, just not seen here entry by entry.
-      this.applied.set(index, { term, digest: Number.NaN, node });
+      this.applied.set(index, { term, digest: Number.NaN, node, commitTermBound: nodeTerm });
       this.appliedIndexMax = index;
     }
   }
