@@ -1,0 +1,264 @@
+/**
+ * WAL recovery: scan the segment files in order, verify them, rebuild the
+ * effective log, and cut a torn tail off the last segment.
+ *
+ * The WAL's semantics: a later entry record at index i replaces i and
+ * everything after it (a follower overwriting a conflicting suffix, Raft §5.3).
+ * So the effective log is rebuilt while scanning, not read off the records.
+ *
+ * Torn tail versus corruption (DESIGN.md §2): only the end of the last segment
+ * can hold a write that was never acknowledged. There, an incomplete record,
+ * or a damaged one followed by nothing that decodes, is the torn remains of
+ * an unsynced write and is cut. A damaged record anywhere else may hold a
+ * committed entry, and recovery refuses to start rather than drop it.
+ */
+
+import { basename, dirname, join } from 'node:path';
+import { fail } from '../raft/assert.js';
+import type { Entry, HardState, LogIndex } from '../raft/types.js';
+import type { FileSystem } from './fs.js';
+import { type DecodeResult, decodeRecord, type WalRecord } from './record.js';
+import { parseSegmentName } from './segment-name.js';
+import { WalCorruptionError } from './wal-errors.js';
+
+/** What recovery learned about one segment file that stays. */
+export interface RecoveredSegment {
+  readonly segmentId: number;
+  readonly firstIndex: LogIndex;
+  readonly path: string;
+  /** Bytes of verified records, which is the file's size after recovery. */
+  readonly sizeBytes: number;
+  /** Highest index of any entry record in the file; 0 if none. */
+  readonly maxEntryIndex: number;
+}
+
+/** A torn write cut off the end of the last segment. */
+export interface TornTail {
+  readonly file: string;
+  readonly offsetBytes: number;
+  readonly cutBytes: number;
+  /** Why the bytes were not a record: the decoder's verdict. */
+  readonly reason: string;
+  /** True when the whole file was the torn creation of a segment, and removed. */
+  readonly removedFile: boolean;
+}
+
+export interface Recovery {
+  /** The last hard state record in the log, or null if none was ever written. */
+  readonly hardState: HardState | null;
+  /** The effective log: index-ordered and contiguous. Payloads are copies. */
+  readonly entries: Entry[];
+  /** Index of the last entry; `firstIndex - 1` of the first segment if none. */
+  readonly lastIndex: LogIndex;
+  /** Segments in order; empty for a directory with no WAL yet. */
+  readonly segments: RecoveredSegment[];
+  readonly tornTails: TornTail[];
+}
+
+/** Scans and verifies every segment of `dir`; cuts a torn tail. Throws `WalCorruptionError`. */
+export async function recoverWal(fs: FileSystem, dir: string): Promise<Recovery> {
+  const names = await segmentNames(fs, dir);
+  const log = new EffectiveLog();
+  let hardState: HardState | null = null;
+  const segments: RecoveredSegment[] = [];
+  const tornTails: TornTail[] = [];
+  for (const [position, name] of names.entries()) {
+    const isLast = position === names.length - 1;
+    const scan = await scanSegment(fs, join(dir, name), isLast, log, position === 0);
+    if (scan.hardState !== null) hardState = scan.hardState;
+    if (scan.tornTail !== null) tornTails.push(scan.tornTail);
+    if (scan.segment !== null) segments.push(scan.segment);
+  }
+  const result = {
+    hardState,
+    entries: log.entries,
+    lastIndex: log.lastIndex as LogIndex,
+    segments,
+    tornTails,
+  };
+  return result;
+}
+
+/** Segment file names in order; a missing segment in the middle is corruption. */
+async function segmentNames(fs: FileSystem, dir: string): Promise<string[]> {
+  const names = (await fs.readdir(dir)).filter((name) => parseSegmentName(name) !== null);
+  for (let i = 1; i < names.length; i++) {
+    const previous = parseSegmentName(names[i - 1] ?? '');
+    const current = parseSegmentName(names[i] ?? '');
+    if (previous === null || current === null) fail('segment names were filtered');
+    if (current.segmentId !== previous.segmentId + 1) {
+      throw new WalCorruptionError(
+        join(dir, names[i] ?? ''),
+        0,
+        `segment ${previous.segmentId + 1} is missing (the one before is ${names[i - 1]})`,
+      );
+    }
+  }
+  return names;
+}
+
+interface SegmentScan {
+  readonly segment: RecoveredSegment | null;
+  readonly hardState: HardState | null;
+  readonly tornTail: TornTail | null;
+}
+
+async function scanSegment(
+  fs: FileSystem,
+  path: string,
+  isLast: boolean,
+  log: EffectiveLog,
+  isFirst: boolean,
+): Promise<SegmentScan> {
+  const name = parseSegmentName(basename(path));
+  if (name === null) fail(`not a segment name: ${path}`);
+  const file = await fs.open(path, isLast ? 'write' : 'read');
+  try {
+    const buffer = await file.read(0, await file.size());
+    let offset = 0;
+    let hardState: HardState | null = null;
+    let maxEntryIndex = 0;
+    // Each ok record consumes at least a header, which bounds the loop.
+    while (offset < buffer.length) {
+      const result = decodeRecord(buffer, offset);
+      if (result.kind !== 'ok') break;
+      const record = result.record;
+      if (offset === 0) checkHeader(path, record, name, log, isFirst);
+      else if (record.type === 'segmentHeader') {
+        throw new WalCorruptionError(path, offset, 'a segment header in the middle of a segment');
+      } else if (record.type === 'hardState') hardState = record.hardState;
+      else {
+        log.apply(record.entry, path, offset);
+        maxEntryIndex = Math.max(maxEntryIndex, record.entry.index);
+      }
+      offset += result.bytes;
+    }
+    const stop = offset < buffer.length ? stopAt(buffer, offset) : null;
+    if (stop !== null) {
+      if (!isLast)
+        throw new WalCorruptionError(path, offset, describe(stop, 'not the last segment'));
+      if (stop.kind === 'corrupt' && anyRecordAfter(buffer, offset)) {
+        throw new WalCorruptionError(path, offset, describe(stop, 'a valid record follows'));
+      }
+    }
+    if (offset === 0) {
+      // Not even a header: the creation of the segment was torn (it is the
+      // last one, or the check above threw). Nothing in it was acknowledged.
+      if (!isLast) throw new WalCorruptionError(path, 0, 'an empty segment that is not the last');
+      await file.close();
+      await fs.unlink(path);
+      await fs.syncDir(dirname(path));
+      const reason = stop === null ? 'empty file' : describe(stop, 'no header');
+      const tornTail = { file: path, offsetBytes: 0, cutBytes: buffer.length, reason };
+      return { segment: null, hardState, tornTail: { ...tornTail, removedFile: true } };
+    }
+    let tornTail: TornTail | null = null;
+    if (stop !== null) {
+      await file.truncate(offset);
+      await file.datasync();
+      const cutBytes = buffer.length - offset;
+      const reason = describe(stop, 'torn tail');
+      tornTail = { file: path, offsetBytes: offset, cutBytes, reason, removedFile: false };
+    }
+    const segment: RecoveredSegment = {
+      segmentId: name.segmentId,
+      firstIndex: name.firstIndex,
+      path,
+      sizeBytes: offset,
+      maxEntryIndex,
+    };
+    await file.close();
+    return { segment, hardState, tornTail };
+  } catch (error) {
+    await file.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The first record of a segment must be its header, agreeing with its name and the log so far. */
+function checkHeader(
+  path: string,
+  record: WalRecord,
+  name: { segmentId: number; firstIndex: LogIndex },
+  log: EffectiveLog,
+  isFirst: boolean,
+): void {
+  if (record.type !== 'segmentHeader') {
+    throw new WalCorruptionError(path, 0, `the first record is a ${record.type}, not a header`);
+  }
+  const { segmentId, firstIndex } = record.segment;
+  if (segmentId !== name.segmentId || firstIndex !== name.firstIndex) {
+    throw new WalCorruptionError(
+      path,
+      0,
+      `the header says segment ${segmentId} from index ${firstIndex}, the file name disagrees ` +
+        '(a renamed or misplaced file)',
+    );
+  }
+  if (isFirst) log.start(firstIndex);
+  else if (firstIndex !== log.lastIndex + 1) {
+    throw new WalCorruptionError(
+      path,
+      0,
+      `the segment starts at index ${firstIndex} but the log before it ends at ${log.lastIndex}`,
+    );
+  }
+}
+
+/** The decoder's verdict where the scan stopped, which is never `ok`. */
+function stopAt(buffer: Buffer, offset: number): Exclude<DecodeResult, { kind: 'ok' }> {
+  const result = decodeRecord(buffer, offset);
+  if (result.kind === 'ok') fail(`the scan stopped at a valid record at ${offset}`);
+  return result;
+}
+
+/** Whether any complete, verified record starts after `offset`. */
+function anyRecordAfter(buffer: Buffer, offset: number): boolean {
+  // A record starts with its checksums, so try every byte position; decoding
+  // rejects a wrong magic byte at once, which keeps this cheap on garbage.
+  for (let at = offset + 1; at < buffer.length; at++) {
+    if (decodeRecord(buffer, at).kind === 'ok') return true;
+  }
+  return false;
+}
+
+function describe(stop: Exclude<DecodeResult, { kind: 'ok' }>, context: string): string {
+  if (stop.kind === 'incomplete') {
+    return `incomplete record (needs ${stop.neededBytes} bytes from here; ${context})`;
+  }
+  return `${stop.message} (${stop.reason}; ${context})`;
+}
+
+/**
+ * The log as the records so far define it.
+ * Invariant: entries hold indexes lastIndex - entries.length + 1 .. lastIndex,
+ * contiguous, with terms that never decrease.
+ */
+class EffectiveLog {
+  readonly entries: Entry[] = [];
+  lastIndex = 0;
+
+  start(firstIndex: LogIndex): void {
+    if (this.entries.length !== 0) fail('the log starts once');
+    this.lastIndex = firstIndex - 1;
+  }
+
+  apply(entry: Entry, path: string, offset: number): void {
+    if (entry.index > this.lastIndex + 1) {
+      const reason = `entry ${entry.index} leaves a gap after ${this.lastIndex}`;
+      throw new WalCorruptionError(path, offset, reason);
+    }
+    const firstIndex = this.lastIndex - this.entries.length + 1;
+    this.entries.length = Math.max(0, Math.min(this.entries.length, entry.index - firstIndex));
+    const previous = this.entries[this.entries.length - 1];
+    if (previous !== undefined && previous.term > entry.term) {
+      const reason = `entry ${entry.index} has term ${entry.term}, below ${previous.term} before it`;
+      throw new WalCorruptionError(path, offset, reason);
+    }
+    // Entry data is a view into the segment's buffer: copy it so the buffer can go.
+    this.entries.push(
+      entry.kind === 'normal' ? { ...entry, data: new Uint8Array(entry.data) } : entry,
+    );
+    this.lastIndex = entry.index;
+  }
+}

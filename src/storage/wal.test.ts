@@ -1,0 +1,494 @@
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Entry, HardState } from '../raft/types.js';
+import { logIndex, nodeId, term } from '../raft/types.js';
+import { type DirLock, type FileSystem, FsError, type FsFile, type OpenMode } from './fs.js';
+import { NodeFileSystem } from './node-fs.js';
+import { recordBytes } from './record.js';
+import { Wal, WalCorruptionError, WalFailedError, type WalOptions } from './wal.js';
+
+const nodeFs = new NodeFileSystem();
+let dir = '';
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tandem-wal-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function entry(index: number, entryTerm: number, payloadBytes = 20): Entry {
+  const data = Buffer.alloc(payloadBytes, `${index}/${entryTerm};`);
+  return { kind: 'normal', index: logIndex(index), term: term(entryTerm), data };
+}
+
+function entries(from: number, to: number, entryTerm: number, payloadBytes = 20): Entry[] {
+  const list: Entry[] = [];
+  for (let i = from; i <= to; i++) list.push(entry(i, entryTerm, payloadBytes));
+  return list;
+}
+
+function hardState(hsTerm: number, commit: number): HardState {
+  return { term: term(hsTerm), vote: nodeId('n1'), commit: logIndex(commit) };
+}
+
+/** Entries as plain values, so a Buffer and a Uint8Array with equal bytes compare equal. */
+function plain(list: readonly Entry[]): unknown[] {
+  return list.map((e) =>
+    e.kind === 'normal' ? { ...e, data: Buffer.from(e.data).toString('hex') } : e,
+  );
+}
+
+async function segmentFiles(): Promise<string[]> {
+  return (await readdir(dir)).filter((name) => name.endsWith('.wal')).sort();
+}
+
+async function lastSegmentPath(): Promise<string> {
+  const names = await segmentFiles();
+  return join(dir, names[names.length - 1] ?? '');
+}
+
+async function reopen(options: WalOptions = {}) {
+  const result = await Wal.open(nodeFs, dir, options);
+  await result.wal.close();
+  return result;
+}
+
+async function corruptionOf(promise: Promise<unknown>): Promise<WalCorruptionError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof WalCorruptionError) return error;
+    throw error;
+  }
+  throw new Error('expected a WalCorruptionError');
+}
+
+/** Delegates to another FileSystem, letting a test watch or break `datasync`. */
+class WrappingFs implements FileSystem {
+  datasyncCount = 0;
+  failDatasync = false;
+  failWrite = false;
+
+  constructor(private readonly inner: FileSystem) {}
+
+  async open(path: string, mode: OpenMode): Promise<FsFile> {
+    return new WrappingFile(await this.inner.open(path, mode), this);
+  }
+  rename(from: string, to: string): Promise<void> {
+    return this.inner.rename(from, to);
+  }
+  unlink(path: string): Promise<void> {
+    return this.inner.unlink(path);
+  }
+  readdir(path: string): Promise<string[]> {
+    return this.inner.readdir(path);
+  }
+  mkdir(path: string): Promise<void> {
+    return this.inner.mkdir(path);
+  }
+  exists(path: string): Promise<boolean> {
+    return this.inner.exists(path);
+  }
+  syncDir(path: string): Promise<void> {
+    return this.inner.syncDir(path);
+  }
+  lock(lockDir: string): Promise<DirLock> {
+    return this.inner.lock(lockDir);
+  }
+}
+
+class WrappingFile implements FsFile {
+  constructor(
+    private readonly inner: FsFile,
+    private readonly owner: WrappingFs,
+  ) {}
+  get path(): string {
+    return this.inner.path;
+  }
+  read(positionBytes: number, lengthBytes: number): Promise<Buffer> {
+    return this.inner.read(positionBytes, lengthBytes);
+  }
+  write(positionBytes: number, data: Uint8Array): Promise<void> {
+    if (this.owner.failWrite) {
+      const message = `write of ${this.path} failed: ENOSPC`;
+      return Promise.reject(new FsError('ENOSPC', 'write', this.path, message));
+    }
+    return this.inner.write(positionBytes, data);
+  }
+  append(data: Uint8Array): Promise<void> {
+    return this.inner.append(data);
+  }
+  size(): Promise<number> {
+    return this.inner.size();
+  }
+  truncate(sizeBytes: number): Promise<void> {
+    return this.inner.truncate(sizeBytes);
+  }
+  async datasync(): Promise<void> {
+    this.owner.datasyncCount++;
+    if (this.owner.failDatasync) {
+      throw new FsError('EIO', 'datasync', this.path, `datasync of ${this.path} failed: EIO`);
+    }
+    await this.inner.datasync();
+  }
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe('Wal append and recovery', () => {
+  it('round-trips entries and the last hard state through a reopen', async () => {
+    const { wal, entries: none, hardState: noState } = await Wal.open(nodeFs, dir);
+    expect(none).toEqual([]);
+    expect(noState).toBeNull();
+    await wal.append(entries(1, 3, 1), hardState(1, 0));
+    await wal.append(entries(4, 6, 2), hardState(2, 3));
+    await wal.append([], hardState(2, 6));
+    await wal.close();
+    const recovered = await reopen();
+    expect(plain(recovered.entries)).toEqual(plain(entries(1, 3, 1).concat(entries(4, 6, 2))));
+    expect(recovered.hardState).toEqual(hardState(2, 6));
+    expect(recovered.tornTails).toEqual([]);
+    expect(recovered.wal.lastIndex).toBe(6);
+  });
+
+  it('group-commits concurrent appends: fewer datasyncs, resolved in call order', async () => {
+    const fs = new WrappingFs(nodeFs);
+    const { wal } = await Wal.open(fs, dir);
+    const syncsBefore = fs.datasyncCount;
+    const appendCount = 200;
+    const resolved: number[] = [];
+    const appends: Promise<void>[] = [];
+    for (let i = 1; i <= appendCount; i++) {
+      appends.push(wal.append([entry(i, 1)], null).then(() => void resolved.push(i)));
+      // Spread the calls over several turns so batches form behind a sync in flight.
+      if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(appends);
+    const syncs = fs.datasyncCount - syncsBefore;
+    expect(syncs).toBeGreaterThan(0);
+    expect(syncs).toBeLessThan(appendCount);
+    expect(resolved).toEqual(entries(1, appendCount, 1).map((e) => e.index));
+    await wal.close();
+    expect((await reopen()).entries).toHaveLength(appendCount);
+  });
+
+  it('bounds a batch: appends beyond batchBytesMax wait for the next one', async () => {
+    const fs = new WrappingFs(nodeFs);
+    const perAppendBytes = recordBytes({ type: 'entry', entry: entry(1, 1, 100) });
+    const { wal } = await Wal.open(fs, dir, { batchBytesMax: perAppendBytes * 2 });
+    const syncsBefore = fs.datasyncCount;
+    await Promise.all(entries(1, 10, 1, 100).map((e) => wal.append([e], null)));
+    // Two appends per batch at most: at least five batches.
+    expect(fs.datasyncCount - syncsBefore).toBeGreaterThanOrEqual(5);
+    await wal.close();
+    expect((await reopen()).entries).toHaveLength(10);
+  });
+
+  it('lets a later append overwrite a suffix, and recovery shows the new suffix', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 10, 1), null);
+    const overwrite = wal.append(entries(6, 8, 2), hardState(2, 5));
+    expect(wal.lastIndex).toBe(8);
+    await overwrite;
+    await wal.close();
+    const recovered = await reopen();
+    expect(plain(recovered.entries)).toEqual(plain(entries(1, 5, 1).concat(entries(6, 8, 2))));
+    expect(recovered.wal.lastIndex).toBe(8);
+  });
+
+  it('rotates across segments and recovers them all', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 1024 });
+    await wal.append([], hardState(1, 0));
+    for (let i = 1; i <= 60; i++) await wal.append([entry(i, 1, 100)], null);
+    expect(wal.segmentCount).toBeGreaterThan(4);
+    await wal.append(entries(50, 52, 2, 100), hardState(2, 49)); // an overwrite after rotation
+    await wal.close();
+    expect((await segmentFiles()).length).toBeGreaterThan(4);
+    const recovered = await reopen({ segmentBytesMax: 1024 });
+    expect(plain(recovered.entries)).toEqual(
+      plain(entries(1, 49, 1, 100).concat(entries(50, 52, 2, 100))),
+    );
+    expect(recovered.hardState).toEqual(hardState(2, 49));
+  });
+});
+
+describe('Wal recovery of damage', () => {
+  async function writeThreeBatches(): Promise<{ lastRecordAt: number; sizeBytes: number }> {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 3, 1), hardState(1, 0));
+    await wal.append(entries(4, 5, 1), null);
+    await wal.append([entry(6, 1)], null);
+    await wal.close();
+    const sizeBytes = (await stat(await lastSegmentPath())).size;
+    const lastRecordAt = sizeBytes - recordBytes({ type: 'entry', entry: entry(6, 1) });
+    return { lastRecordAt, sizeBytes };
+  }
+
+  it('cuts a torn last record at every byte offset, keeping everything before it', async () => {
+    const { lastRecordAt, sizeBytes } = await writeThreeBatches();
+    const path = await lastSegmentPath();
+    const original = await readFile(path);
+    expect(original.length).toBe(sizeBytes);
+    for (let cut = lastRecordAt + 1; cut < sizeBytes; cut++) {
+      await writeFile(path, original.subarray(0, cut));
+      const recovered = await reopen();
+      expect(recovered.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5]);
+      expect(recovered.tornTails).toHaveLength(1);
+      expect(recovered.tornTails[0]?.offsetBytes).toBe(lastRecordAt);
+      expect(recovered.tornTails[0]?.cutBytes).toBe(cut - lastRecordAt);
+      expect((await stat(path)).size).toBe(lastRecordAt);
+    }
+  });
+
+  it('cuts a damaged last record followed only by zeros', async () => {
+    const { lastRecordAt } = await writeThreeBatches();
+    const path = await lastSegmentPath();
+    const damaged = Buffer.concat([await readFile(path), Buffer.alloc(4096)]);
+    damaged[lastRecordAt + 40] = (damaged[lastRecordAt + 40] ?? 0) ^ 0x01;
+    await writeFile(path, damaged);
+    const recovered = await reopen();
+    expect(recovered.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5]);
+    expect(recovered.tornTails[0]?.reason).toMatch(/checksum/);
+    expect((await stat(path)).size).toBe(lastRecordAt);
+  });
+
+  it('refuses to start on a flipped bit in an early record, naming file and offset', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    for (let i = 1; i <= 10; i++) await wal.append([entry(i, 1)], null);
+    await wal.close();
+    const path = await lastSegmentPath();
+    const bytes = await readFile(path);
+    const headerBytes = recordBytes({
+      type: 'segmentHeader',
+      segment: { segmentId: 1, firstIndex: logIndex(1) },
+    });
+    const recordAt = headerBytes + recordBytes({ type: 'entry', entry: entry(1, 1) });
+    bytes[recordAt + 35] = (bytes[recordAt + 35] ?? 0) ^ 0x10; // entry 2's payload
+    await writeFile(path, bytes);
+    const error = await corruptionOf(Wal.open(nodeFs, dir));
+    expect(error.file).toBe(path);
+    expect(error.offsetBytes).toBe(recordAt);
+    expect(error.message).toContain(path);
+    expect(error.message).toContain(`byte offset ${recordAt}`);
+    expect(error.message).toContain('rejoin the cluster as a new member');
+    expect((await stat(path)).size).toBe(bytes.length); // nothing cut
+  });
+
+  it('refuses to start when the damaged last record is followed by a valid one', async () => {
+    const { lastRecordAt } = await writeThreeBatches();
+    const path = await lastSegmentPath();
+    const bytes = await readFile(path);
+    const previousAt = lastRecordAt - recordBytes({ type: 'entry', entry: entry(5, 1) });
+    bytes[previousAt + 3] = (bytes[previousAt + 3] ?? 0) ^ 0x80; // entry 5's header checksum
+    await writeFile(path, bytes);
+    const error = await corruptionOf(Wal.open(nodeFs, dir));
+    expect(error.offsetBytes).toBe(previousAt);
+    expect(error.reason).toMatch(/a valid record follows/);
+    expect((await stat(path)).size).toBe(bytes.length);
+  });
+
+  it('refuses to start on damage in a segment that is not the last', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 512 });
+    for (let i = 1; i <= 20; i++) await wal.append([entry(i, 1, 100)], null);
+    await wal.close();
+    const first = join(dir, (await segmentFiles())[0] ?? '');
+    const bytes = await readFile(first);
+    await writeFile(first, bytes.subarray(0, bytes.length - 10)); // a "torn" record mid-log
+    const error = await corruptionOf(Wal.open(nodeFs, dir));
+    expect(error.file).toBe(first);
+    expect(error.reason).toMatch(/not the last segment/);
+  });
+
+  it('removes a last segment whose creation was torn', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 2, 1), null);
+    await wal.close();
+    const torn = join(dir, '0000000000000002-0000000000000003.wal');
+    await writeFile(torn, Buffer.alloc(10));
+    const recovered = await reopen();
+    expect(recovered.entries).toHaveLength(2);
+    expect(recovered.tornTails[0]?.removedFile).toBe(true);
+    expect(await segmentFiles()).toHaveLength(1);
+  });
+
+  it('refuses a segment whose name disagrees with its header', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 2, 1), null);
+    await wal.close();
+    const [name] = await segmentFiles();
+    const renamed = join(dir, '0000000000000001-0000000000000005.wal');
+    await nodeFs.rename(join(dir, name ?? ''), renamed);
+    const error = await corruptionOf(Wal.open(nodeFs, dir));
+    expect(error.reason).toMatch(/file name disagrees/);
+  });
+});
+
+describe('Wal compaction', () => {
+  it('deletes only segments whose entries a snapshot covers, keeping the hard state', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 600 });
+    await wal.append([], hardState(3, 0));
+    for (let i = 1; i <= 40; i++) await wal.append([entry(i, 3, 100)], null);
+    const before = await segmentFiles();
+    expect(before.length).toBeGreaterThan(4);
+    // Segment i's last entry is one below the next segment's first index.
+    const firstIndexes = before.map((name) => Number.parseInt(name.slice(17, 33), 16));
+    const through = (firstIndexes[3] ?? 0) - 1;
+    expect(await wal.compact(logIndex(through))).toBe(3);
+    expect(await segmentFiles()).toEqual(before.slice(3));
+    expect(await wal.compact(logIndex(1000))).toBe(before.length - 4);
+    expect(wal.segmentCount).toBe(1); // never the last one
+    await wal.close();
+    const recovered = await reopen();
+    expect(recovered.hardState).toEqual(hardState(3, 0));
+    const last = firstIndexes[firstIndexes.length - 1] ?? 0;
+    expect(recovered.entries.map((e) => e.index)).toEqual(entries(last, 40, 3).map((e) => e.index));
+  });
+});
+
+describe('Wal failure', () => {
+  it('fails for good on a datasync error: rejects pending and later appends', async () => {
+    const fs = new WrappingFs(nodeFs);
+    const fatal: WalFailedError[] = [];
+    const { wal } = await Wal.open(fs, dir, { onFatal: (error) => fatal.push(error) });
+    await wal.append([entry(1, 1)], null);
+    fs.failDatasync = true;
+    const pending = [wal.append([entry(2, 1)], null), wal.append([entry(3, 1)], null)];
+    for (const append of pending) await expect(append).rejects.toBeInstanceOf(WalFailedError);
+    expect(wal.failed).toBeInstanceOf(WalFailedError);
+    expect(wal.failed?.message).toMatch(/must stop now and recover from its log at restart/);
+    expect(wal.failed?.message).toMatch(/EIO/);
+    expect(fatal).toHaveLength(1);
+    const syncs = fs.datasyncCount;
+    fs.failDatasync = false; // a later success must not matter: no retry
+    await expect(wal.append([entry(4, 1)], null)).rejects.toBe(wal.failed);
+    await expect(wal.compact(logIndex(1))).rejects.toBe(wal.failed);
+    expect(fs.datasyncCount).toBe(syncs);
+    await wal.close();
+  });
+});
+
+describe('Wal failure on write', () => {
+  it('fails for good on ENOSPC, and the log written before stays recoverable', async () => {
+    const fs = new WrappingFs(nodeFs);
+    const { wal } = await Wal.open(fs, dir);
+    await wal.append(entries(1, 3, 1), hardState(1, 3));
+    fs.failWrite = true;
+    await expect(wal.append([entry(4, 1)], null)).rejects.toThrow(/ENOSPC.*must stop now/);
+    await expect(wal.append([entry(5, 1)], null)).rejects.toBeInstanceOf(WalFailedError);
+    await wal.close();
+    const recovered = await reopen();
+    expect(recovered.entries.map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(recovered.hardState).toEqual(hardState(1, 3));
+  });
+});
+
+describe('Wal against a model', () => {
+  type Step =
+    | {
+        readonly kind: 'append';
+        readonly count: number;
+        readonly back: number;
+        readonly bump: boolean;
+      }
+    | { readonly kind: 'reopen' }
+    | { readonly kind: 'compact'; readonly fraction: number };
+
+  const stepArb: fc.Arbitrary<Step> = fc.oneof(
+    {
+      weight: 8,
+      arbitrary: fc.record({
+        kind: fc.constant('append' as const),
+        count: fc.integer({ min: 1, max: 4 }),
+        back: fc.integer({ min: 0, max: 6 }),
+        bump: fc.boolean(),
+      }),
+    },
+    { weight: 1, arbitrary: fc.constant({ kind: 'reopen' as const }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('compact' as const),
+        fraction: fc.double({ min: 0, max: 1, noNaN: true }),
+      }),
+    },
+  );
+
+  /** After compaction, recovery may start anywhere up to just past the snapshot. */
+  function expectModelSuffix(
+    recovered: readonly Entry[],
+    model: readonly Entry[],
+    through: number,
+  ) {
+    const first = recovered[0]?.index ?? model.length + 1;
+    expect(first).toBeLessThanOrEqual(through + 1);
+    expect(plain(recovered)).toEqual(plain(model.slice(first - 1)));
+  }
+
+  it('recovers exactly the log a naive model holds', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(stepArb, { maxLength: 25 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (steps, concurrency) => {
+          const runDir = join(dir, `run-${run++}`);
+          const options = { segmentBytesMax: 400 };
+          let { wal } = await Wal.open(nodeFs, runDir, options);
+          let model: Entry[] = [];
+          let currentTerm = 1;
+          let compactedThrough = 0;
+          let pending: Promise<void>[] = [];
+          for (const step of steps) {
+            if (step.kind === 'reopen') {
+              await Promise.all(pending);
+              pending = [];
+              await wal.close();
+              const reopened = await Wal.open(nodeFs, runDir, options);
+              expectModelSuffix(reopened.entries, model, compactedThrough);
+              wal = reopened.wal;
+              continue;
+            }
+            if (step.kind === 'compact') {
+              // A snapshot covers only durable, committed entries.
+              await Promise.all(pending);
+              pending = [];
+              const through = Math.floor(model.length * step.fraction);
+              compactedThrough = Math.max(compactedThrough, through);
+              await wal.compact(logIndex(through));
+              continue;
+            }
+            // Overwriting needs a new term, as a new leader would bring; never
+            // below the snapshot, whose entries are committed.
+            const back = Math.min(step.back, model.length - compactedThrough);
+            if (back > 0 || step.bump) currentTerm++;
+            const from = model.length - back + 1;
+            const batch = entries(from, from + step.count - 1, currentTerm, from % 7);
+            model = model.slice(0, from - 1).concat(batch);
+            pending.push(wal.append(batch, hardState(currentTerm, 0)));
+            if (pending.length >= concurrency) {
+              await Promise.all(pending);
+              pending = [];
+            }
+          }
+          await Promise.all(pending);
+          await wal.close();
+          const recovered = await Wal.open(nodeFs, runDir, options);
+          await recovered.wal.close();
+          expectModelSuffix(recovered.entries, model, compactedThrough);
+          expect(recovered.hardState?.term ?? 1).toBe(currentTerm);
+          await rm(runDir, { recursive: true, force: true });
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});

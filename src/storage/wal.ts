@@ -1,0 +1,353 @@
+/**
+ * The write-ahead log: entries and hard states appended to segment files,
+ * acknowledged only once fdatasync'ed, with group commit.
+ *
+ * Segments are `<segmentId>-<firstIndex>.wal` (segment-name.ts), each opening
+ * with a segment header record and, after the first, the latest durable hard
+ * state, so deleting old segments never loses the vote (Raft Figure 2).
+ * Records are framed by record.ts; recovery is wal-recovery.ts.
+ *
+ * A write or sync failure is fatal (DESIGN.md §2, the "fsyncgate" lesson):
+ * the Wal enters a failed state, rejects everything pending and to come, and
+ * never retries. The runtime must exit and recover from the log at restart.
+ */
+
+import { join } from 'node:path';
+import { assert, fail } from '../raft/assert.js';
+import type { Entry, HardState, LogIndex } from '../raft/types.js';
+import type { FileSystem, FsFile } from './fs.js';
+import { encodeRecords, type WalRecord } from './record.js';
+import { formatSegmentName } from './segment-name.js';
+import { type AppendRequest, appendBytes, WalBatch } from './wal-batch.js';
+import { WalFailedError } from './wal-errors.js';
+import { recoverWal, type TornTail } from './wal-recovery.js';
+
+export { WalCorruptionError, WalFailedError } from './wal-errors.js';
+export type { TornTail } from './wal-recovery.js';
+
+export interface WalOptions {
+  /** A segment that has reached this size is closed and a new one started. */
+  readonly segmentBytesMax?: number;
+  /** Limit of one group-commit batch; an append that would exceed it waits for the next. */
+  readonly batchBytesMax?: number;
+  /** Called once when the Wal fails, so the runtime can log and exit. */
+  readonly onFatal?: (error: WalFailedError) => void;
+}
+
+export const segmentBytesMaxDefault = 64 * 1024 * 1024;
+export const batchBytesMaxDefault = 8 * 1024 * 1024;
+
+/** What `Wal.open` recovered, with the Wal ready for appends. */
+export interface WalOpenResult {
+  readonly wal: Wal;
+  /** The last hard state written, or null if none ever was. */
+  readonly hardState: HardState | null;
+  /** The effective log, index-ordered and contiguous. The Wal keeps no reference to it. */
+  readonly entries: Entry[];
+  /** Torn writes cut off the end of the log; worth a log line each. */
+  readonly tornTails: TornTail[];
+}
+
+interface Segment {
+  readonly segmentId: number;
+  readonly firstIndex: LogIndex;
+  readonly path: string;
+  /** Highest index of an entry record in the file; 0 if none. */
+  maxEntryIndex: number;
+}
+
+export class Wal {
+  private readonly segmentBytesMax: number;
+  private readonly batchBytesMax: number;
+  private readonly onFatal: ((error: WalFailedError) => void) | undefined;
+  /** In order. Invariant: non-empty, and the last one is `file`. */
+  private readonly segments: Segment[];
+  /** Size of the current segment, counting written batches. */
+  private fileBytes: number;
+  /** The effective last index, counting appends not yet durable. */
+  private lastIndexAccepted: number;
+  /** The effective last index and latest hard state as of the last durable batch. */
+  private syncedLastIndex: number;
+  private syncedHardState: HardState | null;
+  /** Appends are encoded here while the previous batch is in flight. */
+  private open: WalBatch;
+  private inFlight: WalBatch | null = null;
+  /** Appends that did not fit `open`; they keep call order. */
+  private readonly waiting: AppendRequest[] = [];
+  private spareBuffer: Buffer | null = null;
+  /** Set while `flushBatches` runs; cleared by it synchronously as it ends. */
+  private flushing = false;
+  private flushed: Promise<void> = Promise.resolve();
+  private compaction: Promise<unknown> = Promise.resolve();
+  private failure: WalFailedError | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly fs: FileSystem,
+    private readonly dir: string,
+    private file: FsFile,
+    segments: Segment[],
+    fileBytes: number,
+    lastIndex: number,
+    hardState: HardState | null,
+    options: WalOptions,
+  ) {
+    this.segmentBytesMax = options.segmentBytesMax ?? segmentBytesMaxDefault;
+    this.batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
+    this.onFatal = options.onFatal;
+    assert(this.segmentBytesMax >= 1 && this.batchBytesMax >= 1, 'WAL limits must be positive');
+    assert(segments.length > 0, 'a Wal has a current segment');
+    this.segments = segments;
+    this.fileBytes = fileBytes;
+    this.lastIndexAccepted = lastIndex;
+    this.syncedLastIndex = lastIndex;
+    this.syncedHardState = hardState;
+    this.open = new WalBatch(null, lastIndex, this.batchBytesMax);
+  }
+
+  /**
+   * Recovers the WAL in `dir` (created if missing) and opens it for appends.
+   * Cuts a torn tail; throws `WalCorruptionError` for damage that may have
+   * hit a committed entry. The caller should hold the directory's lock.
+   *
+   * @example
+   * const { wal, hardState, entries } = await Wal.open(fs, '/data/wal', {});
+   * await wal.append([entry], hardState);
+   */
+  static async open(fs: FileSystem, dir: string, options: WalOptions = {}): Promise<WalOpenResult> {
+    await fs.mkdir(dir);
+    const recovery = await recoverWal(fs, dir);
+    const last = recovery.segments[recovery.segments.length - 1];
+    let segments: Segment[];
+    let file: FsFile;
+    let fileBytes: number;
+    if (last === undefined) {
+      const created = await createSegment(fs, dir, 1, 1 as LogIndex, null);
+      segments = [created.segment];
+      file = created.file;
+      fileBytes = created.bytes;
+    } else {
+      segments = recovery.segments.map((s) => ({ ...s }));
+      file = await fs.open(last.path, 'write');
+      fileBytes = last.sizeBytes;
+    }
+    const lastIndex = last === undefined ? 0 : recovery.lastIndex;
+    const wal = new Wal(fs, dir, file, segments, fileBytes, lastIndex, recovery.hardState, options);
+    const { hardState, entries, tornTails } = recovery;
+    return { wal, hardState, entries, tornTails };
+  }
+
+  /** The error the Wal failed with, or null while it works. */
+  get failed(): WalFailedError | null {
+    return this.failure;
+  }
+
+  /** The effective last index, counting appends not yet durable. */
+  get lastIndex(): LogIndex {
+    return this.lastIndexAccepted as LogIndex;
+  }
+
+  /** Number of segment files; for tests and metrics. */
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /**
+   * Appends entries (then the hard state, if any) and resolves once they are
+   * durable. Appends resolve in call order. `entries` may start at or below
+   * the last index: they replace the suffix from their first index on (a
+   * follower overwriting a conflicting suffix, Raft §5.3). Rejects with
+   * `WalFailedError` if the Wal has failed.
+   */
+  append(entries: readonly Entry[], hardState: HardState | null): Promise<void> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    assert(!this.closed, 'append after close');
+    assert(entries.length > 0 || hardState !== null, 'an append persists something');
+    this.checkContiguous(entries);
+    const lastEntry = entries[entries.length - 1];
+    if (lastEntry !== undefined) this.lastIndexAccepted = lastEntry.index;
+    const bytes = appendBytes(entries, hardState);
+    const lastIndexAfter = this.lastIndexAccepted;
+    return new Promise<void>((resolve, reject) => {
+      const request = { entries, hardState, bytes, lastIndexAfter, waiter: { resolve, reject } };
+      if (this.waiting.length === 0 && this.open.fits(bytes)) this.open.add(request);
+      else this.waiting.push(request);
+      this.startFlushing();
+    });
+  }
+
+  /**
+   * Deletes the oldest segments whose entries are all at or below
+   * `throughIndex` (covered by a snapshot), never the current one, and syncs
+   * the directory. Returns how many were deleted.
+   */
+  compact(throughIndex: LogIndex): Promise<number> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const run = this.compaction.then(() => this.compactNow(throughIndex));
+    this.compaction = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Waits for pending appends and compactions, then closes the current segment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    while (this.flushing) await this.flushed;
+    await this.compaction;
+    if (this.failure === null) await this.file.close();
+    else await this.file.close().catch(() => undefined);
+  }
+
+  private checkContiguous(entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first === undefined) return;
+    if (!(first.index >= 1 && first.index <= this.lastIndexAccepted + 1)) {
+      fail(`append at index ${first.index} after last index ${this.lastIndexAccepted}`);
+    }
+    for (let i = 1; i < entries.length; i++) {
+      const previous = entries[i - 1] as Entry;
+      const entry = entries[i] as Entry;
+      if (entry.index !== previous.index + 1 || entry.term < previous.term) {
+        fail(`entry ${entry.index}/${entry.term} after ${previous.index}/${previous.term}`);
+      }
+    }
+  }
+
+  private startFlushing(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    this.flushed = this.flushBatches();
+  }
+
+  /** Writes and syncs batches one at a time until none is pending. */
+  private async flushBatches(): Promise<void> {
+    try {
+      // Appends made in the same turn of the event loop join the first batch.
+      await Promise.resolve();
+      while (this.failure === null && this.open.bytes > 0) {
+        const batch = this.takeOpenBatch();
+        try {
+          await this.writeBatch(batch);
+        } catch (error) {
+          this.enterFailed(error);
+          return;
+        }
+        this.completeBatch(batch);
+      }
+    } finally {
+      // In the same microtask as the last resolve, not later: an append made
+      // by a resumed caller must start a new loop, not join one that ended.
+      this.flushing = false;
+    }
+  }
+
+  private takeOpenBatch(): WalBatch {
+    const batch = this.open;
+    this.inFlight = batch;
+    this.open = new WalBatch(this.spareBuffer, batch.lastIndexAfter, this.batchBytesMax);
+    this.spareBuffer = null;
+    this.admitWaiting();
+    return batch;
+  }
+
+  private completeBatch(batch: WalBatch): void {
+    this.inFlight = null;
+    this.syncedLastIndex = batch.lastIndexAfter;
+    if (batch.hardState !== null) this.syncedHardState = batch.hardState;
+    this.spareBuffer = batch.recycle();
+    for (const waiter of batch.waiters) waiter.resolve();
+  }
+
+  /** Moves waiting appends into the open batch, in order, while they fit. */
+  private admitWaiting(): void {
+    let admitted = 0;
+    while (admitted < this.waiting.length) {
+      const request = this.waiting[admitted] as AppendRequest;
+      if (!this.open.fits(request.bytes)) break;
+      this.open.add(request);
+      admitted++;
+    }
+    this.waiting.splice(0, admitted);
+  }
+
+  private async writeBatch(batch: WalBatch): Promise<void> {
+    if (this.fileBytes >= this.segmentBytesMax) await this.rotate();
+    const data = batch.contents();
+    await this.file.write(this.fileBytes, data);
+    this.fileBytes += data.length;
+    await this.file.datasync();
+    const current = this.segments[this.segments.length - 1] as Segment;
+    current.maxEntryIndex = Math.max(current.maxEntryIndex, batch.maxEntryIndex);
+  }
+
+  /** Closes the full segment and starts the next; runs between batches. */
+  private async rotate(): Promise<void> {
+    const current = this.segments[this.segments.length - 1] as Segment;
+    await this.file.datasync();
+    await this.file.close();
+    const firstIndex = (this.syncedLastIndex + 1) as LogIndex;
+    const created = await createSegment(
+      this.fs,
+      this.dir,
+      current.segmentId + 1,
+      firstIndex,
+      this.syncedHardState,
+    );
+    // Listed only once durable, so compaction cannot leave a log with no
+    // complete segment after a crash.
+    this.segments.push(created.segment);
+    this.file = created.file;
+    this.fileBytes = created.bytes;
+  }
+
+  private async compactNow(throughIndex: LogIndex): Promise<number> {
+    if (this.failure !== null) throw this.failure;
+    let deleted = 0;
+    try {
+      // Oldest first, so a crash midway leaves the remaining ids consecutive.
+      while (this.segments.length > 1) {
+        const oldest = this.segments[0] as Segment;
+        if (oldest.maxEntryIndex > throughIndex) break;
+        await this.fs.unlink(oldest.path);
+        this.segments.shift();
+        deleted++;
+      }
+      if (deleted > 0) await this.fs.syncDir(this.dir);
+    } catch (error) {
+      this.enterFailed(error);
+      throw this.failure;
+    }
+    return deleted;
+  }
+
+  /** Fails the Wal for good: rejects everything pending, and tells the runtime once. */
+  private enterFailed(cause: unknown): void {
+    if (this.failure !== null) return;
+    const failure = new WalFailedError(cause);
+    this.failure = failure;
+    const batches = [this.inFlight, this.open];
+    this.inFlight = null;
+    for (const batch of batches) for (const waiter of batch?.waiters ?? []) waiter.reject(failure);
+    for (const request of this.waiting.splice(0)) request.waiter.reject(failure);
+    this.onFatal?.(failure);
+  }
+}
+
+/** Creates a segment with its header (and hard state), durable file and directory entry. */
+async function createSegment(
+  fs: FileSystem,
+  dir: string,
+  segmentId: number,
+  firstIndex: LogIndex,
+  hardState: HardState | null,
+): Promise<{ segment: Segment; file: FsFile; bytes: number }> {
+  const path = join(dir, formatSegmentName(segmentId, firstIndex));
+  const records: WalRecord[] = [{ type: 'segmentHeader', segment: { segmentId, firstIndex } }];
+  if (hardState !== null) records.push({ type: 'hardState', hardState });
+  const data = encodeRecords(records);
+  const file = await fs.open(path, 'create');
+  await file.write(0, data);
+  await file.datasync();
+  await fs.syncDir(dir);
+  return { segment: { segmentId, firstIndex, path, maxEntryIndex: 0 }, file, bytes: data.length };
+}
