@@ -71,6 +71,8 @@ async function corruptionOf(promise: Promise<unknown>): Promise<WalCorruptionErr
 /** Delegates to another FileSystem, letting a test watch or break `datasync`. */
 class WrappingFs implements FileSystem {
   datasyncCount = 0;
+  /** Directory operations in call order. */
+  readonly events: ('unlink' | 'syncDir')[] = [];
   failDatasync = false;
   failWrite = false;
 
@@ -83,6 +85,7 @@ class WrappingFs implements FileSystem {
     return this.inner.rename(from, to);
   }
   unlink(path: string): Promise<void> {
+    this.events.push('unlink');
     return this.inner.unlink(path);
   }
   readdir(path: string): Promise<string[]> {
@@ -95,6 +98,7 @@ class WrappingFs implements FileSystem {
     return this.inner.exists(path);
   }
   syncDir(path: string): Promise<void> {
+    this.events.push('syncDir');
     return this.inner.syncDir(path);
   }
   lock(lockDir: string): Promise<DirLock> {
@@ -333,6 +337,17 @@ describe('Wal recovery of damage', () => {
 });
 
 describe('Wal compaction', () => {
+  it('makes each deletion durable before the next, so no file system can leave a gap', async () => {
+    const fs = new WrappingFs(nodeFs);
+    const { wal } = await Wal.open(fs, dir, { segmentBytesMax: 600 });
+    for (let i = 1; i <= 40; i++) await wal.append([entry(i, 3, 100)], null);
+    fs.events.length = 0;
+    const deleted = await wal.compact(logIndex(1000));
+    expect(deleted).toBeGreaterThan(2);
+    expect(fs.events).toEqual(Array.from({ length: deleted }, () => ['unlink', 'syncDir']).flat());
+    await wal.close();
+  });
+
   it('deletes only segments whose entries a snapshot covers, keeping the hard state', async () => {
     const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 600 });
     await wal.append([], hardState(3, 0));

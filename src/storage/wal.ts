@@ -304,15 +304,17 @@ export class Wal {
     if (this.failure !== null) throw this.failure;
     let deleted = 0;
     try {
-      // Oldest first, so a crash midway leaves the remaining ids consecutive.
+      // Oldest first, each unlink made durable before the next, so a crash
+      // midway leaves the remaining ids consecutive on any file system (not
+      // only on those that persist directory operations in order).
       while (this.segments.length > 1) {
         const oldest = this.segments[0] as Segment;
         if (oldest.maxEntryIndex > throughIndex) break;
         await this.fs.unlink(oldest.path);
+        await this.fs.syncDir(this.dir);
         this.segments.shift();
         deleted++;
       }
-      if (deleted > 0) await this.fs.syncDir(this.dir);
     } catch (error) {
       this.enterFailed(error);
       throw this.failure;
