@@ -6,32 +6,26 @@
  */
 import type { PersistedState, RaftConfigInput } from '../src/raft/config.js';
 import type { Message } from '../src/raft/messages.js';
+import type { Status } from '../src/raft/raft.js';
 import type { Ready } from '../src/raft/ready.js';
 import type { ProposeResult, RequestResult } from '../src/raft/results.js';
-import type {
-  ConfChange,
-  Entry,
-  LogIndex,
-  Membership,
-  NodeId,
-  Role,
-  SnapshotMeta,
-  Term,
-} from '../src/raft/types.js';
+import type { ConfChange, Entry, LogIndex, NodeId } from '../src/raft/types.js';
 
-export interface SimStatus {
-  readonly id: NodeId;
-  readonly role: Role;
-  readonly term: Term;
-  readonly vote: NodeId;
-  readonly leader: NodeId;
-  readonly commit: LogIndex;
-  readonly applied: LogIndex;
-  readonly firstIndex: LogIndex;
-  readonly lastIndex: LogIndex;
-  readonly membership: Membership;
-  readonly snapshot: SnapshotMeta;
-}
+/** The part of the core's `Status` the simulator reads. */
+export type SimStatus = Pick<
+  Status,
+  | 'id'
+  | 'role'
+  | 'term'
+  | 'vote'
+  | 'leader'
+  | 'commit'
+  | 'applied'
+  | 'firstIndex'
+  | 'lastIndex'
+  | 'membership'
+  | 'snapshot'
+>;
 
 export interface SimRaft {
   tick(): void;
