@@ -1,0 +1,410 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Ready } from '../raft/ready.js';
+import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
+import { logIndex, nodeId, term } from '../raft/types.js';
+import type { DirLock, FileSystem, FsFile, OpenMode } from './fs.js';
+import { NodeFileSystem } from './node-fs.js';
+import { RaftStorage, RaftStorageError, type RaftStorageOptions } from './raft-storage.js';
+import { SnapshotStore } from './snapshot-store.js';
+import { Wal } from './wal.js';
+
+const fs = new NodeFileSystem();
+let root: string;
+let dir: string;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'tandem-raft-storage-'));
+  dir = join(root, 'data');
+});
+
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Holds WAL fdatasyncs while `gate` is set. */
+class GatedFileSystem implements FileSystem {
+  gate: Promise<void> | null = null;
+  constructor(private readonly inner: FileSystem) {}
+  async open(path: string, mode: OpenMode): Promise<FsFile> {
+    const file = await this.inner.open(path, mode);
+    if (!path.includes('/wal/')) return file;
+    const datasync = async (): Promise<void> => {
+      if (this.gate !== null) await this.gate;
+      await file.datasync();
+    };
+    return {
+      path: file.path,
+      read: (at, length) => file.read(at, length),
+      write: (at, data) => file.write(at, data),
+      append: (data) => file.append(data),
+      size: () => file.size(),
+      truncate: (sizeBytes) => file.truncate(sizeBytes),
+      datasync,
+      sync: () => file.sync(),
+      close: () => file.close(),
+    };
+  }
+  rename(from: string, to: string): Promise<void> {
+    return this.inner.rename(from, to);
+  }
+  unlink(path: string): Promise<void> {
+    return this.inner.unlink(path);
+  }
+  readdir(path: string): Promise<string[]> {
+    return this.inner.readdir(path);
+  }
+  mkdir(path: string): Promise<void> {
+    return this.inner.mkdir(path);
+  }
+  exists(path: string): Promise<boolean> {
+    return this.inner.exists(path);
+  }
+  syncDir(path: string): Promise<void> {
+    return this.inner.syncDir(path);
+  }
+  lock(path: string): Promise<DirLock> {
+    return this.inner.lock(path);
+  }
+}
+
+function entry(index: number, entryTerm: number): Entry {
+  const data = Buffer.from(`entry ${index}/${entryTerm}`);
+  return { kind: 'normal', index: logIndex(index), term: term(entryTerm), data };
+}
+
+function entries(from: number, to: number, entryTerm: number): Entry[] {
+  const list: Entry[] = [];
+  for (let i = from; i <= to; i++) list.push(entry(i, entryTerm));
+  return list;
+}
+
+function hs(hsTerm: number, vote: string, commit: number): HardState {
+  return { term: term(hsTerm), vote: nodeId(vote), commit: logIndex(commit) };
+}
+
+function snap(index: number, snapTerm: number): SnapshotMeta {
+  return {
+    index: logIndex(index),
+    term: term(snapTerm),
+    membership: { voters: [nodeId('a'), nodeId('b')], learners: [nodeId('c')] },
+  };
+}
+
+function ready(fields: Partial<Ready>): Ready {
+  const list = fields.entries ?? [];
+  const hardState = fields.hardState ?? null;
+  return {
+    softState: null,
+    hardState,
+    snapshot: null,
+    entries: list,
+    mustSync: list.length > 0 || hardState !== null,
+    messages: [],
+    messagesAfterPersist: [],
+    committedEntries: [],
+    readStates: [],
+    ...fields,
+  };
+}
+
+function brief(list: readonly Entry[]): string[] {
+  return list.map((e) => `${e.index}/${e.term}`);
+}
+
+async function reopen(options: RaftStorageOptions = {}) {
+  return RaftStorage.open(fs, dir, options);
+}
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of source) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+describe('RaftStorage', () => {
+  it('opens a new data directory with the empty state', async () => {
+    const { storage, persisted } = await reopen();
+    expect(persisted).toEqual({
+      hardState: hs(0, '', 0),
+      snapshot: { index: 0, term: 0, membership: { voters: [], learners: [] } },
+      entries: [],
+    });
+    await storage.close();
+  });
+
+  it('round-trips Readys, including an overwrite and a skipped commit-only one', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 0) }));
+    await storage.persist(ready({ entries: entries(4, 6, 1), hardState: hs(1, 'a', 3) }));
+    // A follower overwriting a conflicting suffix.
+    await storage.persist(ready({ entries: entries(5, 7, 2), hardState: hs(2, 'b', 4) }));
+    await storage.persist(ready({ entries: entries(8, 8, 2) }));
+    await storage.close();
+
+    const { storage: again, persisted } = await reopen();
+    expect(brief(persisted.entries)).toEqual([
+      '1/1',
+      '2/1',
+      '3/1',
+      '4/1',
+      '5/2',
+      '6/2',
+      '7/2',
+      '8/2',
+    ]);
+    expect(Buffer.from((persisted.entries[5] as Entry & { data: Uint8Array }).data)).toEqual(
+      Buffer.from('entry 6/2'),
+    );
+    expect(persisted.hardState).toEqual(hs(2, 'b', 4));
+    expect(persisted.snapshot.index).toBe(0);
+    await again.close();
+  });
+
+  it('does not write a commit-only Ready, but carries it with the next append', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 4, 1), hardState: hs(1, 'a', 1) }));
+    await storage.persist(ready({ hardState: hs(1, 'a', 3), mustSync: false }));
+    await storage.close();
+    const first = await reopen();
+    expect(first.persisted.hardState).toEqual(hs(1, 'a', 1)); // the commit was not synced
+    await first.storage.persist(ready({ hardState: hs(1, 'a', 4), mustSync: false }));
+    await first.storage.persist(ready({ entries: entries(5, 5, 1) }));
+    await first.storage.close();
+    const second = await reopen();
+    expect(second.persisted.hardState).toEqual(hs(1, 'a', 4));
+    expect(brief(second.persisted.entries)).toEqual(['1/1', '2/1', '3/1', '4/1', '5/1']);
+    await second.storage.close();
+  });
+
+  it('persists overlapping calls in call order', async () => {
+    const { storage } = await reopen();
+    const order: number[] = [];
+    const calls = [
+      storage.persist(ready({ entries: entries(1, 2, 1), hardState: hs(1, 'a', 0) })),
+      storage.persist(ready({ entries: entries(3, 4, 1) })),
+      storage.persist(ready({ entries: entries(3, 5, 2), hardState: hs(2, 'a', 2) })),
+    ].map((p, i) => p.then(() => order.push(i)));
+    await Promise.all(calls);
+    expect(order).toEqual([0, 1, 2]);
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(brief(persisted.entries)).toEqual(['1/1', '2/1', '3/2', '4/2', '5/2']);
+    expect(persisted.hardState).toEqual(hs(2, 'a', 2));
+    await again.close();
+  });
+
+  it('writes a snapshot only once the appends issued before it are durable', async () => {
+    const gated = new GatedFileSystem(fs);
+    const { storage } = await RaftStorage.open(gated, dir);
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 1) }));
+    let open = (): void => undefined;
+    gated.gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    try {
+      const appended = storage.persist(ready({ entries: entries(4, 5, 1) }));
+      const installed = storage.persist(
+        ready({ snapshot: snap(6, 2), hardState: hs(2, 'b', 6) }),
+        Buffer.from('s'),
+      );
+      const saved = storage.saveSnapshot(snap(2, 1), Buffer.from('app'));
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      const snapFiles = async () =>
+        (await readdir(join(dir, 'snap'))).filter((name) => name.endsWith('.snap'));
+      expect(await snapFiles()).toEqual([]);
+      gated.gate = null;
+      open();
+      await Promise.all([appended, installed, saved]);
+      expect((await snapFiles()).length).toBe(2);
+    } finally {
+      gated.gate = null;
+      open();
+      await storage.close();
+    }
+    const { storage: again, persisted } = await reopen();
+    expect(persisted.snapshot).toEqual(snap(6, 2));
+    expect(persisted.hardState).toEqual(hs(2, 'b', 6));
+    await again.close();
+  });
+
+  it('saves an application snapshot, compacts the WAL, and recovers after it', async () => {
+    const options: RaftStorageOptions = { wal: { segmentBytesMax: 200 } };
+    const { storage } = await reopen(options);
+    for (let i = 1; i <= 30; i += 3) {
+      await storage.persist(ready({ entries: entries(i, i + 2, 1), hardState: hs(1, 'a', i) }));
+    }
+    const walDir = join(dir, 'wal');
+    const segmentsBefore = (await readdir(walDir)).length;
+    const data = Buffer.from('state machine at 20');
+    const info = await storage.saveSnapshot(snap(20, 1), data);
+    expect(info.meta.index).toBe(20);
+    expect((await readdir(walDir)).length).toBeLessThan(segmentsBefore);
+    // Older snapshots are retired, keeping two.
+    await storage.saveSnapshot(snap(24, 1), Buffer.from('at 24'));
+    await storage.saveSnapshot(snap(25, 1), Buffer.from('at 25'));
+    expect((await readdir(join(dir, 'snap'))).length).toBe(2);
+    await storage.close();
+
+    const { storage: again, persisted } = await reopen(options);
+    expect(persisted.snapshot).toEqual(snap(25, 1));
+    expect(persisted.entries.map((e) => e.index)).toEqual([26, 27, 28, 29, 30]);
+    expect(persisted.hardState.commit).toBeGreaterThanOrEqual(25);
+    expect(await collect(await again.openSnapshot(snap(25, 1)))).toEqual(Buffer.from('at 25'));
+    await again.close();
+  });
+
+  it('raises the commit index to the snapshot index', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 6, 1), hardState: hs(1, 'a', 2) }));
+    await storage.saveSnapshot(snap(4, 1), Buffer.from('x'));
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(persisted.hardState).toEqual(hs(1, 'a', 4));
+    expect(brief(persisted.entries)).toEqual(['5/1', '6/1']);
+    await again.close();
+  });
+
+  it("installs a leader's snapshot within the WAL, dropping the diverged suffix", async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 8, 1), hardState: hs(1, 'a', 2) }));
+    // The leader's log has another entry at 5: the core replaces its log.
+    async function* chunks(): AsyncIterable<Uint8Array> {
+      yield Buffer.from('leader ');
+      yield Buffer.from('state');
+    }
+    await storage.persist(
+      ready({ snapshot: snap(5, 2), hardState: hs(2, 'b', 5), mustSync: true }),
+      chunks(),
+    );
+    await storage.close();
+
+    const first = await reopen();
+    expect(first.persisted.snapshot).toEqual(snap(5, 2));
+    expect(first.persisted.entries).toEqual([]); // 6..8 were of the diverged log
+    expect(first.persisted.hardState).toEqual(hs(2, 'b', 5));
+    const data = await collect(await first.storage.openSnapshot(snap(5, 2)));
+    expect(data.toString()).toBe('leader state');
+    await first.storage.persist(ready({ entries: entries(6, 7, 2), hardState: hs(2, 'b', 6) }));
+    await first.storage.close();
+
+    const second = await reopen();
+    expect(brief(second.persisted.entries)).toEqual(['6/2', '7/2']);
+    expect(second.persisted.hardState).toEqual(hs(2, 'b', 6));
+    await second.storage.close();
+  });
+
+  it("installs a leader's snapshot with entries after it in the same Ready", async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 8, 1), hardState: hs(1, 'a', 2) }));
+    await storage.persist(
+      ready({ snapshot: snap(4, 2), entries: entries(5, 6, 2), hardState: hs(2, 'b', 4) }),
+      Buffer.from('s'),
+    );
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(persisted.snapshot).toEqual(snap(4, 2));
+    expect(brief(persisted.entries)).toEqual(['5/2', '6/2']);
+    await again.close();
+  });
+
+  it("installs a leader's snapshot just after the WAL's end", async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 1) }));
+    await storage.persist(
+      ready({ snapshot: snap(4, 2), entries: entries(5, 5, 2), hardState: hs(2, 'b', 4) }),
+      Buffer.from('s'),
+    );
+    await storage.persist(ready({ entries: entries(6, 6, 2), hardState: hs(2, 'b', 5) }));
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(persisted.snapshot).toEqual(snap(4, 2));
+    expect(brief(persisted.entries)).toEqual(['5/2', '6/2']);
+    expect(persisted.hardState).toEqual(hs(2, 'b', 5));
+    await again.close();
+  });
+
+  it("refuses a leader's snapshot beyond the WAL's end, writing nothing, and stays failed", async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 1) }));
+    const error = await storage
+      .persist(
+        ready({ snapshot: snap(10, 2), entries: entries(11, 12, 2), hardState: hs(2, 'b', 10) }),
+        Buffer.from('s'),
+      )
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftStorageError);
+    expect((error as Error).message).toContain('Wal.reset');
+    expect((error as Error).message).toContain('nothing was written');
+    expect(await readdir(join(dir, 'snap'))).toEqual([]);
+    await expect(storage.persist(ready({ entries: entries(4, 4, 1) }))).rejects.toBe(error);
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(brief(persisted.entries)).toEqual(['1/1', '2/1', '3/1']);
+    expect(persisted.snapshot.index).toBe(0);
+    await again.close();
+  });
+
+  it('refuses a snapshot Ready without data, and entries not right after the snapshot', async () => {
+    const first = await reopen();
+    await first.storage.persist(ready({ entries: entries(1, 5, 1), hardState: hs(1, 'a', 1) }));
+    await expect(
+      first.storage.persist(ready({ snapshot: snap(3, 2), hardState: hs(2, 'b', 3) })),
+    ).rejects.toThrow(/no data/);
+    await first.storage.close();
+    const second = await reopen();
+    await expect(
+      second.storage.persist(
+        ready({ snapshot: snap(3, 2), entries: entries(5, 5, 2) }),
+        Buffer.from('s'),
+      ),
+    ).rejects.toThrow(/must start at 4/);
+    await second.storage.close();
+  });
+
+  it('reports a commit index beyond the stored log', async () => {
+    const first = await reopen();
+    await first.storage.close();
+    const { wal } = await Wal.open(fs, join(dir, 'wal'));
+    await wal.append(entries(1, 2, 1), hs(1, 'a', 5));
+    await wal.close();
+    const error = await reopen().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftStorageError);
+    expect((error as Error).message).toMatch(/commit index 5 is beyond the last stored entry 2/);
+    // The lock was released: the directory can be opened by other means.
+    const { wal: probe } = await Wal.open(fs, join(dir, 'wal'));
+    await probe.close();
+  });
+
+  it('reports a snapshot beyond the end of the WAL', async () => {
+    const first = await reopen();
+    await first.storage.persist(ready({ entries: entries(1, 3, 1) }));
+    await first.storage.close();
+    const store = await SnapshotStore.open(fs, join(dir, 'snap'));
+    await (await store.beginWrite(snap(10, 1))).finish();
+    const error = await reopen().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftStorageError);
+    expect((error as Error).message).toMatch(
+      /snapshot is at index 10 but the write-ahead log ends at index 3/,
+    );
+  });
+
+  it('reports a gap between the snapshot and the WAL', async () => {
+    const first = await reopen({ wal: { segmentBytesMax: 150 } });
+    for (let i = 1; i <= 20; i += 2) {
+      await first.storage.persist(ready({ entries: entries(i, i + 1, 1) }));
+    }
+    await first.storage.saveSnapshot(snap(14, 1), Buffer.from('x'));
+    await first.storage.close();
+    // The snapshot is lost, an older one remains.
+    await rm(join(dir, 'snap'), { recursive: true });
+    const store = await SnapshotStore.open(fs, join(dir, 'snap'));
+    const writer = await store.beginWrite(snap(1, 1));
+    await writer.finish();
+    const error = await reopen().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RaftStorageError);
+    expect((error as Error).message).toMatch(/snapshot ends at index 1 but the write-ahead log/);
+  });
+});

@@ -1,0 +1,371 @@
+/**
+ * The node's stable storage (issue 3, DESIGN.md §2): the one object the node
+ * runtime uses to recover its `PersistedState` at start and to persist each
+ * `Ready` in the order the core requires. It ties together the data
+ * directory (lock, format), the snapshot store and the write-ahead log.
+ *
+ * Persisting a Ready: the snapshot (if any) is written and made durable
+ * first, then the entries and the hard state go to the WAL in one append,
+ * which resolves once fdatasynced.
+ *
+ * Choices:
+ * - A Ready with no entries whose `mustSync` is false carries at most a
+ *   commit change. Commit is recoverable (the leader tells it again), so such
+ *   a Ready is not written at all; its hard state is kept and written with
+ *   the next append that carries none of its own. Recovery thus may find an
+ *   older commit, never a newer one.
+ * - A follower that installs a snapshot from the leader replaces its whole
+ *   log (the core only does so when its log does not hold the snapshot's
+ *   last entry). The WAL has no operation to restart the log after a
+ *   snapshot, so the append of such a Ready starts with a marker entry at the
+ *   snapshot's index and term (an empty normal entry, never returned: it is
+ *   covered by the snapshot), followed by the Ready's entries. Appending at
+ *   the snapshot index cuts the diverged suffix, and until that append is
+ *   durable, recovery recognizes the diverged suffix by the WAL's entry at
+ *   the snapshot index having another term than the snapshot, and drops it.
+ *   If recovery finds the marker missing, the next append writes it first.
+ *   This needs the snapshot index to be at most the WAL's last index + 1 (the
+ *   WAL refuses a gap); a snapshot further ahead (a follower far behind) is
+ *   refused up front, before anything is written, with a `RaftStorageError`
+ *   naming the missing WAL operation (`Wal.reset`).
+ * - A snapshot (the leader's or the application's) is written only once
+ *   every WAL append issued before it is durable, so a crash never leaves a
+ *   snapshot ahead of a gap in the log.
+ * - Installing a snapshot or saving one deletes the WAL segments it covers
+ *   and retires all but the newest `snapshotsKept` snapshots.
+ */
+
+import type { PersistedState } from '../raft/config.js';
+import type { Ready } from '../raft/ready.js';
+import type { Entry, HardState, LogIndex, Membership, SnapshotMeta } from '../raft/types.js';
+import { logIndex, noNode, term } from '../raft/types.js';
+import { DataDir } from './data-dir.js';
+import type { FileSystem } from './fs.js';
+import {
+  type SnapshotInfo,
+  type SnapshotReader,
+  SnapshotStore,
+  type SnapshotStoreOptions,
+} from './snapshot-store.js';
+import { Wal, type WalOptions } from './wal.js';
+
+export interface RaftStorageOptions {
+  readonly wal?: WalOptions;
+  readonly snapshots?: SnapshotStoreOptions;
+  /** How many snapshots to keep when retiring old ones; default 2. */
+  readonly snapshotsKept?: number;
+}
+
+/** What `RaftStorage.open` returns. */
+export interface RaftStorageOpenResult {
+  readonly storage: RaftStorage;
+  readonly persisted: PersistedState;
+}
+
+/**
+ * The stored state is inconsistent, or an operation cannot be done; the
+ * message says what and what to do.
+ */
+export class RaftStorageError extends Error {
+  override readonly name = 'RaftStorageError';
+}
+
+/** Snapshot data: a stream of chunks or one buffer. */
+export type SnapshotData = AsyncIterable<Uint8Array> | Uint8Array;
+
+const emptyMembership: Membership = { voters: [], learners: [] };
+const emptySnapshot: SnapshotMeta = {
+  index: logIndex(0),
+  term: term(0),
+  membership: emptyMembership,
+};
+const emptyHardState: HardState = { term: term(0), vote: noNode, commit: logIndex(0) };
+
+export class RaftStorage {
+  /** Settles once the previous `persist` has issued its WAL append (or failed). */
+  private issued: Promise<void> = Promise.resolve();
+  /** A commit-only hard state not yet written; goes with the next append. */
+  private pendingHardState: HardState | null = null;
+  private failure: unknown = null;
+  /** The last WAL append issued; a snapshot is written only once it is durable. */
+  private lastAppend: Promise<void> = Promise.resolve();
+  /**
+   * A snapshot whose marker entry is not in the WAL (recovery found the
+   * diverged log after it, or the WAL ending before it): the next append
+   * writes the marker first.
+   */
+  private pendingMarker: SnapshotMeta | null;
+  private closed = false;
+  private readonly snapshotsKept: number;
+  /** Calls of `persist` and `saveSnapshot` not yet settled; `close` waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
+
+  private constructor(
+    private readonly dataDir: DataDir,
+    private readonly snapshots: SnapshotStore,
+    private readonly wal: Wal,
+    options: RaftStorageOptions,
+    pendingMarker: SnapshotMeta | null,
+  ) {
+    this.pendingMarker = pendingMarker;
+    this.snapshotsKept = options.snapshotsKept ?? 2;
+  }
+
+  /**
+   * Opens (creating if needed) the data directory at `dataDirPath`, recovers
+   * the snapshot store and the WAL, and returns the state the node starts
+   * from. Throws `RaftStorageError` if the recovered pieces do not fit.
+   */
+  static async open(
+    fs: FileSystem,
+    dataDirPath: string,
+    options: RaftStorageOptions = {},
+  ): Promise<RaftStorageOpenResult> {
+    const dataDir = await DataDir.open(fs, dataDirPath);
+    let wal: Wal | null = null;
+    try {
+      const snapshots = await SnapshotStore.open(fs, dataDir.snapDir, options.snapshots);
+      const recovered = await Wal.open(fs, dataDir.walDir, options.wal);
+      wal = recovered.wal;
+      const snapshot = snapshots.latest() ?? emptySnapshot;
+      const { persisted, needsMarker } = buildPersistedState(
+        dataDirPath,
+        snapshot,
+        recovered.entries,
+        recovered.hardState,
+        wal.lastIndex,
+      );
+      const marker = needsMarker ? snapshot : null;
+      return { storage: new RaftStorage(dataDir, snapshots, wal, options, marker), persisted };
+    } catch (error) {
+      await wal?.close().catch(() => undefined);
+      await dataDir.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The newest durable snapshot, or null. */
+  latestSnapshot(): SnapshotMeta | null {
+    return this.snapshots.latest();
+  }
+
+  /**
+   * Persists `rd` (snapshot, then entries and hard state); resolves once
+   * durable. `snapshotData` is required when `rd.snapshot` is set. Calls may
+   * overlap: they are written, and resolve, in call order. After a failure,
+   * every later call rejects (the runtime should stop and recover).
+   */
+  persist(rd: Ready, snapshotData?: SnapshotData): Promise<void> {
+    const previous = this.issued;
+    let markIssued = (): void => undefined;
+    this.issued = new Promise<void>((resolve) => {
+      markIssued = resolve;
+    });
+    const run = async (): Promise<void> => {
+      let appended: Promise<void> | null = null;
+      try {
+        await previous;
+        if (this.failure !== null) throw this.failure;
+        if (this.closed) throw new RaftStorageError('persist after close');
+        if (rd.snapshot !== null) {
+          await this.appendsDurable();
+          this.checkSnapshotFits(rd.snapshot, rd.entries);
+          if (snapshotData === undefined) {
+            throw new RaftStorageError(
+              `Ready carries snapshot ${rd.snapshot.index}/${rd.snapshot.term} but no data was given`,
+            );
+          }
+          await this.writeSnapshot(rd.snapshot, snapshotData);
+        }
+        appended = this.appendReady(rd);
+      } catch (error) {
+        this.failure ??= error;
+        throw error;
+      } finally {
+        markIssued();
+      }
+      try {
+        await appended;
+      } catch (error) {
+        this.failure ??= error;
+        throw error;
+      }
+      if (rd.snapshot !== null) await this.compactTo(rd.snapshot.index);
+    };
+    return this.track(run());
+  }
+
+  /**
+   * Saves a snapshot the application took at `meta.index` (at or below the
+   * commit index), then deletes the WAL segments it covers and retires old
+   * snapshots. Resolves with the snapshot's info once durable.
+   */
+  saveSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
+    return this.track(this.saveSnapshotNow(meta, data));
+  }
+
+  private async saveSnapshotNow(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
+    if (this.closed) throw new RaftStorageError('saveSnapshot after close');
+    // After the appends of every `persist` called before, once durable.
+    await this.issued;
+    if (this.failure !== null) throw this.failure;
+    await this.appendsDurable();
+    if (meta.index > this.wal.lastIndex) {
+      throw new RaftStorageError(
+        `application snapshot at index ${meta.index} is beyond the log's last index ` +
+          `${this.wal.lastIndex}: a snapshot may only cover committed, persisted entries`,
+      );
+    }
+    const info = await this.writeSnapshot(meta, data);
+    await this.compactTo(meta.index);
+    return info;
+  }
+
+  /** Opens a stored snapshot for streaming (to a follower, or to install). */
+  openSnapshot(meta: Pick<SnapshotMeta, 'index' | 'term'>): Promise<SnapshotReader> {
+    return this.snapshots.openRead(meta);
+  }
+
+  /** Waits for pending writes, then closes the WAL and releases the directory's lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.allSettled([...this.running]);
+    try {
+      await this.wal.close();
+    } finally {
+      await this.dataDir.close();
+    }
+  }
+
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running.add(work);
+    const untrack = (): void => {
+      this.running.delete(work);
+    };
+    work.then(untrack, untrack);
+    return work;
+  }
+
+  /**
+   * Waits until every append issued so far is durable, so that a snapshot
+   * never becomes durable ahead of the log it follows (else a crash could
+   * leave a gap between the WAL's end and the snapshot).
+   */
+  private async appendsDurable(): Promise<void> {
+    await this.lastAppend.catch(() => undefined);
+    if (this.wal.failed !== null) throw this.wal.failed;
+  }
+
+  /** Refuses a snapshot the WAL cannot continue after; nothing is written yet. */
+  private checkSnapshotFits(snapshot: SnapshotMeta, entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first !== undefined && first.index !== snapshot.index + 1) {
+      throw new RaftStorageError(
+        `Ready carries snapshot ${snapshot.index} and entries from ${first.index}: ` +
+          `they must start at ${snapshot.index + 1}`,
+      );
+    }
+    if (snapshot.index > this.wal.lastIndex + 1) {
+      throw new RaftStorageError(
+        `cannot install snapshot at index ${snapshot.index}: it is beyond the WAL's last ` +
+          `index ${this.wal.lastIndex} + 1, and the WAL has no operation to restart the log ` +
+          'after a snapshot (Wal.reset(snapshotIndex) is needed); nothing was written',
+      );
+    }
+  }
+
+  private async writeSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
+    const writer = await this.snapshots.beginWrite(meta);
+    try {
+      if (data instanceof Uint8Array) {
+        await writer.write(data);
+      } else {
+        for await (const chunk of data) await writer.write(chunk);
+      }
+      return await writer.finish();
+    } catch (error) {
+      await writer.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Issues the Ready's WAL append at once (keeping call order); null if nothing to write. */
+  private appendReady(rd: Ready): Promise<void> | null {
+    if (rd.entries.length === 0 && !rd.mustSync && rd.snapshot === null) {
+      // Commit only: recoverable, so not worth an fsync; written with the next append.
+      if (rd.hardState !== null) this.pendingHardState = rd.hardState;
+      return null;
+    }
+    const hardState = rd.hardState ?? this.pendingHardState;
+    if (rd.entries.length === 0 && hardState === null && rd.snapshot === null) return null;
+    this.pendingHardState = null;
+    const marker = rd.snapshot ?? this.pendingMarker;
+    this.pendingMarker = null;
+    const list =
+      marker === null || marker.index === 0 ? rd.entries : [snapshotMarker(marker), ...rd.entries];
+    if (list.length === 0 && hardState === null) return null;
+    const appended = this.wal.append(list, hardState);
+    this.lastAppend = appended;
+    return appended;
+  }
+
+  private async compactTo(index: LogIndex): Promise<void> {
+    await this.wal.compact(index);
+    await this.snapshots.retire(this.snapshotsKept);
+  }
+}
+
+/** The entry written at a leader's snapshot's index to restart the WAL's log there. */
+function snapshotMarker(snapshot: SnapshotMeta): Entry {
+  return { kind: 'normal', index: snapshot.index, term: snapshot.term, data: new Uint8Array(0) };
+}
+
+/** Builds the start state from what was recovered, or throws `RaftStorageError`. */
+function buildPersistedState(
+  path: string,
+  snapshot: SnapshotMeta,
+  walEntries: readonly Entry[],
+  walHardState: HardState | null,
+  walLastIndex: number,
+): { persisted: PersistedState; needsMarker: boolean } {
+  const atSnapshot = walEntries.find((e) => e.index === snapshot.index);
+  // The WAL's entry at the snapshot index has another term: the snapshot was
+  // installed from the leader, but the append of its marker entry (which
+  // cuts the diverged log) was not durable; the log after it is diverged.
+  const diverged = atSnapshot !== undefined && atSnapshot.term !== snapshot.term;
+  const entries = diverged ? [] : walEntries.filter((e) => e.index > snapshot.index);
+  if (snapshot.index > walLastIndex + 1) {
+    throw new RaftStorageError(
+      `data directory ${path} is inconsistent: the newest snapshot is at index ` +
+        `${snapshot.index} but the write-ahead log ends at index ${walLastIndex}, and the WAL ` +
+        'cannot continue after a gap (were WAL files removed?). Move the data directory aside ' +
+        'and let this node rejoin the cluster as a new member (or restore it from a backup)',
+    );
+  }
+  const first = entries[0];
+  if (first !== undefined && first.index !== snapshot.index + 1) {
+    throw new RaftStorageError(
+      `data directory ${path} is inconsistent: the newest snapshot ends at index ` +
+        `${snapshot.index} but the write-ahead log resumes at index ${first.index}, so entries ` +
+        `${snapshot.index + 1}..${first.index - 1} are missing (was a snapshot file removed?). ` +
+        'Restore the missing snapshot, or move the data directory aside and let this node ' +
+        'rejoin the cluster as a new member',
+    );
+  }
+  const stored = walHardState ?? emptyHardState;
+  const hardState: HardState =
+    stored.commit < snapshot.index ? { ...stored, commit: snapshot.index } : stored;
+  const lastIndex = entries[entries.length - 1]?.index ?? snapshot.index;
+  if (hardState.commit > lastIndex) {
+    throw new RaftStorageError(
+      `data directory ${path} is inconsistent: the hard state's commit index ` +
+        `${hardState.commit} is beyond the last stored entry ${lastIndex} (snapshot at ` +
+        `${snapshot.index}, ${entries.length} log entries after it), so committed entries ` +
+        'are lost. Move the data directory aside and let this node rejoin the cluster as a ' +
+        'new member (or restore it from a backup)',
+    );
+  }
+  const needsMarker = snapshot.index > 0 && (diverged || walLastIndex < snapshot.index);
+  return { persisted: { hardState, snapshot, entries }, needsMarker };
+}
