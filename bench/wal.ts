@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Entry } from '../src/raft/types.js';
 import { logIndex, term } from '../src/raft/types.js';
-import type { DirLock, FileSystem, FsFile, OpenMode } from '../src/storage/fs.js';
+import { DelegatingFileSystem, overrideFile } from '../src/storage/delegating-fs.js';
+import type { FsFile } from '../src/storage/fs.js';
 import { NodeFileSystem } from '../src/storage/node-fs.js';
 import { Wal } from '../src/storage/wal.js';
 
@@ -141,47 +142,15 @@ function measureRaw(
 }
 
 /** Counts datasync calls of the files it opens; everything else passes through. */
-class CountingFs implements FileSystem {
+class CountingFs extends DelegatingFileSystem {
   datasyncs = 0;
-  constructor(private readonly inner: FileSystem) {}
-  async open(path: string, mode: OpenMode): Promise<FsFile> {
-    const file = await this.inner.open(path, mode);
-    const datasync = (): Promise<void> => {
-      this.datasyncs++;
-      return file.datasync();
-    };
-    return {
-      path: file.path,
-      read: (p, l) => file.read(p, l),
-      write: (p, d) => file.write(p, d),
-      append: (d) => file.append(d),
-      size: () => file.size(),
-      truncate: (s) => file.truncate(s),
-      datasync,
-      sync: () => file.sync(),
-      close: () => file.close(),
-    };
-  }
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return this.inner.unlink(path);
-  }
-  readdir(path: string): Promise<string[]> {
-    return this.inner.readdir(path);
-  }
-  mkdir(path: string): Promise<void> {
-    return this.inner.mkdir(path);
-  }
-  exists(path: string): Promise<boolean> {
-    return this.inner.exists(path);
-  }
-  syncDir(path: string): Promise<void> {
-    return this.inner.syncDir(path);
-  }
-  lock(dir: string): Promise<DirLock> {
-    return this.inner.lock(dir);
+  protected override wrapFile(file: FsFile): FsFile {
+    return overrideFile(file, {
+      datasync: () => {
+        this.datasyncs++;
+        return file.datasync();
+      },
+    });
   }
 }
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RaftNode } from '../src/raft/raft.js';
 import type { Ready } from '../src/raft/ready.js';
 import { raftRules } from '../src/raft/rules.js';
+import { faultKinds } from './options.js';
 import type { SimRaft } from './raft-core.js';
 import { replayCommand, sweepFaultPhaseMsRange } from './seed-sweep.js';
 import { type RunResult, runSeed } from './simulation.js';
@@ -33,17 +34,7 @@ describe('deterministic simulation', () => {
       clusterSize: 5,
       faultPhaseMs: 8_000,
       faultIntervalMsMean: 150,
-      faults: [
-        'partition',
-        'crash',
-        'crashLeader',
-        'crashMajority',
-        'pause',
-        'clog',
-        'drift',
-        'membership',
-        'transfer',
-      ],
+      faults: faultKinds,
     });
     expect(result.violations).toEqual([]);
     expect(result.stats.faults).toBeGreaterThan(20);

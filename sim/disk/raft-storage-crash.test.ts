@@ -1,3 +1,4 @@
+import { crashAtEveryOperation } from './crash-points.js';
 /**
  * Crash consistency of RaftStorage over the simulated disk (issue 3): a
  * scripted sequence of Readys (appends, an overwrite, a commit-only Ready,
@@ -315,27 +316,13 @@ describe('RaftStorage crash consistency over SimFileSystem', () => {
     const boundaries = reference.mutationCount;
     expect(boundaries).toBeGreaterThan(50);
     const ops = reference.operations;
-    let runs = 0;
-    let withDirOps = 0;
-    for (let k = 0; k <= boundaries; k++) {
-      const op = ops[k - 1];
-      const where = op === undefined ? 'start' : `${op.op} of ${op.path}`;
-      const modes = op?.op === 'write' ? tears : tears.slice(0, 1);
-      for (const [tearName, tear] of modes) {
-        // Every in-order prefix of the directory operations not yet synced.
-        for (let kept = 0, unsynced = 0; kept <= unsynced; kept++) {
-          const fs = new SimFileSystem({ prng: new Prng(k) });
-          fs.haltAfter(k);
-          const outcome = await runWorkload(fs);
-          unsynced = fs.unsyncedDirOps;
-          fs.crash(tear, kept);
-          const label = `boundary ${k} (${where}), last write ${tearName}, ${kept} dir ops kept`;
-          await recoverAndCheck(fs, outcome, label);
-          runs++;
-          if (kept > 0) withDirOps++;
-        }
-      }
-    }
+    const { runs, withDirOps } = await crashAtEveryOperation({
+      reference: ops,
+      tears,
+      seed: (k) => k,
+      run: runWorkload,
+      check: recoverAndCheck,
+    });
     expect(runs).toBeGreaterThan(boundaries);
     expect(withDirOps).toBeGreaterThan(0);
   });

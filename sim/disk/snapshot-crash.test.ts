@@ -1,3 +1,4 @@
+import { crashAtEveryOperation, tearModes } from './crash-points.js';
 /**
  * Crash consistency of snapshot files over the simulated disk (issue 3): a
  * scripted workload (write, retire, write again) is cut at every mutating
@@ -18,7 +19,7 @@ import {
   SnapshotCorruptionError,
   SnapshotStore,
 } from '../../src/storage/snapshot-store.js';
-import { SimFileSystem, type TearMode } from './sim-fs.js';
+import { SimFileSystem } from './sim-fs.js';
 
 const dir = '/data/snap';
 const chunkBytes = 700;
@@ -143,13 +144,7 @@ async function recoverAndCheck(fs: SimFileSystem, outcome: Outcome, label: strin
   await again.verify(next);
 }
 
-const tears: ReadonlyArray<readonly [string, TearMode]> = [
-  ['lost', 'none'],
-  ['1 byte', () => 1],
-  ['half', (bytes) => bytes / 2],
-  ['all but 1 byte', (bytes) => bytes - 1],
-  ['whole', 'all'],
-];
+const tears = tearModes;
 
 describe('snapshot crash consistency over SimFileSystem', () => {
   it('runs the whole workload', async () => {
@@ -170,29 +165,13 @@ describe('snapshot crash consistency over SimFileSystem', () => {
     const ops = reference.operations;
     const boundaries = ops.length;
     expect(boundaries).toBeGreaterThan(20);
-    let runs = 0;
-    let withDirOps = 0;
-    for (let k = 0; k <= boundaries; k++) {
-      const op = ops[k - 1];
-      const where = op === undefined ? 'start' : `${op.op} of ${op.path}`;
-      const modes = op?.op === 'write' ? tears : tears.slice(0, 1);
-      for (const [tearName, tear] of modes) {
-        for (let kept = 0, unsynced = 0; kept <= unsynced; kept++) {
-          const fs = new SimFileSystem({ prng: new Prng(k * 7 + kept) });
-          fs.haltAfter(k);
-          const outcome = await runWorkload(fs);
-          unsynced = fs.unsyncedDirOps;
-          fs.crash(tear, kept);
-          await recoverAndCheck(
-            fs,
-            outcome,
-            `boundary ${k} (${where}), last write ${tearName}, ${kept} dir ops kept`,
-          );
-          runs++;
-          if (kept > 0) withDirOps++;
-        }
-      }
-    }
+    const { runs, withDirOps } = await crashAtEveryOperation({
+      reference: ops,
+      tears,
+      seed: (k, kept) => k * 7 + kept,
+      run: runWorkload,
+      check: recoverAndCheck,
+    });
     expect(runs).toBeGreaterThan(boundaries);
     expect(withDirOps).toBeGreaterThan(0);
   });

@@ -1,3 +1,4 @@
+import { crashAtEveryOperation, tearModes } from './crash-points.js';
 /**
  * Crash consistency of the WAL over the simulated disk (issue 3): a scripted
  * workload is cut at every write and sync boundary, the disk crashes there
@@ -18,7 +19,7 @@ import {
   type WalOpenResult,
   type WalOptions,
 } from '../../src/storage/wal.js';
-import { SimFileSystem, type TearMode } from './sim-fs.js';
+import { SimFileSystem } from './sim-fs.js';
 
 const dir = '/data/wal';
 const options: WalOptions = { segmentBytesMax: 250 };
@@ -244,13 +245,7 @@ async function recoverAndCheck(fs: SimFileSystem, outcome: Outcome, label: strin
   await again.wal.close();
 }
 
-const tears: ReadonlyArray<readonly [string, TearMode]> = [
-  ['lost', 'none'],
-  ['1 byte', () => 1],
-  ['half', (bytes) => bytes / 2],
-  ['all but 1 byte', (bytes) => bytes - 1],
-  ['whole', 'all'],
-];
+const tears = tearModes;
 
 async function fullRun(seed: number): Promise<{ fs: SimFileSystem; outcome: Outcome }> {
   const fs = new SimFileSystem({ prng: new Prng(seed) });
@@ -277,28 +272,13 @@ describe('WAL crash consistency over SimFileSystem', () => {
     const boundaries = reference.fs.mutationCount;
     expect(boundaries).toBeGreaterThan(30);
     const ops = reference.fs.operations;
-    let runs = 0;
-    let withDirOps = 0;
-    for (let k = 0; k <= boundaries; k++) {
-      const op = ops[k - 1];
-      const where = op === undefined ? 'start' : `${op.op} of ${op.path}`;
-      // Tearing only matters when the last operation was a write.
-      const modes = op?.op === 'write' ? tears : tears.slice(0, 1);
-      for (const [tearName, tear] of modes) {
-        // Every in-order prefix of the directory operations not yet synced.
-        for (let kept = 0, unsynced = 0; kept <= unsynced; kept++) {
-          const fs = new SimFileSystem({ prng: new Prng(k) });
-          fs.haltAfter(k);
-          const outcome = await runWorkload(fs);
-          unsynced = fs.unsyncedDirOps;
-          fs.crash(tear, kept);
-          const label = `boundary ${k} (${where}), last write ${tearName}, ${kept} dir ops kept`;
-          await recoverAndCheck(fs, outcome, label);
-          runs++;
-          if (kept > 0) withDirOps++;
-        }
-      }
-    }
+    const { runs, withDirOps } = await crashAtEveryOperation({
+      reference: ops,
+      tears,
+      seed: (k) => k,
+      run: runWorkload,
+      check: recoverAndCheck,
+    });
     expect(runs).toBeGreaterThan(boundaries);
     expect(withDirOps).toBeGreaterThan(0);
   });

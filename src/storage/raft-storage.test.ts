@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Ready } from '../raft/ready.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { logIndex, nodeId, term } from '../raft/types.js';
-import type { DirLock, FileSystem, FsFile, OpenMode } from './fs.js';
+import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
+import type { FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { RaftStorage, RaftStorageError, type RaftStorageOptions } from './raft-storage.js';
 import { SnapshotStore } from './snapshot-store.js';
@@ -25,48 +26,16 @@ afterEach(async () => {
 });
 
 /** Holds WAL fdatasyncs while `gate` is set. */
-class GatedFileSystem implements FileSystem {
+class GatedFileSystem extends DelegatingFileSystem {
   gate: Promise<void> | null = null;
-  constructor(private readonly inner: FileSystem) {}
-  async open(path: string, mode: OpenMode): Promise<FsFile> {
-    const file = await this.inner.open(path, mode);
-    if (!path.includes('/wal/')) return file;
-    const datasync = async (): Promise<void> => {
-      if (this.gate !== null) await this.gate;
-      await file.datasync();
-    };
-    return {
-      path: file.path,
-      read: (at, length) => file.read(at, length),
-      write: (at, data) => file.write(at, data),
-      append: (data) => file.append(data),
-      size: () => file.size(),
-      truncate: (sizeBytes) => file.truncate(sizeBytes),
-      datasync,
-      sync: () => file.sync(),
-      close: () => file.close(),
-    };
-  }
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return this.inner.unlink(path);
-  }
-  readdir(path: string): Promise<string[]> {
-    return this.inner.readdir(path);
-  }
-  mkdir(path: string): Promise<void> {
-    return this.inner.mkdir(path);
-  }
-  exists(path: string): Promise<boolean> {
-    return this.inner.exists(path);
-  }
-  syncDir(path: string): Promise<void> {
-    return this.inner.syncDir(path);
-  }
-  lock(path: string): Promise<DirLock> {
-    return this.inner.lock(path);
+  protected override wrapFile(file: FsFile): FsFile {
+    if (!file.path.includes('/wal/')) return file;
+    return overrideFile(file, {
+      datasync: async () => {
+        if (this.gate !== null) await this.gate;
+        await file.datasync();
+      },
+    });
   }
 }
 

@@ -5,7 +5,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry, HardState } from '../raft/types.js';
 import { logIndex, nodeId, term } from '../raft/types.js';
-import { type DirLock, type FileSystem, FsError, type FsFile, type OpenMode } from './fs.js';
+import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
+import { FsError, type FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { recordBytes } from './record.js';
 import { Wal, WalCorruptionError, WalFailedError, type WalOptions } from './wal.js';
@@ -68,83 +69,39 @@ async function corruptionOf(promise: Promise<unknown>): Promise<WalCorruptionErr
   throw new Error('expected a WalCorruptionError');
 }
 
-/** Delegates to another FileSystem, letting a test watch or break `datasync`. */
-class WrappingFs implements FileSystem {
+/** Delegates to another FileSystem, letting a test watch or break writes and syncs. */
+class WrappingFs extends DelegatingFileSystem {
   datasyncCount = 0;
   /** Directory operations in call order. */
   readonly events: ('unlink' | 'syncDir')[] = [];
   failDatasync = false;
   failWrite = false;
 
-  constructor(private readonly inner: FileSystem) {}
-
-  async open(path: string, mode: OpenMode): Promise<FsFile> {
-    return new WrappingFile(await this.inner.open(path, mode), this);
-  }
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
+  override unlink(path: string): Promise<void> {
     this.events.push('unlink');
-    return this.inner.unlink(path);
+    return super.unlink(path);
   }
-  readdir(path: string): Promise<string[]> {
-    return this.inner.readdir(path);
-  }
-  mkdir(path: string): Promise<void> {
-    return this.inner.mkdir(path);
-  }
-  exists(path: string): Promise<boolean> {
-    return this.inner.exists(path);
-  }
-  syncDir(path: string): Promise<void> {
+  override syncDir(path: string): Promise<void> {
     this.events.push('syncDir');
-    return this.inner.syncDir(path);
+    return super.syncDir(path);
   }
-  lock(lockDir: string): Promise<DirLock> {
-    return this.inner.lock(lockDir);
-  }
-}
-
-class WrappingFile implements FsFile {
-  constructor(
-    private readonly inner: FsFile,
-    private readonly owner: WrappingFs,
-  ) {}
-  get path(): string {
-    return this.inner.path;
-  }
-  read(positionBytes: number, lengthBytes: number): Promise<Buffer> {
-    return this.inner.read(positionBytes, lengthBytes);
-  }
-  write(positionBytes: number, data: Uint8Array): Promise<void> {
-    if (this.owner.failWrite) {
-      const message = `write of ${this.path} failed: ENOSPC`;
-      return Promise.reject(new FsError('ENOSPC', 'write', this.path, message));
-    }
-    return this.inner.write(positionBytes, data);
-  }
-  append(data: Uint8Array): Promise<void> {
-    return this.inner.append(data);
-  }
-  size(): Promise<number> {
-    return this.inner.size();
-  }
-  truncate(sizeBytes: number): Promise<void> {
-    return this.inner.truncate(sizeBytes);
-  }
-  async datasync(): Promise<void> {
-    this.owner.datasyncCount++;
-    if (this.owner.failDatasync) {
-      throw new FsError('EIO', 'datasync', this.path, `datasync of ${this.path} failed: EIO`);
-    }
-    await this.inner.datasync();
-  }
-  sync(): Promise<void> {
-    return this.inner.sync();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
+  protected override wrapFile(file: FsFile): FsFile {
+    return overrideFile(file, {
+      write: (positionBytes, data) => {
+        if (this.failWrite) {
+          const message = `write of ${file.path} failed: ENOSPC`;
+          return Promise.reject(new FsError('ENOSPC', 'write', file.path, message));
+        }
+        return file.write(positionBytes, data);
+      },
+      datasync: async () => {
+        this.datasyncCount++;
+        if (this.failDatasync) {
+          throw new FsError('EIO', 'datasync', file.path, `datasync of ${file.path} failed: EIO`);
+        }
+        await file.datasync();
+      },
+    });
   }
 }
 
