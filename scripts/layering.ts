@@ -20,6 +20,8 @@ const allowedImports: Readonly<Record<string, readonly string[]>> = {
   transport: ['transport', 'raft'],
   kv: ['kv', 'raft'],
   files: ['files', 'raft'],
+  node: ['node', 'raft', 'storage', 'transport', 'kv', 'files'],
+  resp: ['resp', 'node', 'kv', 'raft'],
 };
 
 /** Folders whose code must not reach the outside world at all. */
