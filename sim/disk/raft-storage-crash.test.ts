@@ -110,6 +110,13 @@ const script: Step[] = [
     data: Buffer.from('leader state at 21'),
   },
   { kind: 'ready', ready: ready({ entries: entries(22, 23, 5), hardState: hs(5, 'b', 22) }) },
+  // A leader's snapshot far beyond our log (a follower that fell behind): the WAL restarts.
+  {
+    kind: 'ready',
+    ready: ready({ snapshot: snap(40, 6), entries: entries(41, 42, 6), hardState: hs(6, 'c', 40) }),
+    data: Buffer.from('leader state at 40'),
+  },
+  { kind: 'ready', ready: ready({ entries: entries(43, 44, 6), hardState: hs(6, 'c', 42) }) },
 ];
 
 interface Model {
@@ -302,9 +309,9 @@ describe('RaftStorage crash consistency over SimFileSystem', () => {
     expect(outcome.acked).toBe(script.length);
     fs.crash('none');
     const recovered = await RaftStorage.open(fs, dir, options);
-    expect(recovered.persisted.snapshot).toEqual(snap(21, 5));
-    expect(recovered.persisted.entries.map((e) => e.index)).toEqual([22, 23]);
-    expect(recovered.persisted.hardState).toEqual(hs(5, 'b', 22));
+    expect(recovered.persisted.snapshot).toEqual(snap(40, 6));
+    expect(recovered.persisted.entries.map((e) => e.index)).toEqual([41, 42, 43, 44]);
+    expect(recovered.persisted.hardState).toEqual(hs(6, 'c', 42));
     await recovered.storage.close();
     fs.crash('none');
     await recoverAndCheck(fs, outcome, 'after a clean run');

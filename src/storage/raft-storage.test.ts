@@ -295,25 +295,45 @@ describe('RaftStorage', () => {
     await again.close();
   });
 
-  it("refuses a leader's snapshot beyond the WAL's end, writing nothing, and stays failed", async () => {
-    const { storage } = await reopen();
-    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 1) }));
-    const error = await storage
-      .persist(
-        ready({ snapshot: snap(10, 2), entries: entries(11, 12, 2), hardState: hs(2, 'b', 10) }),
-        Buffer.from('s'),
-      )
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(RaftStorageError);
-    expect((error as Error).message).toContain('Wal.reset');
-    expect((error as Error).message).toContain('nothing was written');
-    expect(await readdir(join(dir, 'snap'))).toEqual([]);
-    await expect(storage.persist(ready({ entries: entries(4, 4, 1) }))).rejects.toBe(error);
+  it("installs a leader's snapshot beyond the WAL's end by restarting the WAL after it", async () => {
+    const { storage } = await reopen({ wal: { segmentBytesMax: 150 } });
+    for (let i = 1; i <= 9; i += 3) {
+      await storage.persist(ready({ entries: entries(i, i + 2, 1), hardState: hs(1, 'a', 1) }));
+    }
+    await storage.persist(
+      ready({ snapshot: snap(20, 2), entries: entries(21, 22, 2), hardState: hs(2, 'b', 20) }),
+      Buffer.from('s'),
+    );
+    await storage.persist(ready({ entries: entries(23, 23, 2) }));
+    // The voided segments are gone: the oldest left is the restart at 21 (0x15).
+    const names = (await readdir(join(dir, 'wal'))).filter((n) => n.endsWith('.wal')).sort();
+    expect(names[0]).toMatch(/-0000000000000015\.wal$/);
     await storage.close();
     const { storage: again, persisted } = await reopen();
-    expect(brief(persisted.entries)).toEqual(['1/1', '2/1', '3/1']);
-    expect(persisted.snapshot.index).toBe(0);
+    expect(brief(persisted.entries)).toEqual(['21/2', '22/2', '23/2']);
+    expect(persisted.snapshot.index).toBe(20);
+    expect(persisted.hardState).toEqual(hs(2, 'b', 20));
+    await again.persist(ready({ entries: entries(24, 24, 2) }));
     await again.close();
+  });
+
+  it('replaces a diverged log with the snapshot, the restart surviving reopen', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 6, 1), hardState: hs(1, 'a', 2) }));
+    // The leader's snapshot at 4 has term 2: entries 4..6 of term 1 diverged.
+    await storage.persist(
+      ready({ snapshot: snap(4, 2), hardState: hs(2, 'b', 4) }),
+      Buffer.from('s'),
+    );
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(brief(persisted.entries)).toEqual([]);
+    expect(persisted.snapshot.index).toBe(4);
+    await again.persist(ready({ entries: entries(5, 5, 2) }));
+    await again.close();
+    const third = await reopen();
+    expect(brief(third.persisted.entries)).toEqual(['5/2']);
+    await third.storage.close();
   });
 
   it('refuses a snapshot Ready without data, and entries not right after the snapshot', async () => {
@@ -347,17 +367,33 @@ describe('RaftStorage', () => {
     await probe.close();
   });
 
-  it('reports a snapshot beyond the end of the WAL', async () => {
+  it('finishes an install cut short by a crash: snapshot durable, WAL not yet restarted', async () => {
     const first = await reopen();
     await first.storage.persist(ready({ entries: entries(1, 3, 1) }));
     await first.storage.close();
     const store = await SnapshotStore.open(fs, join(dir, 'snap'));
     await (await store.beginWrite(snap(10, 1))).finish();
+    const { storage, persisted } = await reopen();
+    expect(persisted.snapshot.index).toBe(10);
+    expect(brief(persisted.entries)).toEqual([]);
+    await storage.persist(ready({ entries: entries(11, 11, 1) }));
+    await storage.close();
+    const again = await reopen();
+    expect(brief(again.persisted.entries)).toEqual(['11/1']);
+    await again.storage.close();
+  });
+
+  it('reports a WAL restarted after a snapshot that is missing', async () => {
+    const first = await reopen();
+    await first.storage.persist(
+      ready({ snapshot: snap(10, 1), entries: entries(11, 11, 1) }),
+      Buffer.from('s'),
+    );
+    await first.storage.close();
+    await rm(join(dir, 'snap'), { recursive: true });
     const error = await reopen().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RaftStorageError);
-    expect((error as Error).message).toMatch(
-      /snapshot is at index 10 but the write-ahead log ends at index 3/,
-    );
+    expect((error as Error).message).toMatch(/restarted after a snapshot at index 10/);
   });
 
   it('reports a gap between the snapshot and the WAL', async () => {

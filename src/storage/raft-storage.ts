@@ -16,18 +16,11 @@
  *   older commit, never a newer one.
  * - A follower that installs a snapshot from the leader replaces its whole
  *   log (the core only does so when its log does not hold the snapshot's
- *   last entry). The WAL has no operation to restart the log after a
- *   snapshot, so the append of such a Ready starts with a marker entry at the
- *   snapshot's index and term (an empty normal entry, never returned: it is
- *   covered by the snapshot), followed by the Ready's entries. Appending at
- *   the snapshot index cuts the diverged suffix, and until that append is
- *   durable, recovery recognizes the diverged suffix by the WAL's entry at
- *   the snapshot index having another term than the snapshot, and drops it.
- *   If recovery finds the marker missing, the next append writes it first.
- *   This needs the snapshot index to be at most the WAL's last index + 1 (the
- *   WAL refuses a gap); a snapshot further ahead (a follower far behind) is
- *   refused up front, before anything is written, with a `RaftStorageError`
- *   naming the missing WAL operation (`Wal.reset`).
+ *   last entry): once the snapshot is durable, `Wal.reset` restarts the WAL
+ *   empty after the snapshot's index, and the Ready's entries follow. A crash
+ *   between the two leaves the snapshot and the old log; recovery recognizes
+ *   that state (the WAL ends before the snapshot, or holds another term at
+ *   its index: a diverged suffix) and the first `persist` resets the WAL.
  * - A snapshot (the leader's or the application's) is written only once
  *   every WAL append issued before it is durable, so a crash never leaves a
  *   snapshot ahead of a gap in the log.
@@ -47,7 +40,7 @@ import {
   SnapshotStore,
   type SnapshotStoreOptions,
 } from './snapshot-store.js';
-import { Wal, type WalOptions } from './wal.js';
+import { Wal, type WalOpenResult, type WalOptions } from './wal.js';
 
 export interface RaftStorageOptions {
   readonly wal?: WalOptions;
@@ -90,11 +83,11 @@ export class RaftStorage {
   /** The last WAL append issued; a snapshot is written only once it is durable. */
   private lastAppend: Promise<void> = Promise.resolve();
   /**
-   * A snapshot whose marker entry is not in the WAL (recovery found the
-   * diverged log after it, or the WAL ending before it): the next append
-   * writes the marker first.
+   * A snapshot the WAL has not been restarted after (recovery found the
+   * diverged log after it, or the WAL ending before it): the next `persist`
+   * resets the WAL first.
    */
-  private pendingMarker: SnapshotMeta | null;
+  private pendingReset: SnapshotMeta | null;
   private closed = false;
   private readonly snapshotsKept: number;
   /** Calls of `persist` and `saveSnapshot` not yet settled; `close` waits for them. */
@@ -105,9 +98,9 @@ export class RaftStorage {
     private readonly snapshots: SnapshotStore,
     private readonly wal: Wal,
     options: RaftStorageOptions,
-    pendingMarker: SnapshotMeta | null,
+    pendingReset: SnapshotMeta | null,
   ) {
-    this.pendingMarker = pendingMarker;
+    this.pendingReset = pendingReset;
     this.snapshotsKept = options.snapshotsKept ?? 2;
   }
 
@@ -128,15 +121,9 @@ export class RaftStorage {
       const recovered = await Wal.open(fs, dataDir.walDir, options.wal);
       wal = recovered.wal;
       const snapshot = snapshots.latest() ?? emptySnapshot;
-      const { persisted, needsMarker } = buildPersistedState(
-        dataDirPath,
-        snapshot,
-        recovered.entries,
-        recovered.hardState,
-        wal.lastIndex,
-      );
-      const marker = needsMarker ? snapshot : null;
-      return { storage: new RaftStorage(dataDir, snapshots, wal, options, marker), persisted };
+      const { persisted, needsReset } = buildPersistedState(dataDirPath, snapshot, recovered);
+      const reset = needsReset ? snapshot : null;
+      return { storage: new RaftStorage(dataDir, snapshots, wal, options, reset), persisted };
     } catch (error) {
       await wal?.close().catch(() => undefined);
       await dataDir.close().catch(() => undefined);
@@ -169,13 +156,19 @@ export class RaftStorage {
         if (this.closed) throw new RaftStorageError('persist after close');
         if (rd.snapshot !== null) {
           await this.appendsDurable();
-          this.checkSnapshotFits(rd.snapshot, rd.entries);
+          checkSnapshotFits(rd.snapshot, rd.entries);
           if (snapshotData === undefined) {
             throw new RaftStorageError(
               `Ready carries snapshot ${rd.snapshot.index}/${rd.snapshot.term} but no data was given`,
             );
           }
           await this.writeSnapshot(rd.snapshot, snapshotData);
+          this.pendingReset = rd.snapshot;
+        }
+        if (this.pendingReset !== null) {
+          await this.appendsDurable();
+          await this.wal.reset(this.pendingReset.index);
+          this.pendingReset = null;
         }
         appended = this.appendReady(rd);
       } catch (error) {
@@ -257,24 +250,6 @@ export class RaftStorage {
     if (this.wal.failed !== null) throw this.wal.failed;
   }
 
-  /** Refuses a snapshot the WAL cannot continue after; nothing is written yet. */
-  private checkSnapshotFits(snapshot: SnapshotMeta, entries: readonly Entry[]): void {
-    const first = entries[0];
-    if (first !== undefined && first.index !== snapshot.index + 1) {
-      throw new RaftStorageError(
-        `Ready carries snapshot ${snapshot.index} and entries from ${first.index}: ` +
-          `they must start at ${snapshot.index + 1}`,
-      );
-    }
-    if (snapshot.index > this.wal.lastIndex + 1) {
-      throw new RaftStorageError(
-        `cannot install snapshot at index ${snapshot.index}: it is beyond the WAL's last ` +
-          `index ${this.wal.lastIndex} + 1, and the WAL has no operation to restart the log ` +
-          'after a snapshot (Wal.reset(snapshotIndex) is needed); nothing was written',
-      );
-    }
-  }
-
   private async writeSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
     const writer = await this.snapshots.beginWrite(meta);
     try {
@@ -298,14 +273,9 @@ export class RaftStorage {
       return null;
     }
     const hardState = rd.hardState ?? this.pendingHardState;
-    if (rd.entries.length === 0 && hardState === null && rd.snapshot === null) return null;
+    if (rd.entries.length === 0 && hardState === null) return null;
     this.pendingHardState = null;
-    const marker = rd.snapshot ?? this.pendingMarker;
-    this.pendingMarker = null;
-    const list =
-      marker === null || marker.index === 0 ? rd.entries : [snapshotMarker(marker), ...rd.entries];
-    if (list.length === 0 && hardState === null) return null;
-    const appended = this.wal.append(list, hardState);
+    const appended = this.wal.append(rd.entries, hardState);
     this.lastAppend = appended;
     return appended;
   }
@@ -316,31 +286,37 @@ export class RaftStorage {
   }
 }
 
-/** The entry written at a leader's snapshot's index to restart the WAL's log there. */
-function snapshotMarker(snapshot: SnapshotMeta): Entry {
-  return { kind: 'normal', index: snapshot.index, term: snapshot.term, data: new Uint8Array(0) };
+/** A snapshot from the leader must be followed by entries from its next index on. */
+function checkSnapshotFits(snapshot: SnapshotMeta, entries: readonly Entry[]): void {
+  const first = entries[0];
+  if (first !== undefined && first.index !== snapshot.index + 1) {
+    throw new RaftStorageError(
+      `Ready carries snapshot ${snapshot.index} and entries from ${first.index}: ` +
+        `they must start at ${snapshot.index + 1}`,
+    );
+  }
 }
 
 /** Builds the start state from what was recovered, or throws `RaftStorageError`. */
 function buildPersistedState(
   path: string,
   snapshot: SnapshotMeta,
-  walEntries: readonly Entry[],
-  walHardState: HardState | null,
-  walLastIndex: number,
-): { persisted: PersistedState; needsMarker: boolean } {
-  const atSnapshot = walEntries.find((e) => e.index === snapshot.index);
-  // The WAL's entry at the snapshot index has another term: the snapshot was
-  // installed from the leader, but the append of its marker entry (which
-  // cuts the diverged log) was not durable; the log after it is diverged.
+  wal: Pick<WalOpenResult, 'entries' | 'hardState' | 'floorIndex' | 'lastIndex'>,
+): { persisted: PersistedState; needsReset: boolean } {
+  const atSnapshot = wal.entries.find((e) => e.index === snapshot.index);
+  // The WAL holds another term at the snapshot's index: the snapshot came
+  // from the leader, and the crash came before the WAL's reset; the log
+  // after it is diverged. Likewise when the WAL ends before the snapshot.
   const diverged = atSnapshot !== undefined && atSnapshot.term !== snapshot.term;
-  const entries = diverged ? [] : walEntries.filter((e) => e.index > snapshot.index);
-  if (snapshot.index > walLastIndex + 1) {
+  const behind = wal.lastIndex < snapshot.index;
+  const needsReset = diverged || behind;
+  const entries = needsReset ? [] : wal.entries.filter((e) => e.index > snapshot.index);
+  if (wal.floorIndex > snapshot.index + 1) {
     throw new RaftStorageError(
-      `data directory ${path} is inconsistent: the newest snapshot is at index ` +
-        `${snapshot.index} but the write-ahead log ends at index ${walLastIndex}, and the WAL ` +
-        'cannot continue after a gap (were WAL files removed?). Move the data directory aside ' +
-        'and let this node rejoin the cluster as a new member (or restore it from a backup)',
+      `data directory ${path} is inconsistent: the write-ahead log was restarted after a ` +
+        `snapshot at index ${wal.floorIndex - 1}, but the newest snapshot is at index ` +
+        `${snapshot.index} (was a snapshot file removed?). Restore the missing snapshot, or ` +
+        'move the data directory aside and let this node rejoin the cluster as a new member',
     );
   }
   const first = entries[0];
@@ -353,7 +329,7 @@ function buildPersistedState(
         'rejoin the cluster as a new member',
     );
   }
-  const stored = walHardState ?? emptyHardState;
+  const stored = wal.hardState ?? emptyHardState;
   const hardState: HardState =
     stored.commit < snapshot.index ? { ...stored, commit: snapshot.index } : stored;
   const lastIndex = entries[entries.length - 1]?.index ?? snapshot.index;
@@ -366,6 +342,8 @@ function buildPersistedState(
         'new member (or restore it from a backup)',
     );
   }
-  const needsMarker = snapshot.index > 0 && (diverged || walLastIndex < snapshot.index);
-  return { persisted: { hardState, snapshot, entries }, needsMarker };
+  return {
+    persisted: { hardState, snapshot, entries },
+    needsReset: needsReset && snapshot.index > 0,
+  };
 }

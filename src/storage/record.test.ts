@@ -56,7 +56,7 @@ const recordArb: fc.Arbitrary<WalRecord> = fc.oneof(
   entryArb.map((entry) => ({ type: 'entry' as const, entry })),
   hardStateArb.map((hardState) => ({ type: 'hardState' as const, hardState })),
   fc
-    .record({ segmentId: safeIntArb, firstIndex: indexArb })
+    .record({ segmentId: safeIntArb, firstIndex: indexArb, restart: fc.boolean() })
     .map((segment) => ({ type: 'segmentHeader' as const, segment })),
 );
 
@@ -266,7 +266,7 @@ describe('record codec examples', () => {
         type: 'entry',
         entry: { kind: 'normal', index: logIndex(1.5), term: term(1), data: new Uint8Array() },
       },
-      { type: 'segmentHeader', segment: { segmentId: 1, firstIndex: logIndex(0) } },
+      { type: 'segmentHeader', segment: { segmentId: 1, firstIndex: logIndex(0), restart: false } },
     ];
     for (const record of bad) expect(() => encodeRecords([record])).toThrow(AssertionError);
   });

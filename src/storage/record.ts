@@ -41,6 +41,12 @@ export interface SegmentHeader {
   readonly segmentId: number;
   /** Index of the first entry the segment holds. */
   readonly firstIndex: LogIndex;
+  /**
+   * The log restarts here: everything before `firstIndex` is covered by a
+   * snapshot, and the entries of earlier segments are void (a follower that
+   * installed a snapshot beyond or diverging from its log, Raft §7).
+   */
+  readonly restart: boolean;
 }
 
 export type WalRecord =
@@ -107,7 +113,7 @@ function payloadBytes(record: WalRecord): number {
     case 'hardState':
       return 1 + Buffer.byteLength(record.hardState.vote, 'utf8');
     case 'segmentHeader':
-      return 8;
+      return 9;
   }
 }
 
@@ -186,6 +192,7 @@ function encodePayload(record: WalRecord, target: Buffer, at: number): HeaderFie
       const { segment } = record;
       checkU64(segment.segmentId, 'segment id');
       writeU64(target, at, segment.segmentId);
+      target[at + 8] = segment.restart ? 1 : 0;
       return { code: typeSegmentHeader, index: segment.firstIndex, term: 0 };
     }
   }
@@ -340,9 +347,11 @@ function decodePayload(buffer: Buffer, at: number, end: number, header: Header):
       return { type: 'hardState', hardState: { term, vote, commit: index } };
     }
     case typeSegmentHeader: {
-      const segmentId = end - at === 8 ? readU64(buffer, at) : null;
-      if (segmentId === null) return null;
-      return { type: 'segmentHeader', segment: { segmentId, firstIndex: index } };
+      const segmentId = end - at === 9 ? readU64(buffer, at) : null;
+      const flags = buffer[at + 8];
+      if (segmentId === null || (flags !== 0 && flags !== 1)) return null;
+      const segment = { segmentId, firstIndex: index, restart: flags === 1 };
+      return { type: 'segmentHeader', segment };
     }
     default:
       return null;

@@ -11,6 +11,16 @@
  * or a damaged one followed by nothing that decodes, is the torn remains of
  * an unsynced write and is cut. A damaged record anywhere else may hold a
  * committed entry, and recovery refuses to start rather than drop it.
+ *
+ * A segment whose header has `restart` set voids the log before it (see
+ * `Wal.reset`): the segments before it are reported as superseded, for the
+ * Wal to delete, and their entries are not part of the effective log. They
+ * are still verified: damage there means the disk cannot be trusted.
+ *
+ * What recovery cannot tell apart: a bit flip in the very last record of the
+ * last segment looks like a torn write (etcd's WAL has the same blind spot)
+ * and is cut. It can only hit the newest batch; RaftStorage then refuses to
+ * start if the hard state's commit index is beyond what is left.
  */
 
 import { basename, dirname, join } from 'node:path';
@@ -50,8 +60,16 @@ export interface Recovery {
   readonly entries: Entry[];
   /** Index of the last entry; `firstIndex - 1` of the first segment if none. */
   readonly lastIndex: LogIndex;
-  /** Segments in order; empty for a directory with no WAL yet. */
+  /**
+   * No entry may be written below this: 1, or the first index after the last
+   * restart. (Without a restart, a segment may hold overwrites below its own
+   * first index, of entries written to the segment before it.)
+   */
+  readonly floorIndex: LogIndex;
+  /** Segments from the last restart on, in order; empty for a directory with no WAL yet. */
   readonly segments: RecoveredSegment[];
+  /** Segments before the last restart: void, to be deleted oldest first. */
+  readonly superseded: RecoveredSegment[];
   readonly tornTails: TornTail[];
 }
 
@@ -60,23 +78,30 @@ export async function recoverWal(fs: FileSystem, dir: string): Promise<Recovery>
   const names = await segmentNames(fs, dir);
   const log = new EffectiveLog();
   let hardState: HardState | null = null;
-  const segments: RecoveredSegment[] = [];
+  let segments: RecoveredSegment[] = [];
+  const superseded: RecoveredSegment[] = [];
   const tornTails: TornTail[] = [];
   for (const [position, name] of names.entries()) {
     const isLast = position === names.length - 1;
     const scan = await scanSegment(fs, join(dir, name), isLast, log, position === 0);
     if (scan.hardState !== null) hardState = scan.hardState;
     if (scan.tornTail !== null) tornTails.push(scan.tornTail);
-    if (scan.segment !== null) segments.push(scan.segment);
+    if (scan.segment === null) continue;
+    if (scan.restart) {
+      superseded.push(...segments);
+      segments = [];
+    }
+    segments.push(scan.segment);
   }
-  const result = {
+  return {
     hardState,
     entries: log.entries,
     lastIndex: log.lastIndex as LogIndex,
+    floorIndex: log.floorIndex as LogIndex,
     segments,
+    superseded,
     tornTails,
   };
-  return result;
 }
 
 /** Segment file names in order; a missing segment in the middle is corruption. */
@@ -99,6 +124,8 @@ async function segmentNames(fs: FileSystem, dir: string): Promise<string[]> {
 
 interface SegmentScan {
   readonly segment: RecoveredSegment | null;
+  /** The segment's header restarts the log. */
+  readonly restart: boolean;
   readonly hardState: HardState | null;
   readonly tornTail: TornTail | null;
 }
@@ -118,12 +145,13 @@ async function scanSegment(
     let offset = 0;
     let hardState: HardState | null = null;
     let maxEntryIndex = 0;
+    let restart = false;
     // Each ok record consumes at least a header, which bounds the loop.
     while (offset < buffer.length) {
       const result = decodeRecord(buffer, offset);
       if (result.kind !== 'ok') break;
       const record = result.record;
-      if (offset === 0) checkHeader(path, record, name, log, isFirst);
+      if (offset === 0) restart = checkHeader(path, record, name, log, isFirst);
       else if (record.type === 'segmentHeader') {
         throw new WalCorruptionError(path, offset, 'a segment header in the middle of a segment');
       } else if (record.type === 'hardState') hardState = record.hardState;
@@ -150,7 +178,8 @@ async function scanSegment(
       await fs.syncDir(dirname(path));
       const reason = stop === null ? 'empty file' : describe(stop, 'no header');
       const tornTail = { file: path, offsetBytes: 0, cutBytes: buffer.length, reason };
-      return { segment: null, hardState, tornTail: { ...tornTail, removedFile: true } };
+      const removed = { ...tornTail, removedFile: true };
+      return { segment: null, restart: false, hardState, tornTail: removed };
     }
     let tornTail: TornTail | null = null;
     if (stop !== null) {
@@ -168,21 +197,24 @@ async function scanSegment(
       maxEntryIndex,
     };
     await file.close();
-    return { segment, hardState, tornTail };
+    return { segment, restart, hardState, tornTail };
   } catch (error) {
     await file.close().catch(() => undefined);
     throw error;
   }
 }
 
-/** The first record of a segment must be its header, agreeing with its name and the log so far. */
+/**
+ * The first record of a segment must be its header, agreeing with its name
+ * and the log so far. Returns whether the segment restarts the log.
+ */
 function checkHeader(
   path: string,
   record: WalRecord,
   name: { segmentId: number; firstIndex: LogIndex },
   log: EffectiveLog,
   isFirst: boolean,
-): void {
+): boolean {
   if (record.type !== 'segmentHeader') {
     throw new WalCorruptionError(path, 0, `the first record is a ${record.type}, not a header`);
   }
@@ -195,7 +227,8 @@ function checkHeader(
         '(a renamed or misplaced file)',
     );
   }
-  if (isFirst) log.start(firstIndex);
+  if (record.segment.restart) log.restart(firstIndex);
+  else if (isFirst) log.start(firstIndex);
   else if (firstIndex !== log.lastIndex + 1) {
     throw new WalCorruptionError(
       path,
@@ -203,6 +236,7 @@ function checkHeader(
       `the segment starts at index ${firstIndex} but the log before it ends at ${log.lastIndex}`,
     );
   }
+  return record.segment.restart;
 }
 
 /** The decoder's verdict where the scan stopped, which is never `ok`. */
@@ -235,15 +269,28 @@ function describe(stop: Exclude<DecodeResult, { kind: 'ok' }>, context: string):
  * contiguous, with terms that never decrease.
  */
 class EffectiveLog {
-  readonly entries: Entry[] = [];
+  entries: Entry[] = [];
   lastIndex = 0;
+  floorIndex = 1;
 
+  /** Starts the log at the first segment (earlier ones were compacted away). */
   start(firstIndex: LogIndex): void {
     if (this.entries.length !== 0) fail('the log starts once');
     this.lastIndex = firstIndex - 1;
   }
 
+  /** Restarts the log empty before `firstIndex`, never to go below it. */
+  restart(firstIndex: LogIndex): void {
+    this.entries = [];
+    this.floorIndex = firstIndex;
+    this.lastIndex = firstIndex - 1;
+  }
+
   apply(entry: Entry, path: string, offset: number): void {
+    if (entry.index < this.floorIndex) {
+      const reason = `entry ${entry.index} is before the log's restart at ${this.floorIndex}`;
+      throw new WalCorruptionError(path, offset, reason);
+    }
     if (entry.index > this.lastIndex + 1) {
       const reason = `entry ${entry.index} leaves a gap after ${this.lastIndex}`;
       throw new WalCorruptionError(path, offset, reason);

@@ -230,7 +230,7 @@ describe('Wal recovery of damage', () => {
     const bytes = await readFile(path);
     const headerBytes = recordBytes({
       type: 'segmentHeader',
-      segment: { segmentId: 1, firstIndex: logIndex(1) },
+      segment: { segmentId: 1, firstIndex: logIndex(1), restart: false },
     });
     const recordAt = headerBytes + recordBytes({ type: 'entry', entry: entry(1, 1) });
     bytes[recordAt + 35] = (bytes[recordAt + 35] ?? 0) ^ 0x10; // entry 2's payload
@@ -323,6 +323,59 @@ describe('Wal compaction', () => {
     expect(recovered.hardState).toEqual(hardState(3, 0));
     const last = firstIndexes[firstIndexes.length - 1] ?? 0;
     expect(recovered.entries.map((e) => e.index)).toEqual(entries(last, 40, 3).map((e) => e.index));
+  });
+});
+
+describe('Wal reset', () => {
+  it('restarts the log after a snapshot index, voiding and deleting the older segments', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 200 });
+    for (let i = 1; i <= 8; i += 2) await wal.append(entries(i, i + 1, 1), hardState(1, i));
+    expect((await segmentFiles()).length).toBeGreaterThan(1);
+    await wal.reset(logIndex(30));
+    expect(await segmentFiles()).toHaveLength(1);
+    expect(() => wal.append(entries(30, 30, 2), null)).toThrow(/may start at 31\.\.31/);
+    await wal.append(entries(31, 32, 2), hardState(2, 31));
+    await wal.close();
+    const recovered = await reopen();
+    expect(plain(recovered.entries)).toEqual(plain(entries(31, 32, 2)));
+    expect(recovered.hardState).toEqual(hardState(2, 31));
+    expect(recovered.floorIndex).toBe(31);
+  });
+
+  it('keeps the vote across a reset with no append after it', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 2, 1), hardState(4, 2));
+    await wal.reset(logIndex(10));
+    await wal.close();
+    const recovered = await reopen();
+    expect(recovered.entries).toEqual([]);
+    expect(recovered.lastIndex).toBe(10);
+    expect(recovered.hardState).toEqual(hardState(4, 2));
+  });
+
+  it('finishes deleting voided segments at open when a crash cut the reset short', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 200 });
+    for (let i = 1; i <= 8; i += 2) await wal.append(entries(i, i + 1, 1), hardState(1, i));
+    const before = await segmentFiles();
+    expect(before.length).toBeGreaterThan(1);
+    const contents = await Promise.all(before.map((name) => readFile(join(dir, name))));
+    await wal.reset(logIndex(30));
+    await wal.append(entries(31, 31, 2), null);
+    await wal.close();
+    // Put the voided segments back, as if the crash came before their deletion.
+    for (const [i, name] of before.entries()) await writeFile(join(dir, name), contents[i] ?? '');
+    expect((await segmentFiles()).length).toBe(before.length + 1);
+    const recovered = await reopen();
+    expect(plain(recovered.entries)).toEqual(plain(entries(31, 31, 2)));
+    expect(await segmentFiles()).toHaveLength(1);
+  });
+
+  it('refuses a reset while appends are pending', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    const pending = wal.append(entries(1, 1, 1), null);
+    await expect(wal.reset(logIndex(5))).rejects.toThrow(/reset with appends pending/);
+    await pending;
+    await wal.close();
   });
 });
 

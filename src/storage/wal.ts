@@ -46,6 +46,10 @@ export interface WalOpenResult {
   readonly entries: Entry[];
   /** Torn writes cut off the end of the log; worth a log line each. */
   readonly tornTails: TornTail[];
+  /** No entry lies below this: 1, or the first index after the last `reset`. */
+  readonly floorIndex: LogIndex;
+  /** The effective last index (`floorIndex - 1` for an empty log). */
+  readonly lastIndex: LogIndex;
 }
 
 interface Segment {
@@ -66,6 +70,8 @@ export class Wal {
   private fileBytes: number;
   /** The effective last index, counting appends not yet durable. */
   private lastIndexAccepted: number;
+  /** No append may start below this: 1, or the first index after the last restart. */
+  private floorIndex: number;
   /** The effective last index and latest hard state as of the last durable batch. */
   private syncedLastIndex: number;
   private syncedHardState: HardState | null;
@@ -88,6 +94,7 @@ export class Wal {
     private file: FsFile,
     segments: Segment[],
     fileBytes: number,
+    floorIndex: number,
     lastIndex: number,
     hardState: HardState | null,
     options: WalOptions,
@@ -99,6 +106,8 @@ export class Wal {
     assert(segments.length > 0, 'a Wal has a current segment');
     this.segments = segments;
     this.fileBytes = fileBytes;
+    assert(floorIndex >= 1 && lastIndex >= floorIndex - 1, 'the log starts before it ends');
+    this.floorIndex = floorIndex;
     this.lastIndexAccepted = lastIndex;
     this.syncedLastIndex = lastIndex;
     this.syncedHardState = hardState;
@@ -117,12 +126,17 @@ export class Wal {
   static async open(fs: FileSystem, dir: string, options: WalOptions = {}): Promise<WalOpenResult> {
     await fs.mkdir(dir);
     const recovery = await recoverWal(fs, dir);
+    // A crash cut a reset short: finish deleting what its restart voided.
+    for (const segment of recovery.superseded) {
+      await fs.unlink(segment.path);
+      await fs.syncDir(dir);
+    }
     const last = recovery.segments[recovery.segments.length - 1];
     let segments: Segment[];
     let file: FsFile;
     let fileBytes: number;
     if (last === undefined) {
-      const created = await createSegment(fs, dir, 1, 1 as LogIndex, null);
+      const created = await createSegment(fs, dir, 1, 1 as LogIndex, null, false);
       segments = [created.segment];
       file = created.file;
       fileBytes = created.bytes;
@@ -131,10 +145,28 @@ export class Wal {
       file = await fs.open(last.path, 'write');
       fileBytes = last.sizeBytes;
     }
+    const floorIndex = last === undefined ? 1 : recovery.floorIndex;
     const lastIndex = last === undefined ? 0 : recovery.lastIndex;
-    const wal = new Wal(fs, dir, file, segments, fileBytes, lastIndex, recovery.hardState, options);
+    const wal = new Wal(
+      fs,
+      dir,
+      file,
+      segments,
+      fileBytes,
+      floorIndex,
+      lastIndex,
+      recovery.hardState,
+      options,
+    );
     const { hardState, entries, tornTails } = recovery;
-    return { wal, hardState, entries, tornTails };
+    return {
+      wal,
+      hardState,
+      entries,
+      tornTails,
+      floorIndex: floorIndex as LogIndex,
+      lastIndex: wal.lastIndex,
+    };
   }
 
   /** The error the Wal failed with, or null while it works. */
@@ -188,6 +220,56 @@ export class Wal {
     return run;
   }
 
+  /**
+   * Restarts the log empty after `snapshotIndex` (a follower installing a
+   * snapshot its log does not lead up to, Raft §7): durably starts a segment
+   * whose header voids everything before, then deletes the older segments.
+   * The next append must start at `snapshotIndex + 1`. The caller must have
+   * made the snapshot durable first, and must not call this with appends
+   * pending. Resolves once the restart is durable; a crash before that
+   * leaves the old log, a crash after it the restarted one.
+   */
+  async reset(snapshotIndex: LogIndex): Promise<void> {
+    if (this.failure !== null) throw this.failure;
+    assert(!this.closed, 'reset after close');
+    assert(snapshotIndex >= 1, 'a reset follows a snapshot');
+    assert(
+      !this.flushing &&
+        this.inFlight === null &&
+        this.open.bytes === 0 &&
+        this.waiting.length === 0,
+      'reset with appends pending',
+    );
+    await this.compaction;
+    const current = this.segments[this.segments.length - 1] as Segment;
+    try {
+      await this.file.close();
+      const created = await createSegment(
+        this.fs,
+        this.dir,
+        current.segmentId + 1,
+        (snapshotIndex + 1) as LogIndex,
+        this.syncedHardState,
+        true,
+      );
+      const voided = this.segments.splice(0, this.segments.length, created.segment);
+      this.file = created.file;
+      this.fileBytes = created.bytes;
+      this.floorIndex = snapshotIndex + 1;
+      this.lastIndexAccepted = snapshotIndex;
+      this.syncedLastIndex = snapshotIndex;
+      this.open = new WalBatch(this.spareBuffer, snapshotIndex, this.batchBytesMax);
+      this.spareBuffer = null;
+      for (const segment of voided) {
+        await this.fs.unlink(segment.path);
+        await this.fs.syncDir(this.dir);
+      }
+    } catch (error) {
+      this.enterFailed(error);
+      throw this.failure;
+    }
+  }
+
   /** Waits for pending appends and compactions, then closes the current segment. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -201,8 +283,10 @@ export class Wal {
   private checkContiguous(entries: readonly Entry[]): void {
     const first = entries[0];
     if (first === undefined) return;
-    if (!(first.index >= 1 && first.index <= this.lastIndexAccepted + 1)) {
-      fail(`append at index ${first.index} after last index ${this.lastIndexAccepted}`);
+    if (!(first.index >= this.floorIndex && first.index <= this.lastIndexAccepted + 1)) {
+      fail(
+        `append at index ${first.index}: appends may start at ${this.floorIndex}..${this.lastIndexAccepted + 1}`,
+      );
     }
     for (let i = 1; i < entries.length; i++) {
       const previous = entries[i - 1] as Entry;
@@ -292,6 +376,7 @@ export class Wal {
       current.segmentId + 1,
       firstIndex,
       this.syncedHardState,
+      false,
     );
     // Listed only once durable, so compaction cannot leave a log with no
     // complete segment after a crash.
@@ -342,9 +427,11 @@ async function createSegment(
   segmentId: number,
   firstIndex: LogIndex,
   hardState: HardState | null,
+  restart: boolean,
 ): Promise<{ segment: Segment; file: FsFile; bytes: number }> {
   const path = join(dir, formatSegmentName(segmentId, firstIndex));
-  const records: WalRecord[] = [{ type: 'segmentHeader', segment: { segmentId, firstIndex } }];
+  const segment = { segmentId, firstIndex, restart };
+  const records: WalRecord[] = [{ type: 'segmentHeader', segment }];
   if (hardState !== null) records.push({ type: 'hardState', hardState });
   const data = encodeRecords(records);
   const file = await fs.open(path, 'create');
