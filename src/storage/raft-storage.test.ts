@@ -341,7 +341,7 @@ describe('RaftStorage', () => {
     await first.storage.persist(ready({ entries: entries(1, 5, 1), hardState: hs(1, 'a', 1) }));
     await expect(
       first.storage.persist(ready({ snapshot: snap(3, 2), hardState: hs(2, 'b', 3) })),
-    ).rejects.toThrow(/no data/);
+    ).rejects.toThrow(/no data was given and none was received/);
     await first.storage.close();
     const second = await reopen();
     await expect(
@@ -351,6 +351,19 @@ describe('RaftStorage', () => {
       ),
     ).rejects.toThrow(/must start at 4/);
     await second.storage.close();
+  });
+
+  it('installs a snapshot received before its Ready, without data in persist', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 1) }));
+    await storage.receiveSnapshot(snap(9, 2), Buffer.from('leader state at 9'));
+    expect(storage.hasSnapshot(snap(9, 2))).toBe(true);
+    await storage.persist(ready({ snapshot: snap(9, 2), entries: entries(10, 10, 2) }));
+    await storage.close();
+    const { storage: again, persisted } = await reopen();
+    expect(persisted.snapshot.index).toBe(9);
+    expect(brief(persisted.entries)).toEqual(['10/2']);
+    await again.close();
   });
 
   it('reports a commit index beyond the stored log', async () => {

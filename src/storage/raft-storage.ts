@@ -157,12 +157,13 @@ export class RaftStorage {
         if (rd.snapshot !== null) {
           await this.appendsDurable();
           checkSnapshotFits(rd.snapshot, rd.entries);
-          if (snapshotData === undefined) {
+          if (snapshotData !== undefined) await this.writeSnapshot(rd.snapshot, snapshotData);
+          else if (!this.hasSnapshot(rd.snapshot)) {
             throw new RaftStorageError(
-              `Ready carries snapshot ${rd.snapshot.index}/${rd.snapshot.term} but no data was given`,
+              `Ready carries snapshot ${rd.snapshot.index}/${rd.snapshot.term} but no data was ` +
+                'given and none was received',
             );
           }
-          await this.writeSnapshot(rd.snapshot, snapshotData);
           this.pendingReset = rd.snapshot;
         }
         if (this.pendingReset !== null) {
@@ -212,6 +213,26 @@ export class RaftStorage {
     const info = await this.writeSnapshot(meta, data);
     await this.compactTo(meta.index);
     return info;
+  }
+
+  /**
+   * Stores a snapshot streamed from the leader, durably, before its message
+   * is stepped into the core; the Ready that installs it is then persisted
+   * without data. Safe to keep even if the core declines it: a snapshot
+   * holds only committed state, and recovery handles one ahead of the WAL
+   * (see the class comment).
+   */
+  receiveSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new RaftStorageError('receiveSnapshot after close'));
+    return this.track(this.writeSnapshot(meta, data));
+  }
+
+  /** Whether a durable snapshot with `meta`'s index and term is stored. */
+  hasSnapshot(meta: Pick<SnapshotMeta, 'index' | 'term'>): boolean {
+    return this.snapshots
+      .list()
+      .some((s) => s.meta.index === meta.index && s.meta.term === meta.term);
   }
 
   /** Opens a stored snapshot for streaming (to a follower, or to install). */
