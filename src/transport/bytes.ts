@@ -1,0 +1,187 @@
+/**
+ * Growable byte writer and bounds-checked byte reader shared by the codecs.
+ *
+ * Integers are unsigned LEB128 varints up to Number.MAX_SAFE_INTEGER: terms,
+ * indexes and lengths are small in practice (1–3 bytes), and a varint needs
+ * no assumption about their width. The reader throws only DecodeError.
+ */
+
+import { assert, fail } from '../raft/assert.js';
+import { DecodeError } from './errors.js';
+
+/** 2^53 - 1 needs 8 varint bytes (7 bits each); more is malformed. */
+const varintBytesMax = 8;
+const utf8Encoder = new TextEncoder();
+/** `fatal` so invalid UTF-8 is a decode error rather than silently replaced characters. */
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+export class ByteWriter {
+  private buf: Uint8Array;
+  private view: DataView;
+  /** Invariant: 0 <= length <= buf.byteLength. */
+  length = 0;
+
+  constructor(capacityBytes: number) {
+    this.buf = new Uint8Array(Math.max(16, capacityBytes));
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private reserve(bytes: number): void {
+    const needed = this.length + bytes;
+    if (needed <= this.buf.byteLength) return;
+    // Doubling keeps the total copying linear in the final size.
+    const next = new Uint8Array(Math.max(needed, this.buf.byteLength * 2));
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(value: number): void {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0xff))
+      fail(`u8 out of range: ${value}`);
+    this.reserve(1);
+    this.buf[this.length++] = value;
+  }
+
+  u32(value: number): void {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff)) {
+      fail(`u32 out of range: ${value}`);
+    }
+    this.reserve(4);
+    this.view.setUint32(this.length, value);
+    this.length += 4;
+  }
+
+  /** Writes a u32 at an earlier position, e.g. a frame length known only at the end. */
+  patchU32(offset: number, value: number): void {
+    assert(offset + 4 <= this.length, 'patchU32 within written bytes');
+    this.view.setUint32(offset, value);
+  }
+
+  varint(value: number): void {
+    if (!(Number.isSafeInteger(value) && value >= 0)) fail(`varint out of range: ${value}`);
+    this.reserve(varintBytesMax);
+    let v = value;
+    // Division rather than shifts: bitwise operators truncate to 32 bits.
+    while (v >= 0x80) {
+      this.buf[this.length++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    this.buf[this.length++] = v;
+  }
+
+  bytes(data: Uint8Array): void {
+    this.reserve(data.byteLength);
+    this.buf.set(data, this.length);
+    this.length += data.byteLength;
+  }
+
+  /** Length-prefixed bytes. */
+  blob(data: Uint8Array): void {
+    this.varint(data.byteLength);
+    this.bytes(data);
+  }
+
+  /** Length-prefixed UTF-8; `bytesMax` is the decoder's limit, checked here too (paired check). */
+  string(value: string, bytesMax: number, what: string): void {
+    const encoded = utf8Encoder.encode(value);
+    if (encoded.byteLength > bytesMax) {
+      fail(`${what} is ${encoded.byteLength} bytes, over the limit of ${bytesMax}`);
+    }
+    this.blob(encoded);
+  }
+
+  /** The written bytes; a view, valid until the next write. */
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+export class ByteReader {
+  private offset = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  get remainingBytes(): number {
+    return this.buf.byteLength - this.offset;
+  }
+
+  error(field: string, reason: string): DecodeError {
+    return new DecodeError(field, this.offset, reason);
+  }
+
+  private need(bytes: number, field: string): void {
+    if (bytes > this.remainingBytes) {
+      throw this.error(field, `needs ${bytes} bytes but only ${this.remainingBytes} remain`);
+    }
+  }
+
+  u8(field: string): number {
+    this.need(1, field);
+    return this.buf[this.offset++] ?? 0;
+  }
+
+  u32(field: string): number {
+    this.need(4, field);
+    const value = this.view.getUint32(this.offset);
+    this.offset += 4;
+    return value;
+  }
+
+  bool(field: string): boolean {
+    const b = this.u8(field);
+    if (b > 1) throw this.error(field, `boolean byte is ${b}, not 0 or 1`);
+    return b === 1;
+  }
+
+  varint(field: string, max = Number.MAX_SAFE_INTEGER): number {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < varintBytesMax; i++) {
+      const b = this.u8(field);
+      value += (b & 0x7f) * scale;
+      if (b < 0x80) {
+        // A trailing zero byte would be a second encoding of the same value.
+        if (b === 0 && i > 0) throw this.error(field, 'varint is not minimally encoded');
+        if (value > max) throw this.error(field, `value ${value} exceeds the limit of ${max}`);
+        return value;
+      }
+      scale *= 0x80;
+    }
+    throw this.error(field, `varint longer than ${varintBytesMax} bytes`);
+  }
+
+  /** A view into the input, not a copy: valid as long as the input buffer is not reused. */
+  bytes(length: number, field: string): Uint8Array {
+    this.need(length, field);
+    const out = this.buf.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+
+  blob(field: string, bytesMax: number): Uint8Array {
+    return this.bytes(this.varint(field, bytesMax), field);
+  }
+
+  string(field: string, bytesMax: number): string {
+    const raw = this.blob(field, bytesMax);
+    try {
+      return utf8Decoder.decode(raw);
+    } catch {
+      throw this.error(field, 'is not valid UTF-8');
+    }
+  }
+
+  rest(): Uint8Array {
+    return this.bytes(this.remainingBytes, 'rest');
+  }
+
+  end(what: string): void {
+    if (this.remainingBytes !== 0) {
+      throw this.error(what, `${this.remainingBytes} unexpected bytes after the end`);
+    }
+  }
+}

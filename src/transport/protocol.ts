@@ -1,0 +1,229 @@
+/**
+ * Bodies of the transport's own frames (handshake, snapshot streaming,
+ * requests). Raft messages use codec.ts. Decoders throw only DecodeError.
+ */
+
+import type { SnapshotMessage } from '../raft/messages.js';
+import type { NodeId } from '../raft/types.js';
+import { ByteReader, type ByteWriter } from './bytes.js';
+import { readMessage, readNodeId, writeMessage, writeNodeId } from './codec.js';
+import { FrameType, finishFrame, startFrame } from './frame.js';
+
+/** "TNDM": tells a Tandem peer port apart from anything else that connects. */
+export const handshakeMagic = Uint8Array.of(0x54, 0x4e, 0x44, 0x4d);
+/** Version of the transport protocol (frames and handshake). */
+export const protocolVersion = 1;
+export const clusterIdBytesMax = 255;
+/** Error and refusal texts are for logs; capped so a peer cannot send megabytes of them. */
+export const reasonBytesMax = 4 * 1024;
+/** Until the handshake completes, frames larger than this close the connection. */
+export const handshakeFrameBytesMax = 2 * 1024;
+
+export interface Hello {
+  readonly version: number;
+  readonly clusterId: string;
+  readonly from: NodeId;
+  readonly to: NodeId;
+}
+
+export type RefusalCode = 'version' | 'clusterId' | 'unknownMember' | 'wrongReceiver' | 'direction';
+const refusalCodes: readonly RefusalCode[] = [
+  'version',
+  'clusterId',
+  'unknownMember',
+  'wrongReceiver',
+  'direction',
+];
+
+export interface Refusal {
+  readonly code: RefusalCode;
+  readonly reason: string;
+}
+
+function truncateReason(text: string): string {
+  // UTF-8 needs at most 3 bytes per UTF-16 code unit, so this bound is safe without encoding.
+  return text.length * 3 <= reasonBytesMax ? text : `${text.slice(0, reasonBytesMax / 3 - 3)}...`;
+}
+
+// ---------------------------------------------------------------- handshake
+
+export function encodeHello(h: Hello, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.hello, 64);
+  w.bytes(handshakeMagic);
+  w.u8(h.version);
+  w.string(h.clusterId, clusterIdBytesMax, 'cluster id');
+  writeNodeId(w, h.from, 'hello.from');
+  writeNodeId(w, h.to, 'hello.to');
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeHello(body: Uint8Array): Hello {
+  const r = new ByteReader(body);
+  const magic = r.bytes(handshakeMagic.byteLength, 'hello.magic');
+  if (!magic.every((b, i) => b === handshakeMagic[i])) {
+    throw r.error('hello.magic', 'wrong magic bytes: the peer is not a Tandem node');
+  }
+  const version = r.u8('hello.version');
+  const clusterId = r.string('hello.clusterId', clusterIdBytesMax);
+  const from = readNodeId(r, 'hello.from');
+  const to = readNodeId(r, 'hello.to');
+  r.end('hello');
+  return { version, clusterId, from, to };
+}
+
+export function encodeWelcome(self: NodeId, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.welcome, 16);
+  w.u8(protocolVersion);
+  writeNodeId(w, self, 'welcome.self');
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeWelcome(body: Uint8Array): { version: number; self: NodeId } {
+  const r = new ByteReader(body);
+  const version = r.u8('welcome.version');
+  const self = readNodeId(r, 'welcome.self');
+  r.end('welcome');
+  return { version, self };
+}
+
+export function encodeRefusal(refusal: Refusal, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.refuse, 64 + refusal.reason.length);
+  w.u8(refusalCodes.indexOf(refusal.code));
+  w.string(truncateReason(refusal.reason), reasonBytesMax, 'refusal reason');
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeRefusal(body: Uint8Array): Refusal {
+  const r = new ByteReader(body);
+  const index = r.u8('refuse.code');
+  const code = refusalCodes[index];
+  if (code === undefined) throw r.error('refuse.code', `unknown refusal code ${index}`);
+  const reason = r.string('refuse.reason', reasonBytesMax);
+  r.end('refuse');
+  return { code, reason };
+}
+
+// ---------------------------------------------------------------- snapshots
+
+export function encodeSnapBegin(
+  streamId: number,
+  m: SnapshotMessage,
+  frameBytesMax: number,
+): Uint8Array {
+  const w = startFrame(FrameType.snapBegin, 128);
+  w.varint(streamId);
+  writeMessage(w, m);
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeSnapBegin(body: Uint8Array): { streamId: number; message: SnapshotMessage } {
+  const r = new ByteReader(body);
+  const streamId = r.varint('snapBegin.streamId');
+  const message = readMessage(r);
+  if (message.type !== 'snapshot') {
+    throw r.error('snapBegin.message', `carries a ${message.type} message, not a snapshot`);
+  }
+  r.end('snapBegin');
+  return { streamId, message };
+}
+
+export function encodeSnapChunk(streamId: number, data: Uint8Array, frameBytesMax: number) {
+  const w = startFrame(FrameType.snapChunk, 8 + data.byteLength);
+  w.varint(streamId);
+  w.bytes(data);
+  return finishFrame(w, frameBytesMax);
+}
+
+/** The data is a view into `body` (no copy). */
+export function decodeSnapChunk(body: Uint8Array): { streamId: number; data: Uint8Array } {
+  const r = new ByteReader(body);
+  const streamId = r.varint('snapChunk.streamId');
+  return { streamId, data: r.rest() };
+}
+
+/** snapEnd: stream id only. snapAck: stream id + consumed bytes. */
+export function encodeStreamNumber(
+  type: typeof FrameType.snapEnd | typeof FrameType.snapAck,
+  streamId: number,
+  value: number,
+  frameBytesMax: number,
+): Uint8Array {
+  const w = startFrame(type, 16);
+  w.varint(streamId);
+  w.varint(value);
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeStreamNumber(body: Uint8Array): { streamId: number; value: number } {
+  const r = new ByteReader(body);
+  const streamId = r.varint('stream.id');
+  const value = r.varint('stream.value');
+  r.end('stream frame');
+  return { streamId, value };
+}
+
+/** snapDone (ok + error text) and snapAbort (ok = false + reason). */
+export function encodeStreamResult(
+  type: typeof FrameType.snapDone | typeof FrameType.snapAbort,
+  streamId: number,
+  error: string | null,
+  frameBytesMax: number,
+): Uint8Array {
+  const w = startFrame(type, 64);
+  w.varint(streamId);
+  writeResult(w, error);
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeStreamResult(body: Uint8Array): { streamId: number; error: string | null } {
+  const r = new ByteReader(body);
+  const streamId = r.varint('stream.id');
+  const error = r.bool('stream.ok') ? null : r.string('stream.error', reasonBytesMax);
+  r.end('stream result');
+  return { streamId, error };
+}
+
+function writeResult(w: ByteWriter, error: string | null): void {
+  w.u8(error === null ? 1 : 0);
+  if (error !== null) w.string(truncateReason(error), reasonBytesMax, 'error text');
+}
+
+// ---------------------------------------------------------------- requests
+
+export function encodeRequest(id: number, payload: Uint8Array, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.request, 8 + payload.byteLength);
+  w.varint(id);
+  w.bytes(payload);
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeRequest(body: Uint8Array): { id: number; payload: Uint8Array } {
+  const r = new ByteReader(body);
+  const id = r.varint('request.id');
+  return { id, payload: r.rest() };
+}
+
+export type ResponseBody =
+  | { readonly id: number; readonly ok: true; readonly payload: Uint8Array }
+  | { readonly id: number; readonly ok: false; readonly error: string };
+
+export function encodeResponse(res: ResponseBody, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.response, 16 + (res.ok ? res.payload.byteLength : 256));
+  w.varint(res.id);
+  if (res.ok) {
+    w.u8(1);
+    w.bytes(res.payload);
+  } else {
+    writeResult(w, res.error);
+  }
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeResponse(body: Uint8Array): ResponseBody {
+  const r = new ByteReader(body);
+  const id = r.varint('response.id');
+  if (r.bool('response.ok')) return { id, ok: true, payload: r.rest() };
+  const error = r.string('response.error', reasonBytesMax);
+  r.end('response');
+  return { id, ok: false, error };
+}
