@@ -1,0 +1,636 @@
+/**
+ * The runtime around one Raft core (DESIGN.md §2, node/): it feeds the core
+ * time, messages and requests, and carries out each Ready in the order the
+ * core requires:
+ *
+ *   messages → persist (async, group-committed by the WAL) → messages that
+ *   wait for the persist → install snapshot → apply committed entries →
+ *   serve reads → advance
+ *
+ * Readys are pipelined: the next one is taken while earlier ones are being
+ * persisted, and their durable halves run strictly in order. The event loop
+ * never waits on the disk.
+ *
+ * Time: ticks come from a monotonic clock. A timer that fires late (a stalled
+ * event loop, a paused process) is caught up tick by tick before any message
+ * is stepped, so a stale leader's lease expires in its own view before it
+ * can answer a read from what it receives after the stall.
+ */
+
+import type { Logger } from 'pino';
+import { assert } from '../raft/assert.js';
+import type { PersistedState, RaftConfigInput } from '../raft/config.js';
+import { bootstrapState } from '../raft/config.js';
+import { applyConfChange } from '../raft/membership.js';
+import type { Message, SnapshotMessage } from '../raft/messages.js';
+import { Prng } from '../raft/prng.js';
+import { RaftNode, type Status } from '../raft/raft.js';
+import type { Ready } from '../raft/ready.js';
+import type { Refusal } from '../raft/results.js';
+import type {
+  ConfChange,
+  Entry,
+  LogIndex,
+  Membership,
+  NodeId,
+  Role,
+  SnapshotMeta,
+  Term,
+} from '../raft/types.js';
+import { logIndex, noNode } from '../raft/types.js';
+import type { RaftStorage } from '../storage/raft-storage.js';
+
+/** The replicated application: applies committed entries, snapshots and restores. */
+export interface StateMachine<Result> {
+  /** Applies one committed normal entry (never the empty no-op). Deterministic. */
+  apply(index: LogIndex, data: Uint8Array): Result;
+  /** A consistent image as of the last applied entry, even if applying continues. */
+  snapshot(): AsyncIterable<Uint8Array>;
+  /** Replaces the whole state with a snapshot's image. */
+  restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+/** How the driver reaches the other members (the peer transport). */
+export interface PeerNetwork {
+  send(messages: readonly Message[]): void;
+  /** Streams a stored snapshot; resolves once the receiver stored it. */
+  sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+}
+
+export interface RaftDriverOptions {
+  readonly id: NodeId;
+  /** Founding voters of a new cluster; ignored once the data directory holds state. */
+  readonly initialMembers: readonly NodeId[];
+  readonly tickMs: number;
+  readonly raft: Omit<RaftConfigInput, 'id' | 'random'>;
+  /** Take a snapshot once this many entries were applied since the last one. */
+  readonly snapshotEntries: number;
+  /** A persist slower than this is logged as a slow fsync. */
+  readonly slowPersistMs: number;
+  /** Most proposals waiting for their entry to apply. */
+  readonly pendingProposalsMax: number;
+  /** Seed of the core's randomized election timeouts. */
+  readonly seed: number;
+}
+
+/** A request the core or the driver refused; `message` says what to do. */
+export class RaftRefusedError extends Error {
+  override readonly name = 'RaftRefusedError';
+  constructor(
+    readonly refusal:
+      | Refusal
+      | { readonly kind: 'shutdown' | 'lost' | 'tooMany'; readonly message: string },
+  ) {
+    super(refusal.message);
+  }
+}
+
+export interface DriverEvents<Result> {
+  /** Role or leader changed. */
+  onRoleChange?(role: Role, leader: NodeId, term: Term): void;
+  /** An entry was applied, with what the state machine returned (null for no-ops and conf changes). */
+  onApplied?(index: LogIndex, result: Result | null): void;
+  /** Storage failed: the process must exit and recover from disk. */
+  onFatal(error: unknown): void;
+}
+
+interface PendingProposal<Result> {
+  readonly term: Term;
+  readonly resolve: (result: Result | null) => void;
+  readonly reject: (error: Error) => void;
+}
+
+interface PendingRead {
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Beyond this many missed ticks every timer has fired; more change nothing. */
+const catchUpTicksFactor = 4;
+const readyLoopMax = 64;
+
+export class RaftDriver<Result> {
+  private core: RaftNode;
+  private readonly started = performanceNow();
+  private ticksDone = 0;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private readyScheduled = false;
+  /** The durable halves of Readys, chained so they run in order. */
+  private durableChain: Promise<void> = Promise.resolve();
+  private readonly proposals = new Map<number, PendingProposal<Result>>();
+  /** Reads waiting for the next read index request, and those sent, by context. */
+  private readsToSend: PendingRead[] = [];
+  private readonly readsSent = new Map<string, { reads: PendingRead[]; tick: number }>();
+  /** Read states confirmed, waiting for `applied` to reach their index. */
+  private readonly readsConfirmed: { index: number; reads: PendingRead[] }[] = [];
+  private readSeq = 0;
+  private applied: number;
+  private appliedMembership: Membership;
+  private snapshotIndex: number;
+  private snapshotting = false;
+  private role: Role = 'follower';
+  private leader: NodeId = noNode;
+  private stopped = false;
+  private fatal = false;
+  /** Counters for metrics. */
+  readonly stats = { proposals: 0, applied: 0, persists: 0, slowPersists: 0, snapshots: 0 };
+
+  private constructor(
+    private readonly options: RaftDriverOptions,
+    private readonly storage: RaftStorage,
+    private readonly machine: StateMachine<Result>,
+    private readonly network: PeerNetwork,
+    private readonly events: DriverEvents<Result>,
+    private readonly log: Logger,
+    persisted: PersistedState,
+  ) {
+    this.core = new RaftNode(
+      { ...options.raft, id: options.id, random: new Prng(options.seed) },
+      persisted,
+    );
+    this.applied = persisted.snapshot.index;
+    this.snapshotIndex = persisted.snapshot.index;
+    this.appliedMembership = persisted.snapshot.membership;
+  }
+
+  /**
+   * Recovers the state machine and the core from `storage` (bootstrapping a
+   * fresh directory with `initialMembers`) and starts ticking.
+   */
+  static async start<R>(
+    options: RaftDriverOptions,
+    opened: { storage: RaftStorage; persisted: PersistedState },
+    machine: StateMachine<R>,
+    network: PeerNetwork,
+    events: DriverEvents<R>,
+    log: Logger,
+  ): Promise<RaftDriver<R>> {
+    let persisted = opened.persisted;
+    if (isFresh(persisted) && options.initialMembers.length > 0) {
+      persisted = bootstrapState(options.initialMembers);
+      // The founding conf entries are durable before the core may act on them.
+      await opened.storage.persist(bootstrapReady(persisted));
+      log.info({ members: options.initialMembers }, 'bootstrapped a new cluster');
+    }
+    const snapshot = persisted.snapshot;
+    if (snapshot.index > 0) {
+      const reader = await opened.storage.openSnapshot(snapshot);
+      try {
+        await machine.restore(reader);
+      } finally {
+        await reader.close();
+      }
+    }
+    const driver = new RaftDriver(
+      options,
+      opened.storage,
+      machine,
+      network,
+      events,
+      log,
+      persisted,
+    );
+    log.info(
+      {
+        term: persisted.hardState.term,
+        snapshot: snapshot.index,
+        lastIndex: persisted.entries.at(-1)?.index ?? snapshot.index,
+        commit: persisted.hardState.commit,
+      },
+      'recovered from disk',
+    );
+    driver.tickTimer = setInterval(() => driver.onTimer(), options.tickMs);
+    driver.scheduleReady();
+    return driver;
+  }
+
+  get id(): NodeId {
+    return this.options.id;
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  get leaderId(): NodeId {
+    return this.leader;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  status(): Status {
+    return this.core.status();
+  }
+
+  /** Steps a message from a peer, after catching up missed ticks. */
+  step(message: Message): void {
+    if (this.stopped) return;
+    this.catchUpTicks();
+    this.core.step(message);
+    this.scheduleReady();
+  }
+
+  /**
+   * Stores a snapshot streamed from the leader, then steps its message; the
+   * core installs it in a later Ready if it still wants it.
+   */
+  async receiveSnapshot(
+    message: SnapshotMessage,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    await this.storage.receiveSnapshot(message.snapshot, chunks);
+    this.step(message);
+  }
+
+  /** Tells the core a peer could not be reached, so it stops pipelining to it. */
+  reportUnreachable(peer: NodeId): void {
+    if (this.stopped) return;
+    this.core.reportUnreachable(peer);
+    this.scheduleReady();
+  }
+
+  /**
+   * Proposes `data`; resolves with what the state machine returned once the
+   * entry is applied here. Rejects with `RaftRefusedError` when this node is
+   * not the leader (the message names the leader), when the leader is
+   * overloaded, or when the entry was lost to a new leader (then it was not
+   * applied, and a retry is safe).
+   */
+  propose(data: Uint8Array): Promise<Result | null> {
+    if (this.stopped) return Promise.reject(shutdownError());
+    if (this.proposals.size >= this.options.pendingProposalsMax) {
+      return Promise.reject(
+        new RaftRefusedError({
+          kind: 'tooMany',
+          message: `more than ${this.options.pendingProposalsMax} writes are waiting to commit; retry after a short pause`,
+        }),
+      );
+    }
+    const result = this.core.propose(data);
+    if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
+    this.stats.proposals++;
+    this.scheduleReady();
+    return new Promise((resolve, reject) => {
+      this.proposals.set(result.index, { term: result.term, resolve, reject });
+    });
+  }
+
+  /** Proposes a membership change; resolves once it is applied here. */
+  proposeConfChange(change: ConfChange): Promise<void> {
+    if (this.stopped) return Promise.reject(shutdownError());
+    const result = this.core.proposeConfChange(change);
+    if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
+    this.scheduleReady();
+    return new Promise((resolve, reject) => {
+      this.proposals.set(result.index, { term: result.term, resolve: () => resolve(), reject });
+    });
+  }
+
+  /**
+   * Resolves once this node's state reflects every write committed before
+   * the call (a linearizable read point, thesis §6.4). Reads arriving in
+   * the same turn of the event loop share one read index request.
+   */
+  readBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(shutdownError());
+    return new Promise((resolve, reject) => {
+      this.readsToSend.push({ resolve, reject });
+      this.scheduleReady();
+    });
+  }
+
+  transferLeadership(to: NodeId): void {
+    const result = this.core.transferLeadership(to);
+    if (!result.ok) throw new RaftRefusedError(result.refusal);
+    this.scheduleReady();
+  }
+
+  /**
+   * Stops the driver: hands leadership to the most caught-up voter when this
+   * node leads (bounded by `handoverMs`), fails waiting requests, waits for
+   * writes in flight and closes the storage.
+   */
+  async stop(handoverMs: number): Promise<void> {
+    if (this.stopped) return;
+    if (this.role === 'leader' && !this.fatal) await this.handOver(handoverMs);
+    this.stopped = true;
+    if (this.tickTimer !== null) clearInterval(this.tickTimer);
+    this.tickTimer = null;
+    this.failWaiting(shutdownError());
+    await this.durableChain.catch(() => undefined);
+    await this.storage.close();
+  }
+
+  private async handOver(handoverMs: number): Promise<void> {
+    const status = this.core.status();
+    let best: NodeId = noNode;
+    let bestMatch = -1;
+    for (const [id, pr] of status.progress) {
+      if (!status.membership.voters.includes(id) || !pr.recentActive) continue;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best === noNode) return;
+    this.log.info({ to: best, term: status.term }, 'shutting down: handing leadership over');
+    try {
+      this.transferLeadership(best);
+    } catch (error) {
+      this.log.warn({ err: error }, 'leadership handover refused; shutting down anyway');
+      return;
+    }
+    const deadline = performanceNow() + handoverMs;
+    while (this.role === 'leader' && performanceNow() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.tickMs));
+    }
+  }
+
+  private failWaiting(error: Error): void {
+    for (const p of this.proposals.values()) p.reject(error);
+    this.proposals.clear();
+    for (const r of this.readsToSend) r.reject(error);
+    this.readsToSend = [];
+    for (const sent of this.readsSent.values()) for (const r of sent.reads) r.reject(error);
+    this.readsSent.clear();
+    for (const c of this.readsConfirmed) for (const r of c.reads) r.reject(error);
+    this.readsConfirmed.length = 0;
+  }
+
+  private onTimer(): void {
+    this.catchUpTicks();
+    this.expireReads();
+    this.scheduleReady();
+  }
+
+  /**
+   * A read index request or its answer can be lost with a message; after two
+   * election timeouts without an answer the reads fail (and may be retried).
+   */
+  private expireReads(): void {
+    const timeoutTicks = 2 * (this.options.raft.electionTimeoutTicks ?? 10);
+    for (const [context, sent] of this.readsSent) {
+      if (this.ticksDone - sent.tick < timeoutTicks) continue;
+      this.readsSent.delete(context);
+      for (const r of sent.reads) r.reject(lostError('no answer to the read index request'));
+    }
+  }
+
+  /** Delivers every tick the clock says is due, bounded. */
+  private catchUpTicks(): void {
+    const due = Math.floor((performanceNow() - this.started) / this.options.tickMs);
+    let missed = due - this.ticksDone;
+    if (missed <= 0) return;
+    const limit = catchUpTicksFactor * (this.options.raft.electionTimeoutTicks ?? 10);
+    if (missed > limit) {
+      this.log.warn({ missedTicks: missed }, 'the event loop stalled; catching up ticks');
+      missed = limit;
+    }
+    for (let i = 0; i < missed; i++) this.core.tick();
+    this.ticksDone = due;
+  }
+
+  private scheduleReady(): void {
+    if (this.readyScheduled || this.stopped) return;
+    this.readyScheduled = true;
+    // After the I/O callbacks of this turn: everything that arrived together
+    // goes out in one Ready (one append per follower, one fsync).
+    setImmediate(() => {
+      this.readyScheduled = false;
+      this.processReady();
+    });
+  }
+
+  private processReady(): void {
+    if (this.stopped || this.fatal) return;
+    this.sendReadIndex();
+    for (let i = 0; i < readyLoopMax && this.core.hasReady(); i++)
+      this.handleReady(this.core.ready());
+    if (this.core.hasReady()) this.scheduleReady();
+  }
+
+  private sendReadIndex(): void {
+    if (this.readsToSend.length === 0) return;
+    const context = `${this.options.id}:${++this.readSeq}`;
+    const result = this.core.readIndex(context);
+    const reads = this.readsToSend;
+    this.readsToSend = [];
+    if (!result.ok) {
+      for (const r of reads) r.reject(new RaftRefusedError(result.refusal));
+      return;
+    }
+    this.readsSent.set(context, { reads, tick: this.ticksDone });
+  }
+
+  private handleReady(rd: Ready): void {
+    if (rd.softState !== null) this.onSoftState(rd.softState.role, rd.softState.leader);
+    this.sendMessages(rd.messages);
+    for (const rs of rd.readStates) {
+      const sent = this.readsSent.get(rs.context);
+      if (sent === undefined) continue;
+      this.readsSent.delete(rs.context);
+      this.readsConfirmed.push({ index: rs.index, reads: sent.reads });
+    }
+    const startedMs = performanceNow();
+    const persisted = this.storage.persist(rd);
+    this.durableChain = this.durableChain.then(async () => {
+      try {
+        await persisted;
+      } catch (error) {
+        this.onFatal(error);
+        return;
+      }
+      const tookMs = performanceNow() - startedMs;
+      this.stats.persists++;
+      if (tookMs > this.options.slowPersistMs && rd.mustSync) {
+        this.stats.slowPersists++;
+        this.log.warn({ ms: Math.round(tookMs), entries: rd.entries.length }, 'slow fsync');
+      }
+      await this.onDurable(rd);
+    });
+  }
+
+  private async onDurable(rd: Ready): Promise<void> {
+    if (this.stopped || this.fatal) return;
+    this.sendMessages(rd.messagesAfterPersist);
+    if (rd.snapshot !== null) await this.installSnapshot(rd.snapshot);
+    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    this.serveReads();
+    this.core.advance(rd);
+    this.maybeSnapshot();
+    this.scheduleReady();
+  }
+
+  private sendMessages(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    const plain: Message[] = [];
+    for (const m of messages) {
+      if (m.type === 'snapshot') this.sendSnapshot(m);
+      else plain.push(m);
+    }
+    if (plain.length > 0) this.network.send(plain);
+  }
+
+  private sendSnapshot(message: SnapshotMessage): void {
+    const meta = message.snapshot;
+    this.log.info({ to: message.to, index: meta.index }, 'sending a snapshot');
+    const send = async (): Promise<void> => {
+      const reader = await this.storage.openSnapshot(meta);
+      try {
+        await this.network.sendSnapshot(message, reader);
+      } finally {
+        await reader.close();
+      }
+    };
+    send().then(
+      () => this.reportSnapshot(message.to, true),
+      (error: unknown) => {
+        this.log.warn({ to: message.to, err: error }, 'sending a snapshot failed');
+        this.reportSnapshot(message.to, false);
+      },
+    );
+  }
+
+  private reportSnapshot(to: NodeId, ok: boolean): void {
+    if (this.stopped) return;
+    this.core.reportSnapshot(to, ok);
+    this.scheduleReady();
+  }
+
+  private async installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const reader = await this.storage.openSnapshot(meta);
+    try {
+      await this.machine.restore(reader);
+    } finally {
+      await reader.close();
+    }
+    this.applied = meta.index;
+    this.snapshotIndex = meta.index;
+    this.appliedMembership = meta.membership;
+    this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
+    // Proposals at or below the snapshot were decided by others; their results are unknown here.
+    for (const [index, p] of this.proposals) {
+      if (index > meta.index) continue;
+      this.proposals.delete(index);
+      p.reject(lostError('a snapshot replaced the log before the entry was applied here'));
+    }
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.index <= this.applied) return;
+    assert(entry.index === this.applied + 1, `applying ${entry.index} after ${this.applied}`);
+    let result: Result | null = null;
+    if (entry.kind === 'conf') {
+      this.appliedMembership = applyConfChange(this.appliedMembership, entry.change);
+      this.log.info({ change: entry.change, index: entry.index }, 'membership change applied');
+    } else if (entry.data.length > 0) {
+      result = this.machine.apply(entry.index, entry.data);
+    }
+    this.applied = entry.index;
+    this.stats.applied++;
+    this.events.onApplied?.(entry.index, result);
+    const pending = this.proposals.get(entry.index);
+    if (pending === undefined) return;
+    this.proposals.delete(entry.index);
+    if (pending.term === entry.term) pending.resolve(result);
+    else pending.reject(lostError('a new leader replaced the entry before it committed'));
+  }
+
+  private serveReads(): void {
+    while (this.readsConfirmed.length > 0) {
+      const first = this.readsConfirmed[0];
+      if (first === undefined || first.index > this.applied) return;
+      this.readsConfirmed.shift();
+      for (const r of first.reads) r.resolve();
+    }
+  }
+
+  private onSoftState(role: Role, leader: NodeId): void {
+    const previousRole = this.role;
+    this.role = role;
+    this.leader = leader;
+    const term = this.core.status().term;
+    if (role !== previousRole) this.log.info({ role, leader, term }, `became ${role}`);
+    else this.log.info({ leader, term }, 'leader changed');
+    // Read requests sent to (or as) the old leader will not be confirmed now.
+    for (const sent of this.readsSent.values()) {
+      for (const r of sent.reads)
+        r.reject(lostError('the leader changed before the read was confirmed'));
+    }
+    this.readsSent.clear();
+    this.events.onRoleChange?.(role, leader, term);
+  }
+
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.applied - this.snapshotIndex < this.options.snapshotEntries)
+      return;
+    const index = logIndex(this.applied);
+    const term = this.core.entry(index)?.term;
+    if (term === undefined) return;
+    const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
+    this.snapshotting = true;
+    const started = performanceNow();
+    this.storage.saveSnapshot(meta, this.machine.snapshot()).then(
+      (info) => {
+        this.snapshotting = false;
+        this.snapshotIndex = index;
+        this.stats.snapshots++;
+        if (this.stopped) return;
+        this.core.compact(index);
+        this.log.info(
+          { index, bytes: info.dataBytes, ms: Math.round(performanceNow() - started) },
+          'snapshot saved; log compacted',
+        );
+      },
+      (error: unknown) => this.onFatal(error),
+    );
+  }
+
+  private onFatal(error: unknown): void {
+    if (this.fatal) return;
+    this.fatal = true;
+    this.log.fatal({ err: error }, 'storage failed; the node must stop and recover from disk');
+    this.failWaiting(
+      new RaftRefusedError({ kind: 'shutdown', message: 'the node stopped: its storage failed' }),
+    );
+    this.events.onFatal(error);
+  }
+}
+
+function performanceNow(): number {
+  return performance.now();
+}
+
+function shutdownError(): RaftRefusedError {
+  return new RaftRefusedError({
+    kind: 'shutdown',
+    message: 'the node is shutting down; retry on another node',
+  });
+}
+
+function lostError(why: string): RaftRefusedError {
+  return new RaftRefusedError({
+    kind: 'lost',
+    message: `the write was not applied: ${why}; retry it`,
+  });
+}
+
+function isFresh(p: PersistedState): boolean {
+  return p.snapshot.index === 0 && p.entries.length === 0 && p.hardState.term === 0;
+}
+
+function bootstrapReady(p: PersistedState): Ready {
+  return {
+    softState: null,
+    hardState: p.hardState,
+    snapshot: null,
+    entries: p.entries,
+    mustSync: true,
+    messages: [],
+    messagesAfterPersist: [],
+    committedEntries: [],
+    readStates: [],
+  };
+}
