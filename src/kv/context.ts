@@ -1,0 +1,115 @@
+/**
+ * What a command runs against: one db of the keyspace at one instant, in
+ * write mode (applying a log entry: may mutate, deletes expired keys it
+ * meets) or read mode (never mutates; expired keys are just invisible).
+ */
+import { assert } from '../raft/assert.js';
+import { Deque } from './deque.js';
+import { fail, msg } from './errors.js';
+import { type HashValue, KeyEntry, type Keyspace, type SetValue, type Value } from './keyspace.js';
+import { ZSet } from './zset.js';
+
+export interface Published {
+  readonly channel: string;
+  readonly message: string;
+}
+
+export class Ctx {
+  constructor(
+    readonly ks: Keyspace,
+    public db: number,
+    /** The state machine clock (write) or max(node clock, applied clock) (read). */
+    readonly nowMs: number,
+    /** Log index of the entry being applied; 0 in read mode. */
+    readonly index: number,
+    readonly write: boolean,
+    /** Uniform in [0, 1): seeded from the entry (write) or the caller's (read). */
+    readonly random: () => number,
+    readonly published: Published[],
+  ) {}
+
+  /** A uniform integer in [0, n). */
+  randomInt(n: number): number {
+    return Math.floor(this.random() * n);
+  }
+
+  /** The key's entry, or undefined when missing or expired. */
+  lookup(key: string, db: number = this.db): KeyEntry | undefined {
+    const e = this.ks.map(db).get(key);
+    if (e === undefined) return undefined;
+    if (this.ks.isExpired(e, this.nowMs)) {
+      if (this.write) this.ks.remove(db, key);
+      return undefined;
+    }
+    return e;
+  }
+
+  /** Like lookup, and records the key as about to be mutated. */
+  lookupForWrite(key: string, db: number = this.db): KeyEntry | undefined {
+    assert(this.write, 'mutation only while applying an entry');
+    const e = this.lookup(key, db);
+    if (e !== undefined) this.ks.beforeMutate(db, key);
+    return e;
+  }
+
+  private typed<T extends Value>(
+    key: string,
+    forWrite: boolean,
+    is: (v: Value) => v is T,
+  ): [KeyEntry, T] | undefined {
+    const e = forWrite ? this.lookupForWrite(key) : this.lookup(key);
+    if (e === undefined) return undefined;
+    if (!is(e.value)) fail(msg.wrongType);
+    return [e, e.value];
+  }
+
+  str(key: string, forWrite = false): [KeyEntry, string] | undefined {
+    return this.typed(key, forWrite, (v): v is string => typeof v === 'string');
+  }
+
+  hash(key: string, forWrite = false): [KeyEntry, HashValue] | undefined {
+    return this.typed(key, forWrite, (v): v is HashValue => v instanceof Map);
+  }
+
+  set(key: string, forWrite = false): [KeyEntry, SetValue] | undefined {
+    return this.typed(key, forWrite, (v): v is SetValue => v instanceof Set);
+  }
+
+  list(key: string, forWrite = false): [KeyEntry, Deque] | undefined {
+    return this.typed(key, forWrite, (v): v is Deque => v instanceof Deque);
+  }
+
+  zset(key: string, forWrite = false): [KeyEntry, ZSet] | undefined {
+    return this.typed(key, forWrite, (v): v is ZSet => v instanceof ZSet);
+  }
+
+  /** Stores a value under key, replacing whatever was there. Returns the new entry. */
+  store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyEntry {
+    assert(this.write, 'mutation only while applying an entry');
+    const e = new KeyEntry(value, expireAtMs, this.index);
+    this.ks.put(db, key, e);
+    return e;
+  }
+
+  /**
+   * Records that the entry changed: bumps its revision, and deletes the key
+   * when its collection became empty (Redis never keeps empty collections).
+   */
+  touched(key: string, e: KeyEntry, db: number = this.db): void {
+    assert(this.write, 'mutation only while applying an entry');
+    e.revision = this.index;
+    if (typeof e.value !== 'string' && e.value.size === 0) this.ks.remove(db, key);
+  }
+
+  /** Deletes a key if it exists (and is not expired); returns whether it did. */
+  del(key: string, db: number = this.db): boolean {
+    assert(this.write, 'mutation only while applying an entry');
+    if (this.lookup(key, db) === undefined) return false;
+    return this.ks.remove(db, key);
+  }
+
+  setExpiry(key: string, e: KeyEntry, expireAtMs: number): void {
+    this.ks.setExpiry(this.db, key, e, expireAtMs);
+    e.revision = this.index;
+  }
+}

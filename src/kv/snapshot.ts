@@ -1,0 +1,257 @@
+/**
+ * Snapshot image of the keyspace, restore, and the state digest.
+ *
+ * Image layout: magic `TDKVSNAP`, u32 version, f64 clockMs, f64
+ * appliedIndex, u32 db count; then records (u8 type 1..5, u8 db, key, f64
+ * expireAtMs, f64 revision, value); then u8 0, f64 record count, and the
+ * SHA-256 of every byte before it (32 bytes).
+ * Values: string = str; hash = u32 n, n × (field, value); list/set = u32 n,
+ * n × str; zset = u32 n, n × (member, f64 score) in ascending order.
+ */
+import { Buffer } from 'node:buffer';
+import { createHash, type Hash } from 'node:crypto';
+import { assert } from '../raft/assert.js';
+import { ByteReader, ByteWriter, CorruptDataError } from './bytes.js';
+import { Deque } from './deque.js';
+import { dbCount } from './entry-codec.js';
+import {
+  type HashValue,
+  KeyEntry,
+  Keyspace,
+  type SetValue,
+  type SnapshotCapture,
+  type TypeName,
+  typeOf,
+  type Value,
+} from './keyspace.js';
+import { ZSet } from './zset.js';
+
+const magic = 'TDKVSNAP';
+export const snapshotFormatVersion = 1;
+const hashBytes = 32;
+const typeCodes: Readonly<Record<TypeName, number>> = {
+  string: 1,
+  hash: 2,
+  list: 3,
+  set: 4,
+  zset: 5,
+};
+/** Target chunk size; a single large value may make one chunk bigger. */
+export const snapshotChunkBytes = 256 * 1024;
+
+function writeValue(w: ByteWriter, v: Value, canonical: boolean): void {
+  if (typeof v === 'string') {
+    w.str(v);
+    return;
+  }
+  w.u32(v.size);
+  if (v instanceof Map) {
+    const fields = canonical ? [...v.keys()].sort() : v.keys();
+    for (const f of fields) {
+      w.str(f);
+      w.str(v.get(f) as string);
+    }
+  } else if (v instanceof Set) {
+    for (const m of canonical ? [...v].sort() : v) w.str(m);
+  } else if (v instanceof Deque) {
+    for (const x of v) w.str(x);
+  } else {
+    for (const [m, s] of v.entries()) {
+      w.str(m);
+      w.f64(s);
+    }
+  }
+}
+
+function writeRecord(
+  w: ByteWriter,
+  db: number,
+  key: string,
+  e: KeyEntry,
+  canonical: boolean,
+): void {
+  w.u8(typeCodes[typeOf(e.value)]);
+  w.u8(db);
+  w.str(key);
+  w.f64(e.expireAtMs);
+  w.f64(e.revision);
+  writeValue(w, e.value, canonical);
+}
+
+function writeHeader(w: ByteWriter, clockMs: number, appliedIndex: number): void {
+  for (let i = 0; i < magic.length; i++) w.u8(magic.charCodeAt(i));
+  w.u32(snapshotFormatVersion);
+  w.f64(clockMs);
+  w.f64(appliedIndex);
+  w.u32(dbCount);
+}
+
+/**
+ * A consistent image of the keyspace as of its creation, produced in chunks
+ * while applies continue (copy-on-write, see SnapshotCapture). Iterate it
+ * once; `close()` (or breaking out of a for..of) abandons it. Only one
+ * snapshot may be in progress at a time.
+ */
+export class KvSnapshot implements Iterable<Uint8Array> {
+  private readonly capture: SnapshotCapture;
+  private started = false;
+  private closed = false;
+
+  constructor(
+    private readonly ks: Keyspace,
+    private readonly chunkBytes: number = snapshotChunkBytes,
+  ) {
+    assert(chunkBytes >= 1, 'chunk size is positive');
+    this.capture = ks.startCapture();
+  }
+
+  /** The log index the image corresponds to. */
+  get appliedIndex(): number {
+    return this.capture.appliedIndex;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ks.endCapture(this.capture);
+  }
+
+  [Symbol.iterator](): Iterator<Uint8Array> {
+    assert(!this.started, 'a kv snapshot is iterated once');
+    this.started = true;
+    return this.chunks();
+  }
+
+  private *chunks(): Generator<Uint8Array> {
+    try {
+      const hash = createHash('sha256');
+      const w = new ByteWriter(Math.min(this.chunkBytes, snapshotChunkBytes) + 1024);
+      const emit = (): Uint8Array => {
+        const chunk = w.take();
+        hash.update(chunk);
+        return chunk;
+      };
+      writeHeader(w, this.capture.clockMs, this.capture.appliedIndex);
+      let records = 0;
+      for (const [db, key, e] of this.capture.records()) {
+        if (this.closed) return;
+        writeRecord(w, db, key, e, false);
+        records++;
+        if (w.length >= this.chunkBytes) yield emit();
+      }
+      w.u8(0);
+      w.f64(records);
+      const last = emit();
+      const digest = hash.digest();
+      const out = new Uint8Array(last.length + hashBytes);
+      out.set(last, 0);
+      out.set(digest, last.length);
+      yield out;
+    } finally {
+      this.close();
+    }
+  }
+}
+
+function concat(chunks: Iterable<Uint8Array>): Buffer {
+  const parts: Uint8Array[] = [];
+  for (const c of chunks) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+function readValue(r: ByteReader, type: number): Value {
+  if (type === 1) return r.str();
+  const n = r.u32();
+  if (n === 0) throw new CorruptDataError('kv snapshot: empty collection');
+  if (n > r.remaining) throw new CorruptDataError(`kv snapshot: collection size ${n}`);
+  if (type === 2) {
+    const h: HashValue = new Map();
+    for (let i = 0; i < n; i++) h.set(r.str(), r.str());
+    if (h.size !== n) throw new CorruptDataError('kv snapshot: duplicate hash field');
+    return h;
+  }
+  if (type === 3) {
+    const d = new Deque(n);
+    for (let i = 0; i < n; i++) d.pushBack(r.str());
+    return d;
+  }
+  if (type === 4) {
+    const s: SetValue = new Set();
+    for (let i = 0; i < n; i++) s.add(r.str());
+    if (s.size !== n) throw new CorruptDataError('kv snapshot: duplicate set member');
+    return s;
+  }
+  if (type === 5) {
+    const z = new ZSet();
+    for (let i = 0; i < n; i++) {
+      const m = r.str();
+      const score = r.f64();
+      if (Number.isNaN(score)) throw new CorruptDataError('kv snapshot: NaN score');
+      z.set(m, score);
+    }
+    if (z.size !== n) throw new CorruptDataError('kv snapshot: duplicate zset member');
+    return z;
+  }
+  throw new CorruptDataError(`kv snapshot: unknown value type ${type}`);
+}
+
+/** Builds a keyspace from an image; throws CorruptDataError if corrupt or truncated. */
+export function restoreKeyspace(chunks: Iterable<Uint8Array>): Keyspace {
+  const bytes = concat(chunks);
+  const headerBytes = magic.length + 4 + 8 + 8 + 4;
+  if (bytes.length < headerBytes + 9 + hashBytes) {
+    throw new CorruptDataError(`kv snapshot: truncated (${bytes.length} bytes)`);
+  }
+  if (bytes.toString('latin1', 0, magic.length) !== magic) {
+    throw new CorruptDataError('kv snapshot: bad magic (not a kv snapshot)');
+  }
+  const body = bytes.length - hashBytes;
+  const expected = createHash('sha256').update(bytes.subarray(0, body)).digest();
+  if (!expected.equals(bytes.subarray(body))) {
+    throw new CorruptDataError('kv snapshot: checksum mismatch (corrupt or truncated image)');
+  }
+  const r = new ByteReader(bytes, 'kv snapshot', magic.length, body);
+  const version = r.u32();
+  if (version !== snapshotFormatVersion) {
+    throw new CorruptDataError(`kv snapshot: unsupported version ${version}`);
+  }
+  const ks = new Keyspace();
+  ks.clockMs = r.f64();
+  ks.appliedIndex = r.f64();
+  const dbs = r.u32();
+  if (dbs !== dbCount) throw new CorruptDataError(`kv snapshot: ${dbs} dbs, expected ${dbCount}`);
+  let records = 0;
+  for (;;) {
+    const type = r.u8();
+    if (type === 0) break;
+    const db = r.u8();
+    if (db >= dbCount) throw new CorruptDataError(`kv snapshot: db ${db}`);
+    const key = r.str();
+    const expireAtMs = r.f64();
+    const revision = r.f64();
+    const value = readValue(r, type);
+    if (ks.map(db).has(key)) throw new CorruptDataError('kv snapshot: duplicate key');
+    ks.put(db, key, new KeyEntry(value, expireAtMs, revision));
+    records++;
+  }
+  const count = r.f64();
+  if (count !== records) {
+    throw new CorruptDataError(`kv snapshot: ${records} records, trailer says ${count}`);
+  }
+  r.expectEnd();
+  return ks;
+}
+
+/** SHA-256 (hex) of the logical state in canonical order: equal states, equal digests. */
+export function digestKeyspace(ks: Keyspace): string {
+  const hash: Hash = createHash('sha256');
+  const w = new ByteWriter(64 * 1024);
+  writeHeader(w, ks.clockMs, ks.appliedIndex);
+  ks.dbs.forEach((m, db) => {
+    for (const key of [...m.keys()].sort()) {
+      writeRecord(w, db, key, m.get(key) as KeyEntry, true);
+      if (w.length >= 64 * 1024) hash.update(w.take());
+    }
+  });
+  hash.update(w.take());
+  return hash.digest('hex');
+}

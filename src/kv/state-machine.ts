@@ -1,0 +1,296 @@
+/**
+ * The deterministic Redis state machine: prepares log entries on the leader
+ * and applies committed ones on every node. See index.ts for how the runtime
+ * uses it.
+ */
+import { assert } from '../raft/assert.js';
+import { Prng } from '../raft/prng.js';
+import { implementationOf } from './cmd-registry.js';
+import { type CommandSpec, lookupCommand } from './command-table.js';
+import { Ctx, type Published } from './context.js';
+import { type DbKey, dbCount, decodeEntry, encodeEntry, type WatchedKey } from './entry-codec.js';
+import { KvError, msg } from './errors.js';
+import { type DbStats, Keyspace } from './keyspace.js';
+import { parseLong } from './parse.js';
+import { bulk, error, integer, nullArray, ok, type Reply, simple } from './reply.js';
+import { digestKeyspace, KvSnapshot, restoreKeyspace } from './snapshot.js';
+
+export interface ApplyResult {
+  readonly reply: Reply;
+  /** PUBLISHed messages, in order, for the runtime to deliver to local subscribers. */
+  readonly published?: readonly Published[];
+}
+
+export interface KvStats {
+  readonly dbs: readonly DbStats[];
+  readonly approxMemoryBytes: number;
+  readonly clockMs: number;
+  readonly appliedIndex: number;
+}
+
+/** Connection commands that EXEC can run itself; others cannot be queued. */
+const execConnectionCommands = new Set(['ping', 'echo', 'select']);
+
+function checkDb(db: number): void {
+  assert(Number.isInteger(db) && db >= 0 && db < dbCount, 'db index in range');
+}
+
+function checkSeed(seed: number): void {
+  assert(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed is a u32');
+}
+
+export class KvStateMachine {
+  private readonly ks: Keyspace;
+
+  constructor(keyspace: Keyspace = new Keyspace()) {
+    this.ks = keyspace;
+  }
+
+  /** Index of the last applied entry (0 when none). */
+  get appliedIndex(): number {
+    return this.ks.appliedIndex;
+  }
+
+  /** The monotonic clock: max nowMs of all applied entries. */
+  get clockMs(): number {
+    return this.ks.clockMs;
+  }
+
+  /**
+   * On the leader, before proposing: checks everything that needs no state
+   * (arity, syntax, numbers, option conflicts) and returns the error Reply,
+   * or the entry bytes to propose. `nowMs` is the leader's clock and `seed` a
+   * random u32; both travel in the entry. Read commands are accepted too
+   * (for reads through the log); connection/server commands are refused.
+   */
+  prepareWrite(
+    db: number,
+    argv: readonly string[],
+    nowMs: number,
+    seed: number,
+  ): Reply | Uint8Array {
+    checkDb(db);
+    checkSeed(seed);
+    const found = lookupCommand(argv);
+    if (!found.ok) return found.error;
+    const spec = found.spec;
+    if (spec.class !== 'write' && spec.class !== 'read') {
+      return error(`ERR '${spec.name}' is handled by the runtime, not the kv state machine`);
+    }
+    const checked = this.check(spec, argv);
+    if (checked !== undefined) return checked;
+    return encodeEntry({ tag: 'command', nowMs, seed, db, argv });
+  }
+
+  /**
+   * MULTI/EXEC as one entry: `commands` are the queued argv lists, `watched`
+   * the revisions recorded at WATCH. Returns EXECABORT for a queued unknown
+   * command or wrong arity; per-command errors are replies inside the result.
+   */
+  prepareExec(
+    db: number,
+    commands: readonly (readonly string[])[],
+    watched: readonly WatchedKey[],
+    nowMs: number,
+    seed: number,
+  ): Reply | Uint8Array {
+    checkDb(db);
+    checkSeed(seed);
+    for (const w of watched) checkDb(w.db);
+    for (const argv of commands) {
+      const found = lookupCommand(argv);
+      if (!found.ok) return error('EXECABORT Transaction discarded because of previous errors.');
+      const { spec } = found;
+      if (
+        spec.class !== 'write' &&
+        spec.class !== 'read' &&
+        !execConnectionCommands.has(spec.name)
+      ) {
+        return error(`ERR '${spec.name}' inside MULTI is not supported by Tandem`);
+      }
+    }
+    return encodeEntry({ tag: 'exec', nowMs, seed, db, watched, commands });
+  }
+
+  /** An active-expiry entry: apply deletes each key that is still expired as of its clock. */
+  prepareExpire(keys: readonly DbKey[], nowMs: number): Uint8Array {
+    for (const k of keys) checkDb(k.db);
+    return encodeEntry({ tag: 'expire', nowMs, seed: 0, keys });
+  }
+
+  /**
+   * Applies one committed entry. Throws CorruptDataError for bytes that are
+   * not a valid entry (a bug or corruption: never skip an entry).
+   */
+  apply(index: number, data: Uint8Array): ApplyResult {
+    assert(Number.isInteger(index) && index > this.ks.appliedIndex, 'apply index increases');
+    const entry = decodeEntry(data);
+    this.ks.appliedIndex = index;
+    this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
+    // Seeded lazily: most entries make no random choice.
+    let prng: Prng | undefined;
+    const random = (): number => {
+      prng ??= new Prng(entry.seed);
+      return prng.float();
+    };
+    const published: Published[] = [];
+    const ctx = (db: number): Ctx =>
+      new Ctx(this.ks, db, this.ks.clockMs, index, true, random, published);
+    let reply: Reply;
+    switch (entry.tag) {
+      case 'command':
+        reply = this.execute(ctx(entry.db), entry.argv);
+        break;
+      case 'exec':
+        reply = this.applyExec(ctx(entry.db), entry.watched, entry.commands);
+        break;
+      case 'expire':
+        reply = this.applyExpire(entry.keys);
+        break;
+    }
+    return published.length > 0 ? { reply, published } : { reply };
+  }
+
+  /**
+   * Answers a `read`-class command from local state (call after the read
+   * barrier). `nowMs` is this node's clock (taken as max with the applied
+   * clock); `random` returns [0, 1) for SRANDMEMBER, RANDOMKEY, ...
+   */
+  read(db: number, argv: readonly string[], nowMs: number, random: () => number): Reply {
+    checkDb(db);
+    const found = lookupCommand(argv);
+    if (!found.ok) return found.error;
+    if (found.spec.class !== 'read') {
+      return error(`ERR '${found.spec.name}' is not a read command`);
+    }
+    const now = Math.max(nowMs, this.ks.clockMs);
+    return this.execute(new Ctx(this.ks, db, now, 0, false, random, []), argv);
+  }
+
+  /**
+   * The revision to record at WATCH: the log index of the key's last
+   * modification, 0 when missing or expired (as of the applied clock).
+   */
+  watchRevision(db: number, key: string): number {
+    checkDb(db);
+    const e = this.ks.map(db).get(key);
+    if (e === undefined || this.ks.isExpired(e, this.ks.clockMs)) return 0;
+    return e.revision;
+  }
+
+  /** Up to `max` expired keys for the leader to propose; bounded work per call. */
+  expiredCandidates(nowMs: number, max: number): DbKey[] {
+    assert(Number.isInteger(max) && max >= 0, 'max is a count');
+    return this.ks.expiredCandidates(nowMs, max);
+  }
+
+  /**
+   * Starts a snapshot as of now; iterate its chunks (between applies is
+   * fine). `chunkBytes` is the target chunk size (default 256 KiB).
+   */
+  snapshot(chunkBytes?: number): KvSnapshot {
+    return new KvSnapshot(this.ks, chunkBytes);
+  }
+
+  static restore(chunks: Iterable<Uint8Array>): KvStateMachine {
+    return new KvStateMachine(restoreKeyspace(chunks));
+  }
+
+  static async restoreAsync(
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): Promise<KvStateMachine> {
+    const all: Uint8Array[] = [];
+    for await (const c of chunks) all.push(c);
+    return KvStateMachine.restore(all);
+  }
+
+  /** Hex SHA-256 of the whole logical state (canonical order), for cross-node comparison. */
+  digest(): string {
+    return digestKeyspace(this.ks);
+  }
+
+  /** Keys and keys with expiry per db and approximate memory, for INFO. */
+  stats(): KvStats {
+    return {
+      dbs: this.ks.stats(),
+      approxMemoryBytes: this.ks.approxMemoryBytes(),
+      clockMs: this.ks.clockMs,
+      appliedIndex: this.ks.appliedIndex,
+    };
+  }
+
+  private check(spec: CommandSpec, argv: readonly string[]): Reply | undefined {
+    const impl = implementationOf(spec.name);
+    if (impl === undefined) return error(`ERR '${spec.name}' is not implemented by Tandem yet`);
+    try {
+      impl.check?.(argv);
+    } catch (e) {
+      if (e instanceof KvError) return e.reply;
+      throw e;
+    }
+    return undefined;
+  }
+
+  private execute(ctx: Ctx, argv: readonly string[]): Reply {
+    const found = lookupCommand(argv);
+    if (!found.ok) return found.error;
+    const impl = implementationOf(found.spec.name);
+    if (impl === undefined)
+      return error(`ERR '${found.spec.name}' is not implemented by Tandem yet`);
+    try {
+      return impl.run(ctx, argv);
+    } catch (e) {
+      if (e instanceof KvError) return e.reply;
+      throw e;
+    }
+  }
+
+  private applyExec(
+    ctx: Ctx,
+    watched: readonly WatchedKey[],
+    commands: readonly (readonly string[])[],
+  ): Reply {
+    for (const w of watched) {
+      if (this.watchRevision(w.db, w.key) !== w.revision) return nullArray;
+    }
+    const replies: Reply[] = [];
+    for (const argv of commands) {
+      const name = (argv[0] ?? '').toLowerCase();
+      if (execConnectionCommands.has(name)) replies.push(this.execConnection(ctx, argv));
+      else replies.push(this.execute(ctx, argv));
+    }
+    return { kind: 'array', items: replies };
+  }
+
+  /** PING, ECHO and SELECT queued in a transaction. */
+  private execConnection(ctx: Ctx, argv: readonly string[]): Reply {
+    const found = lookupCommand(argv);
+    if (!found.ok) return found.error;
+    const name = found.spec.name;
+    if (name === 'ping') {
+      if (argv.length > 2) return error("ERR wrong number of arguments for 'ping' command");
+      return argv.length === 2 ? bulk(argv[1] as string) : simple('PONG');
+    }
+    if (name === 'echo') return bulk(argv[1] as string);
+    try {
+      const db = parseLong(argv[1] as string);
+      if (db < 0 || db >= dbCount) return error(msg.dbIndex);
+      ctx.db = db;
+      return ok;
+    } catch (e) {
+      if (e instanceof KvError) return e.reply;
+      throw e;
+    }
+  }
+
+  private applyExpire(keys: readonly DbKey[]): Reply {
+    let deleted = 0;
+    for (const { db, key } of keys) {
+      const e = this.ks.map(db).get(key);
+      if (e !== undefined && this.ks.isExpired(e, this.ks.clockMs) && this.ks.remove(db, key)) {
+        deleted++;
+      }
+    }
+    return integer(deleted);
+  }
+}
