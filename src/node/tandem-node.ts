@@ -1,0 +1,421 @@
+/**
+ * One Tandem server process: the Raft driver, the kv state machine, the
+ * durable storage and the peer transport, wired together. The protocol
+ * layers (resp/, http/) call it to run client commands:
+ *
+ * - writes go through the log: on the leader they are stamped with its
+ *   clock and a random seed and proposed; on a follower they are forwarded
+ *   to the leader over the peer link and its answer is relayed;
+ * - linearizable reads wait for a read barrier (ReadIndex, or the lease)
+ *   and run on local state, on any node; stale reads (READONLY) skip it;
+ * - without a leader a request waits a bounded time, then fails with
+ *   `TRYAGAIN`.
+ *
+ * Only the leader expires keys: it proposes deletes for keys past their
+ * expiry, a bounded number per cycle (DESIGN.md §2).
+ */
+
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type ApplyResult, KvStateMachine, type Published, type WatchedKey } from '../kv/index.js';
+import { error, type Reply } from '../kv/reply.js';
+import type { ReadMode } from '../raft/config.js';
+import type { LogIndex, NodeId, Role, Term } from '../raft/types.js';
+import { nodeId } from '../raft/types.js';
+import type { FileSystem } from '../storage/fs.js';
+import { RaftStorage } from '../storage/raft-storage.js';
+import { TransportError } from '../transport/errors.js';
+import { PeerTransport } from '../transport/peer-transport.js';
+import {
+  decodeForwardRequest,
+  decodeReplyBinary,
+  encodeForwardRequest,
+  encodeReplyBinary,
+  type ForwardRequest,
+} from './forward-codec.js';
+import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
+
+const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface TandemNodeConfig {
+  readonly id: string;
+  readonly clusterId: string;
+  readonly dataDir: string;
+  /** Where this node listens for its peers. */
+  readonly peerListen: HostPort;
+  /** Peer addresses of every member, this node included (the initial cluster). */
+  readonly members: ReadonlyMap<string, HostPort>;
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  readonly readMode: ReadMode;
+  readonly snapshotEntries: number;
+  /** How long a request waits for a leader (or a forwarded answer) before failing. */
+  readonly requestTimeoutMs: number;
+  /** How often the leader looks for expired keys, and how many it deletes per cycle. */
+  readonly expireCycleMs: number;
+  readonly expireKeysPerCycle: number;
+}
+
+export const tandemNodeDefaults = {
+  tickMs: 100,
+  electionTimeoutTicks: 10,
+  heartbeatTicks: 1,
+  readMode: 'readIndex' as ReadMode,
+  snapshotEntries: 100_000,
+  requestTimeoutMs: 5_000,
+  expireCycleMs: 100,
+  expireKeysPerCycle: 200,
+} as const;
+
+/** The kv state machine behind the driver's interface; restore swaps the instance. */
+class KvMachine implements StateMachine<ApplyResult> {
+  kv = new KvStateMachine();
+
+  apply(index: LogIndex, data: Uint8Array): ApplyResult {
+    return this.kv.apply(index, data);
+  }
+
+  async *snapshot(): AsyncIterable<Uint8Array> {
+    for (const chunk of this.kv.snapshot()) {
+      yield chunk;
+      // Let the event loop breathe between chunks; the image stays as of the start.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    this.kv = await KvStateMachine.restoreAsync(chunks);
+  }
+}
+
+export interface NodeInfo {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly leader: NodeId;
+  readonly term: Term;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly snapshotIndex: number;
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+  /** The leader's view of each follower; empty elsewhere. */
+  readonly followers: readonly {
+    id: NodeId;
+    match: number;
+    lag: number;
+    state: string;
+    active: boolean;
+  }[];
+}
+
+export class TandemNode {
+  private readonly publishListeners = new Set<(p: Published) => void>();
+  private expireTimer: NodeJS.Timeout | null = null;
+  private expiring = false;
+  private stopping = false;
+  /** Resolves when the node stopped on its own (storage failure). */
+  readonly fatal: Promise<unknown>;
+  private reportFatal: (error: unknown) => void = () => undefined;
+
+  private constructor(
+    readonly config: TandemNodeConfig,
+    private readonly machine: KvMachine,
+    private readonly transport: PeerTransport,
+    private driverRef: RaftDriver<ApplyResult> | null,
+    private readonly log: Logger,
+  ) {
+    this.fatal = new Promise((resolve) => {
+      this.reportFatal = resolve;
+    });
+  }
+
+  private get driver(): RaftDriver<ApplyResult> {
+    const driver = this.driverRef;
+    if (driver === null) throw new Error('the node is not started');
+    return driver;
+  }
+
+  /** Opens the data directory, recovers, connects to the peers and starts serving. */
+  static async start(config: TandemNodeConfig, fs: FileSystem, log: Logger): Promise<TandemNode> {
+    const self = nodeId(config.id);
+    const peers = new Map<NodeId, HostPort>();
+    for (const [id, address] of config.members)
+      if (id !== config.id) peers.set(nodeId(id), address);
+    const machine = new KvMachine();
+    let node: TandemNode | null = null;
+    const transport = new PeerTransport({
+      self,
+      clusterId: config.clusterId,
+      listen: config.peerListen,
+      peers,
+      logger: log,
+      onMessage: (message) => node?.driverRef?.step(message),
+      onUnreachable: (peer) => node?.driverRef?.reportUnreachable(peer),
+      onSnapshot: async (_from, message, chunks) => {
+        const driver = node?.driverRef;
+        if (driver === null || driver === undefined) throw new Error('the node is starting');
+        await driver.receiveSnapshot(message, chunks);
+      },
+      onRequest: async (_from, payload) => {
+        if (node === null) throw new Error('the node is starting');
+        return encodeReplyBinary(await node.runForwarded(decodeForwardRequest(payload)));
+      },
+    });
+    node = new TandemNode(config, machine, transport, null, log);
+    const opened = await RaftStorage.open(fs, config.dataDir, {
+      wal: {
+        onFatal: (failure) => node?.onFatal(failure),
+      },
+    });
+    const started = node;
+    try {
+      await transport.start();
+      started.driverRef = await RaftDriver.start(
+        {
+          id: self,
+          initialMembers: [...config.members.keys()].map(nodeId),
+          tickMs: config.tickMs,
+          raft: {
+            electionTimeoutTicks: config.electionTimeoutTicks,
+            heartbeatTicks: config.heartbeatTicks,
+            readMode: config.readMode,
+          },
+          snapshotEntries: config.snapshotEntries,
+          slowPersistMs: 500,
+          pendingProposalsMax: 100_000,
+          seed: randomInt(2 ** 31),
+        },
+        opened,
+        machine,
+        {
+          send: (messages) => transport.send(messages),
+          sendSnapshot: (message, chunks) => transport.sendSnapshot(message.to, message, chunks),
+        },
+        {
+          onFatal: (failure) => started.onFatal(failure),
+          onApplied: (_index, result) => {
+            if (result?.published !== undefined) started.deliver(result.published);
+          },
+        },
+        log,
+      );
+    } catch (failure) {
+      await transport.close().catch(() => undefined);
+      await opened.storage.close().catch(() => undefined);
+      throw failure;
+    }
+    started.expireTimer = setInterval(() => started.expireCycle(), config.expireCycleMs);
+    return started;
+  }
+
+  /** The kv state as applied on this node (swapped by snapshot installs; do not keep it). */
+  get kv(): KvStateMachine {
+    return this.machine.kv;
+  }
+
+  get isLeader(): boolean {
+    return this.driver.isLeader;
+  }
+
+  /** Runs a write command through the log (forwarded to the leader from a follower). */
+  write(db: number, argv: readonly string[]): Promise<Reply> {
+    return this.viaLeader({ kind: 'write', db, argv });
+  }
+
+  /** Runs a MULTI/EXEC block as one log entry; WATCHed revisions are checked at apply. */
+  exec(
+    db: number,
+    commands: readonly (readonly string[])[],
+    watched: readonly WatchedKey[],
+  ): Promise<Reply> {
+    return this.viaLeader({ kind: 'exec', db, commands, watched });
+  }
+
+  /**
+   * Runs a read command on local state: after a read barrier (linearizable),
+   * or at once when `stale` (a READONLY connection).
+   */
+  async read(db: number, argv: readonly string[], stale: boolean): Promise<Reply> {
+    if (!stale) {
+      const failure = await this.barrier();
+      if (failure !== null) return failure;
+    }
+    return this.machine.kv.read(db, argv, Date.now(), Math.random);
+  }
+
+  /** The revision WATCH records: read after a barrier, so EXEC compares with current state. */
+  async watchRevision(db: number, key: string): Promise<number | Reply> {
+    const failure = await this.barrier();
+    if (failure !== null) return failure;
+    return this.machine.kv.watchRevision(db, key);
+  }
+
+  onPublish(listener: (p: Published) => void): () => void {
+    this.publishListeners.add(listener);
+    return () => this.publishListeners.delete(listener);
+  }
+
+  /** How many followers hold the log up to `index` (WAIT); meaningful on the leader. */
+  replicasAt(index: number): number {
+    let count = 0;
+    for (const pr of this.driver.status().progress.values()) if (pr.match >= index) count++;
+    return count;
+  }
+
+  get appliedIndex(): number {
+    return this.driver.appliedIndex;
+  }
+
+  info(): NodeInfo {
+    const s = this.driver.status();
+    const followers = [...s.progress].map(([id, pr]) => ({
+      id,
+      match: pr.match,
+      lag: Math.max(0, s.lastIndex - pr.match),
+      state: pr.state,
+      active: pr.recentActive,
+    }));
+    return {
+      id: s.id,
+      role: s.role,
+      leader: s.leader,
+      term: s.term,
+      commit: s.commit,
+      applied: this.driver.appliedIndex,
+      lastIndex: s.lastIndex,
+      snapshotIndex: s.snapshot.index,
+      voters: s.membership.voters,
+      learners: s.membership.learners,
+      followers,
+    };
+  }
+
+  peerStats(): ReturnType<PeerTransport['stats']> {
+    return this.transport.stats();
+  }
+
+  driverStats(): RaftDriver<ApplyResult>['stats'] {
+    return this.driver.stats;
+  }
+
+  /** Manual failover: hands leadership to `to`, or to the most caught-up voter. */
+  transferLeadership(to: NodeId): void {
+    this.driver.transferLeadership(to);
+  }
+
+  /** Graceful stop: hand leadership over if leader, flush, close. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.expireTimer !== null) clearInterval(this.expireTimer);
+    const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
+    await this.driverRef?.stop(handoverMs);
+    await this.transport.close();
+    this.log.info('stopped');
+  }
+
+  private onFatal(failure: unknown): void {
+    this.reportFatal(failure);
+  }
+
+  private deliver(published: readonly Published[]): void {
+    for (const p of published) for (const listener of this.publishListeners) listener(p);
+  }
+
+  /** Waits for a read barrier, retrying while there is no leader; an error Reply on failure. */
+  private async barrier(): Promise<Reply | null> {
+    const deadline = Date.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      try {
+        await this.driver.readBarrier();
+        return null;
+      } catch (failure) {
+        if (!(failure instanceof RaftRefusedError)) throw failure;
+        if (this.stopping || Date.now() + this.config.tickMs >= deadline) {
+          return error(`TRYAGAIN ${failure.message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+      }
+    }
+  }
+
+  private async viaLeader(request: ForwardRequest): Promise<Reply> {
+    const deadline = Date.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      const reply = await this.tryViaLeader(request, deadline);
+      // TRYAGAIN means the write was not applied: safe to retry while time remains.
+      const again = reply.kind === 'error' && reply.message.startsWith('TRYAGAIN');
+      if (!again || this.stopping || Date.now() + this.config.tickMs >= deadline) return reply;
+      await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+    }
+  }
+
+  private async tryViaLeader(request: ForwardRequest, deadline: number): Promise<Reply> {
+    const driver = this.driver;
+    if (driver.isLeader) return this.runForwarded(request);
+    const leader = driver.leaderId;
+    if (leader === '') return noLeader;
+    try {
+      const payload = encodeForwardRequest(request);
+      const timeoutMs = Math.max(1, deadline - Date.now());
+      return decodeReplyBinary(await this.transport.request(leader, payload, timeoutMs));
+    } catch (failure) {
+      if (failure instanceof TransportError) {
+        // Not sent at all: the write was not applied.
+        if (failure.code === 'unreachable' || failure.code === 'busy') return noLeader;
+        return error(`ERR the write may or may not have been applied: ${failure.message}`);
+      }
+      throw failure;
+    }
+  }
+
+  /**
+   * On the leader: stamp, propose and wait for the apply. Refusals that
+   * guarantee the write was not applied answer `TRYAGAIN`.
+   */
+  private async runForwarded(request: ForwardRequest): Promise<Reply> {
+    const driver = this.driver;
+    if (!driver.isLeader) return noLeader;
+    const kv = this.machine.kv;
+    const now = Date.now();
+    const seed = randomInt(2 ** 32);
+    const prepared =
+      request.kind === 'write'
+        ? kv.prepareWrite(request.db, request.argv, now, seed)
+        : kv.prepareExec(request.db, request.commands, request.watched, now, seed);
+    if (!(prepared instanceof Uint8Array)) return prepared;
+    try {
+      const result = await driver.propose(prepared);
+      if (result === null) return error('ERR internal: the entry applied without a result');
+      return result.reply;
+    } catch (failure) {
+      if (!(failure instanceof RaftRefusedError)) throw failure;
+      if (failure.refusal.kind === 'shutdown') {
+        return error(`ERR the write may or may not have been applied: ${failure.message}`);
+      }
+      return error(`TRYAGAIN ${failure.message}`);
+    }
+  }
+
+  private expireCycle(): void {
+    const driver = this.driverRef;
+    if (driver === null || !driver.isLeader || this.expiring) return;
+    const now = Date.now();
+    const keys = this.machine.kv.expiredCandidates(now, this.config.expireKeysPerCycle);
+    if (keys.length === 0) return;
+    this.expiring = true;
+    driver
+      .propose(this.machine.kv.prepareExpire(keys, now))
+      .catch(() => undefined)
+      .finally(() => {
+        this.expiring = false;
+      });
+  }
+}
