@@ -23,8 +23,9 @@ class ListMachine implements StateMachine<number> {
     this.items.push(Buffer.from(data).toString('utf8'));
     return this.items.length;
   }
-  async *snapshot(): AsyncIterable<Uint8Array> {
-    yield Buffer.from(JSON.stringify(this.items));
+  snapshot(): AsyncIterable<Uint8Array> {
+    // Captured now, as the contract requires, not when iteration starts.
+    return toIterable([Buffer.from(JSON.stringify(this.items))]);
   }
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const parts: Buffer[] = [];

@@ -44,7 +44,10 @@ import type { RaftStorage } from '../storage/raft-storage.js';
 export interface StateMachine<Result> {
   /** Applies one committed normal entry (never the empty no-op). Deterministic. */
   apply(index: LogIndex, data: Uint8Array): Result;
-  /** A consistent image as of the last applied entry, even if applying continues. */
+  /**
+   * A consistent image as of the last applied entry, captured during the
+   * call (not when iteration starts), even if applying continues.
+   */
   snapshot(): AsyncIterable<Uint8Array>;
   /** Replaces the whole state with a snapshot's image. */
   restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;

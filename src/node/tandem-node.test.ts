@@ -25,10 +25,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startCluster(size: number): Promise<TandemNode[]> {
-  const members = new Map<string, HostPort>();
-  for (let i = 1; i <= size; i++)
-    members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
+async function startCluster(
+  size: number,
+  snapshotEntries: number = tandemNodeDefaults.snapshotEntries,
+  given?: Map<string, HostPort>,
+): Promise<TandemNode[]> {
+  const members = given ?? new Map<string, HostPort>();
+  if (given === undefined) {
+    for (let i = 1; i <= size; i++) {
+      members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
+    }
+  }
   const started = await Promise.all(
     [...members].map(([id, address]) =>
       TandemNode.start(
@@ -40,6 +47,7 @@ async function startCluster(size: number): Promise<TandemNode[]> {
           peerListen: address,
           members,
           tickMs: 20,
+          snapshotEntries,
         },
         fs,
         log.child({ node: id }),
@@ -111,6 +119,22 @@ describe('TandemNode over real sockets and disks', () => {
     });
     // The same stale revision again: k changed since, so EXEC aborts.
     expect(await follower.exec(0, [['SET', 'k', 'y']], watched)).toEqual({ kind: 'nullArray' });
+  });
+
+  it('never applies an entry twice across snapshots and a restart of every node', async () => {
+    const members = new Map<string, HostPort>();
+    for (let i = 1; i <= 3; i++)
+      members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
+    const cluster = await startCluster(3, 7, members);
+    const leader = await waitFor('a leader', () => cluster.find((n) => n.isLeader));
+    for (let i = 0; i < 40; i++) await leader.write(0, ['INCR', 'counter']);
+    await Promise.all(cluster.map((n) => n.stop()));
+    const again = await startCluster(3, 7, members);
+    const next = await waitFor('a new leader', () => again.find((n) => n.isLeader));
+    for (const node of again) {
+      expect(await node.read(0, ['GET', 'counter'], false)).toEqual({ kind: 'bulk', value: '40' });
+    }
+    expect(next.info().snapshotIndex).toBeGreaterThan(0);
   });
 
   it('answers a clear error for bad commands without touching the log', async () => {

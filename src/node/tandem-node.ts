@@ -81,12 +81,20 @@ class KvMachine implements StateMachine<ApplyResult> {
     return this.kv.apply(index, data);
   }
 
-  async *snapshot(): AsyncIterable<Uint8Array> {
-    for (const chunk of this.kv.snapshot()) {
-      yield chunk;
-      // Let the event loop breathe between chunks; the image stays as of the start.
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+  /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
+  snapshot(): AsyncIterable<Uint8Array> {
+    const image = this.kv.snapshot();
+    return (async function* () {
+      try {
+        for (const chunk of image) {
+          yield chunk;
+          // Let the event loop breathe between chunks; the image stays as of the capture.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } finally {
+        image.close();
+      }
+    })();
   }
 
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
