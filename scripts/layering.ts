@@ -21,7 +21,9 @@ const allowedImports: Readonly<Record<string, readonly string[]>> = {
   kv: ['kv', 'raft'],
   files: ['files', 'raft'],
   node: ['node', 'raft', 'storage', 'transport', 'kv', 'files'],
-  resp: ['resp', 'node', 'kv', 'raft'],
+  resp: ['resp', 'node', 'storage', 'kv', 'raft'],
+  http: ['http', 'node', 'storage', 'kv', 'raft'],
+  cli: ['cli', 'http', 'resp', 'node', 'storage', 'kv', 'raft'],
 };
 
 /** Folders whose code must not reach the outside world at all. */

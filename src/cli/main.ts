@@ -1,43 +1,39 @@
 #!/usr/bin/env node
 /**
- * The `tandem` command. For now it reports its version and what exists; the
- * server (`tandem node`), the cluster tools and the file commands arrive
- * with the issues that build them.
+ * The `tandem` command: `node` runs a server, `start` a local cluster,
+ * `status` and `failover` administer a running cluster.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-
-const usage = `Usage: tandem [--version] [--help]
-
-Tandem is a replicated, strongly consistent key-value and file store.
-This build contains the consensus core and its simulator only:
-  npm run sim -- --seeds 100    run the deterministic simulator
-The server (tandem node) is not part of this build yet.`;
+import { Command } from 'commander';
+import { registerClusterCommands } from './cluster-commands.js';
+import { registerNodeCommand } from './node-command.js';
+import { registerStartCommand } from './start-command.js';
 
 function version(): string {
   const url = new URL('../../../package.json', import.meta.url);
-  const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: string };
-  return pkg.version ?? 'unknown';
-}
-
-function main(argv: readonly string[]): number {
-  let values: { version?: boolean; help?: boolean };
   try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: { version: { type: 'boolean', short: 'v' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`tandem: ${(err as Error).message}\n\n${usage}\n`);
-    return 2;
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    // Run from src/ (tsx) the package file is one level closer.
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
+      version?: string;
+    };
+    return pkg.version ?? 'unknown';
   }
-  if (values.version === true) {
-    process.stdout.write(`tandem ${version()}\n`);
-    return 0;
-  }
-  process.stdout.write(`${usage}\n`);
-  return values.help === true ? 0 : 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+const program = new Command('tandem')
+  .description(
+    'Tandem: a replicated, strongly consistent key-value store speaking the Redis protocol',
+  )
+  .version(`tandem ${version()}`, '-v, --version')
+  .showHelpAfterError()
+  .enablePositionalOptions();
+registerNodeCommand(program);
+registerStartCommand(program);
+registerClusterCommands(program);
+
+await program.parseAsync(process.argv);

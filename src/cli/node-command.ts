@@ -1,0 +1,211 @@
+/**
+ * `tandem node`: runs one server process — the Raft node, the RESP server
+ * for clients and the admin HTTP server — until SIGTERM/SIGINT, then stops
+ * gracefully (leadership handed over) and exits 0. A storage failure is
+ * fatal: the process logs it and exits 1, to recover from the log on restart.
+ */
+
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { type Logger, pino } from 'pino';
+import { AdminServer } from '../http/admin-server.js';
+import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
+import { RespServer } from '../resp/server.js';
+import { NodeFileSystem } from '../storage/node-fs.js';
+import {
+  ConfigError,
+  formatHostPort,
+  type NodeSettings,
+  type RawSettings,
+  resolveSettings,
+  type SettingName,
+} from './node-config.js';
+
+/** Longest a graceful stop may take before the process exits anyway. */
+const stopTimeoutMs = 15_000;
+
+export function registerNodeCommand(program: Command): void {
+  program
+    .command('node')
+    .description('run one Tandem server (Raft node + RESP + admin HTTP)')
+    .option('--id <id>', 'this node id, e.g. n1 (env TANDEM_ID)')
+    .option('--data <dir>', 'data directory (env TANDEM_DATA)')
+    .option('--resp <host:port>', 'RESP (Redis protocol) listen address (env TANDEM_RESP)')
+    .option('--peer <host:port>', 'peer listen address; default: own --initial-cluster entry')
+    .option('--http <host:port>', 'admin HTTP listen address (env TANDEM_HTTP)')
+    .option('--initial-cluster <list>', 'n1=HOST:PEERPORT,n2=HOST:PEERPORT,... (all members)')
+    .option(
+      '--cluster-id <id>',
+      'cluster name; peers of another cluster are refused (default tandem)',
+    )
+    .option('--tick-ms <ms>', 'Raft tick length (default 100)')
+    .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
+    .option('--heartbeat-ticks <n>', 'heartbeat interval in ticks (default 1)')
+    .option('--read-mode <mode>', 'readIndex or lease (default readIndex)')
+    .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .action(async (options: Record<string, string | undefined>) => {
+      process.exitCode = await runNode(options);
+    });
+}
+
+/** Maps commander's camelCase option values back to setting names. */
+function flagsOf(options: Record<string, string | undefined>): RawSettings & { config?: string } {
+  const pairs: [SettingName | 'config', string][] = [
+    ['id', 'id'],
+    ['data', 'data'],
+    ['resp', 'resp'],
+    ['peer', 'peer'],
+    ['http', 'http'],
+    ['initial-cluster', 'initialCluster'],
+    ['cluster-id', 'clusterId'],
+    ['tick-ms', 'tickMs'],
+    ['election-ticks', 'electionTicks'],
+    ['heartbeat-ticks', 'heartbeatTicks'],
+    ['read-mode', 'readMode'],
+    ['log-level', 'logLevel'],
+    ['config', 'config'],
+  ];
+  const out: RawSettings & { config?: string } = {};
+  for (const [name, key] of pairs) {
+    const value = options[key];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+async function runNode(options: Record<string, string | undefined>): Promise<number> {
+  let settings: NodeSettings;
+  try {
+    settings = resolveSettings(flagsOf(options), process.env, (path) => readFileSync(path, 'utf8'));
+  } catch (failure) {
+    if (!(failure instanceof ConfigError)) throw failure;
+    process.stderr.write(`tandem node: ${failure.message}\n`);
+    return 2;
+  }
+  // Synchronous writes: the fatal line must reach the output before exit(1).
+  const log = pino(
+    { level: settings.logLevel, base: { node: settings.id, pid: process.pid } },
+    pino.destination({ dest: 1, sync: true }),
+  );
+  try {
+    return await serve(settings, log);
+  } catch (failure) {
+    log.fatal({ err: failure }, 'could not start');
+    return 1;
+  }
+}
+
+async function serve(settings: NodeSettings, log: Logger): Promise<number> {
+  log.info(
+    {
+      dataDir: settings.dataDir,
+      resp: formatHostPort(settings.resp),
+      peer: formatHostPort(settings.peer),
+      http: formatHostPort(settings.http),
+      members: Object.fromEntries(
+        [...settings.initialCluster].map(([id, a]) => [id, formatHostPort(a)]),
+      ),
+    },
+    'starting',
+  );
+  const node = await TandemNode.start(
+    {
+      ...tandemNodeDefaults,
+      id: settings.id,
+      clusterId: settings.clusterId,
+      dataDir: settings.dataDir,
+      peerListen: settings.peer,
+      members: settings.initialCluster,
+      tickMs: settings.tickMs,
+      electionTimeoutTicks: settings.electionTicks,
+      heartbeatTicks: settings.heartbeatTicks,
+      readMode: settings.readMode,
+    },
+    new NodeFileSystem(),
+    log,
+  );
+  const admin = new AdminServer({
+    node,
+    host: settings.http.host,
+    port: settings.http.port,
+    logger: log.child({ component: 'http' }),
+  });
+  const resp = new RespServer({
+    node,
+    host: settings.resp.host,
+    port: settings.resp.port,
+    logger: log.child({ component: 'resp' }),
+  });
+  try {
+    await admin.start();
+    await resp.start();
+  } catch (failure) {
+    await Promise.allSettled([admin.close(), resp.close(), node.stop()]);
+    throw failure;
+  }
+  log.info({ resp: formatHostPort(settings.resp), http: formatHostPort(settings.http) }, 'serving');
+  return waitForEnd(node, admin, resp, log);
+}
+
+/** Resolves with the exit code: 0 after a graceful stop, 1 on a fatal storage failure. */
+function waitForEnd(
+  node: TandemNode,
+  admin: AdminServer,
+  resp: RespServer,
+  log: Logger,
+): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const finish = (code: number): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(code);
+      // Sockets and timers of a wedged component must not keep the process alive.
+      setTimeout(() => process.exit(code), 100).unref();
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal during shutdown: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      const timer = setTimeout(() => {
+        log.error({ timeoutMs: stopTimeoutMs }, 'graceful stop timed out; exiting anyway');
+        finish(1);
+      }, stopTimeoutMs);
+      gracefulStop(node, admin, resp, log)
+        .then(() => {
+          clearTimeout(timer);
+          log.info('shut down cleanly');
+          finish(0);
+        })
+        .catch((failure: unknown) => {
+          clearTimeout(timer);
+          log.error({ err: failure }, 'error during shutdown');
+          finish(1);
+        });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    node.fatal.then((failure) => {
+      log.fatal({ err: failure }, 'storage failure: stopping; restart to recover from the log');
+      process.exit(1);
+    });
+  });
+}
+
+async function gracefulStop(
+  node: TandemNode,
+  admin: AdminServer,
+  resp: RespServer,
+  log: Logger,
+): Promise<void> {
+  admin.setDraining();
+  // Stop taking client connections first, then hand leadership over and flush.
+  await resp.close();
+  log.info('client connections closed; stopping the node');
+  await node.stop();
+  await admin.close();
+}

@@ -1,0 +1,149 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type NodeInfo, TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
+import { nodeId, term } from '../raft/types.js';
+import { NodeFileSystem } from '../storage/node-fs.js';
+import { AdminServer, readiness } from './admin-server.js';
+
+const log = pino({ level: 'silent' });
+let root = '';
+let node: TandemNode | null = null;
+let admin: AdminServer | null = null;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
+    });
+  });
+}
+
+async function startSingle(): Promise<{ node: TandemNode; admin: AdminServer }> {
+  const peer = { host: '127.0.0.1', port: await freePort() };
+  node = await TandemNode.start(
+    {
+      ...tandemNodeDefaults,
+      id: 'n1',
+      clusterId: 'test',
+      dataDir: join(root, 'n1'),
+      peerListen: peer,
+      members: new Map([['n1', peer]]),
+      tickMs: 20,
+    },
+    new NodeFileSystem(),
+    log,
+  );
+  admin = new AdminServer({ node, host: '127.0.0.1', port: 0, logger: log });
+  return { node, admin };
+}
+
+async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'tandem-admin-'));
+});
+
+afterEach(async () => {
+  await admin?.close();
+  await node?.stop();
+  admin = null;
+  node = null;
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('AdminServer', () => {
+  it('answers /health, /ready, /status and /metrics for a one-node cluster', async () => {
+    const { admin } = await startSingle();
+    const health = await admin.app.inject({ method: 'GET', url: '/health' });
+    expect(health.statusCode).toBe(200);
+    expect(health.json()).toEqual({ status: 'ok' });
+
+    const ready = await eventually(async () => {
+      const r = await admin.app.inject({ method: 'GET', url: '/ready' });
+      return r.statusCode === 200 ? r : undefined;
+    });
+    expect(ready.json()).toMatchObject({ status: 'ready', leader: 'n1' });
+
+    const status = (await admin.app.inject({ method: 'GET', url: '/status' })).json();
+    expect(status).toMatchObject({ id: 'n1', role: 'leader', leader: 'n1', voters: ['n1'] });
+    expect(status.term).toBeGreaterThan(0);
+    expect(status.commit).toBeGreaterThanOrEqual(1);
+    expect(status.driver).toHaveProperty('proposals');
+    expect(status.peers).toEqual({});
+
+    const metrics = await admin.app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers['content-type']).toContain('text/plain');
+    expect(metrics.body).toMatch(/^tandem_term \d+$/m);
+    expect(metrics.body).toContain('tandem_role{role="leader"} 1');
+    expect(metrics.body).toContain('tandem_applied_total');
+    expect(metrics.body).toContain('process_cpu_user_seconds_total');
+  });
+
+  it('refuses a transfer with no other voter and reports draining as not ready', async () => {
+    const { admin, node } = await startSingle();
+    await eventually(async () => (node.isLeader ? true : undefined));
+    const transfer = await admin.app.inject({
+      method: 'POST',
+      url: '/v1/admin/transfer-leadership',
+    });
+    expect(transfer.statusCode).toBe(409);
+    const toSelf = await admin.app.inject({
+      method: 'POST',
+      url: '/v1/admin/transfer-leadership?to=n1',
+    });
+    expect(toSelf.statusCode).toBe(400);
+    admin.setDraining();
+    const ready = await admin.app.inject({ method: 'GET', url: '/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().reason).toContain('shutting down');
+  });
+
+  it('listens on the given host only', async () => {
+    const { admin } = await startSingle();
+    const address = await admin.start();
+    expect(address.host).toBe('127.0.0.1');
+    const response = await fetch(`http://127.0.0.1:${address.port}/health`);
+    expect(response.status).toBe(200);
+  });
+});
+
+describe('readiness', () => {
+  const info = (leader: string, commit: number, applied: number): NodeInfo => ({
+    id: nodeId('n1'),
+    role: 'follower',
+    leader: nodeId(leader),
+    term: term(2),
+    commit,
+    applied,
+    lastIndex: commit,
+    snapshotIndex: 0,
+    voters: [],
+    learners: [],
+    followers: [],
+  });
+
+  it('needs a leader and an applied index close to the commit index', () => {
+    expect(readiness(info('', 5, 5), false, 10)).toMatchObject({ ready: false });
+    expect(readiness(info('n2', 50, 5), false, 10)).toMatchObject({ ready: false });
+    expect(readiness(info('n2', 15, 5), false, 10)).toEqual({ ready: true });
+    expect(readiness(info('n2', 5, 5), true, 10)).toMatchObject({ ready: false });
+  });
+});

@@ -1,0 +1,258 @@
+/**
+ * The per-node admin HTTP server: liveness, readiness, status, Prometheus
+ * metrics and manual failover. It only reads the node's state, except for
+ * the transfer-leadership endpoint.
+ *
+ * @example
+ * const admin = new AdminServer({ node, host: '127.0.0.1', port: 8379, logger });
+ * const address = await admin.start();   // { host: '127.0.0.1', port: 8379 }
+ * // curl http://127.0.0.1:8379/ready
+ * await admin.close();
+ */
+
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { RaftRefusedError } from '../node/raft-driver.js';
+import type { NodeInfo } from '../node/tandem-node.js';
+import type { NodeId, Role } from '../raft/types.js';
+import { nodeId } from '../raft/types.js';
+
+/** What the admin server needs from a node (TandemNode provides it). */
+export interface AdminNode {
+  readonly isLeader: boolean;
+  info(): NodeInfo;
+  peerStats(): Readonly<
+    Record<string, { readonly connected: boolean; readonly queueBytes: number }>
+  >;
+  driverStats(): {
+    readonly proposals: number;
+    readonly applied: number;
+    readonly slowPersists: number;
+    readonly snapshots: number;
+  };
+  transferLeadership(to: NodeId): void;
+}
+
+export interface AdminServerOptions {
+  readonly node: AdminNode;
+  readonly host: string;
+  readonly port: number;
+  /** Fastify logs through it (request logging is off); omit to disable logging. */
+  readonly logger?: Logger;
+  /** How far `applied` may trail `commit` for /ready to answer 200. */
+  readonly readyLagEntriesMax?: number;
+}
+
+export type Readiness =
+  | { readonly ready: true }
+  | { readonly ready: false; readonly reason: string };
+
+const roles: readonly Role[] = ['follower', 'preCandidate', 'candidate', 'leader'];
+const readyLagEntriesDefault = 100;
+
+/** Whether a node can serve linearizable requests now. Pure, for tests and /ready. */
+export function readiness(info: NodeInfo, draining: boolean, lagEntriesMax: number): Readiness {
+  if (draining) return { ready: false, reason: 'the node is shutting down' };
+  if (info.leader === '') return { ready: false, reason: 'no leader: an election is in progress' };
+  const lag = info.commit - info.applied;
+  if (lag > lagEntriesMax) {
+    return {
+      ready: false,
+      reason: `applying the log: applied ${info.applied} trails commit ${info.commit} by ${lag} entries (at most ${lagEntriesMax})`,
+    };
+  }
+  return { ready: true };
+}
+
+export class AdminServer {
+  readonly app: FastifyInstance;
+  readonly registry = new Registry();
+  private draining = false;
+
+  constructor(private readonly options: AdminServerOptions) {
+    // Widened so the instance type does not depend on which logger was passed.
+    const logger: FastifyBaseLogger | undefined = options.logger;
+    this.app =
+      logger === undefined
+        ? Fastify({ logger: false })
+        : Fastify({
+            loggerInstance: logger,
+            logController: new LogController({ disableRequestLogging: true }),
+          });
+    this.registerMetrics();
+    this.registerRoutes();
+  }
+
+  /** Listens on exactly the configured host; resolves with the bound address. */
+  async start(): Promise<{ host: string; port: number }> {
+    await this.app.listen({ host: this.options.host, port: this.options.port });
+    const address = this.app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    return { host: this.options.host, port };
+  }
+
+  /** From now on /ready answers 503, so load balancers stop sending traffic. */
+  setDraining(): void {
+    this.draining = true;
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+
+  private registerRoutes(): void {
+    const node = this.options.node;
+    const lagMax = this.options.readyLagEntriesMax ?? readyLagEntriesDefault;
+
+    this.app.get('/health', async () => ({ status: 'ok' }));
+
+    this.app.get('/ready', async (_request, reply) => {
+      const info = node.info();
+      const state = readiness(info, this.draining, lagMax);
+      const body = { leader: info.leader, commit: info.commit, applied: info.applied };
+      if (state.ready) return { status: 'ready', ...body };
+      return reply.code(503).send({ status: 'unavailable', reason: state.reason, ...body });
+    });
+
+    this.app.get('/status', async () => ({
+      ...node.info(),
+      draining: this.draining,
+      peers: node.peerStats(),
+      driver: node.driverStats(),
+    }));
+
+    this.app.get('/metrics', async (_request, reply) => {
+      const text = await this.registry.metrics();
+      return reply.type(this.registry.contentType).send(text);
+    });
+
+    this.app.post<{ Querystring: { to?: string } }>(
+      '/v1/admin/transfer-leadership',
+      async (request, reply) => {
+        const info = node.info();
+        if (!node.isLeader) {
+          return reply.code(409).send({
+            error: `${info.id} is not the leader; send this to the leader`,
+            leader: info.leader === '' ? null : info.leader,
+          });
+        }
+        const to = request.query.to ?? bestTransferee(info);
+        if (to === undefined || to === '') {
+          return reply.code(409).send({ error: 'no other voter to transfer leadership to' });
+        }
+        try {
+          node.transferLeadership(nodeId(to));
+        } catch (failure) {
+          if (!(failure instanceof RaftRefusedError)) throw failure;
+          const code = failure.refusal.kind === 'notLeader' ? 409 : 400;
+          return reply.code(code).send({ error: failure.message, leader: node.info().leader });
+        }
+        return reply.code(202).send({ from: info.id, to, term: info.term });
+      },
+    );
+  }
+
+  /** Gauges and counters read the node when scraped, never in the background. */
+  private registerMetrics(): void {
+    const node = this.options.node;
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+
+    new Gauge({
+      name: 'tandem_role',
+      help: 'Current Raft role (1 for the current role, 0 otherwise)',
+      labelNames: ['role'],
+      registers,
+      collect() {
+        const role = node.info().role;
+        for (const r of roles) this.set({ role: r }, r === role ? 1 : 0);
+      },
+    });
+    const gauge = (name: string, help: string, read: (info: NodeInfo) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(node.info()));
+        },
+      });
+    };
+    gauge('tandem_term', 'Current Raft term', (i) => i.term);
+    gauge('tandem_commit_index', 'Highest log index known committed', (i) => i.commit);
+    gauge(
+      'tandem_applied_index',
+      'Highest log index applied to the state machine',
+      (i) => i.applied,
+    );
+
+    type DriverCount = keyof ReturnType<AdminNode['driverStats']>;
+    const counter = (name: string, help: string, field: DriverCount): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(node.driverStats()[field]);
+        },
+      });
+    };
+    counter('tandem_proposals_total', 'Entries proposed by this node as leader', 'proposals');
+    counter('tandem_applied_total', 'Entries applied to the state machine', 'applied');
+    counter(
+      'tandem_slow_fsyncs_total',
+      'Persists slower than the slow-disk threshold',
+      'slowPersists',
+    );
+    counter('tandem_snapshots_total', 'Snapshots taken', 'snapshots');
+
+    new Gauge({
+      name: 'tandem_peer_lag_entries',
+      help: "Entries a follower trails the leader's log by (reported by the leader only)",
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const f of node.info().followers) this.set({ peer: f.id }, f.lag);
+      },
+    });
+    const peerGauge = (
+      name: string,
+      help: string,
+      read: (connected: boolean, queueBytes: number) => number,
+    ): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['peer'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [peer, s] of Object.entries(node.peerStats()))
+            this.set({ peer }, read(s.connected, s.queueBytes));
+        },
+      });
+    };
+    peerGauge('tandem_peer_connected', 'Whether the peer link is up (1) or down (0)', (c) =>
+      c ? 1 : 0,
+    );
+    peerGauge('tandem_peer_queue_bytes', 'Bytes queued for the peer', (_c, q) => q);
+  }
+}
+
+/** The most caught-up active follower, as seen by the leader. */
+function bestTransferee(info: NodeInfo): string | undefined {
+  let best: NodeInfo['followers'][number] | undefined;
+  for (const f of info.followers) {
+    if (!info.voters.includes(f.id) || f.id === info.id) continue;
+    if (
+      best === undefined ||
+      (f.active && !best.active) ||
+      (f.active === best.active && f.match > best.match)
+    )
+      best = f;
+  }
+  return best?.id;
+}

@@ -1,0 +1,229 @@
+/**
+ * `tandem node` as real processes: a 3-node cluster on loopback, a client
+ * write and read on different nodes, kill -9 of the leader, a new leader
+ * that takes writes, and a graceful SIGTERM of the rest (exit code 0).
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+const repo = resolve(import.meta.dirname, '..');
+
+interface Child {
+  readonly id: string;
+  readonly process: ChildProcess;
+  readonly http: string;
+  readonly respPort: number;
+  readonly output: string[];
+  readonly exited: Promise<number | null>;
+}
+
+let root = '';
+let children: Child[] = [];
+
+async function freePort(): Promise<number> {
+  return new Promise((done, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => done(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+async function startCluster(size: number): Promise<Child[]> {
+  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+  const ports = new Map<string, { resp: number; http: number; peer: number }>();
+  for (const id of ids)
+    ports.set(id, { resp: await freePort(), http: await freePort(), peer: await freePort() });
+  const initialCluster = ids.map((id) => `${id}=127.0.0.1:${ports.get(id)?.peer}`).join(',');
+  return ids.map((id) => {
+    const p = ports.get(id);
+    if (p === undefined) throw new Error('no ports');
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'node',
+        '--id',
+        id,
+        '--data',
+        join(root, id),
+        '--resp',
+        `127.0.0.1:${p.resp}`,
+        '--http',
+        `127.0.0.1:${p.http}`,
+        '--initial-cluster',
+        initialCluster,
+        '--tick-ms',
+        '20',
+        '--log-level',
+        'warn',
+      ],
+      { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const output: string[] = [];
+    child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const started: Child = {
+      id,
+      process: child,
+      http: `http://127.0.0.1:${p.http}`,
+      respPort: p.resp,
+      output,
+      exited,
+    };
+    children.push(started);
+    return started;
+  });
+}
+
+interface Status {
+  id: string;
+  role: string;
+  leader: string;
+  term: number;
+}
+
+async function getJson<T>(url: string): Promise<{ status: number; body: T } | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
+    return { status: response.status, body: (await response.json()) as T };
+  } catch {
+    return null;
+  }
+}
+
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      const logs = children.map((c) => `--- ${c.id}\n${c.output.join('').slice(-2_000)}`);
+      throw new Error(`timed out waiting for ${what}\n${logs.join('\n')}`);
+    }
+    await new Promise((done) => setTimeout(done, 50));
+  }
+}
+
+async function leaderAmong(
+  nodes: readonly Child[],
+): Promise<{ child: Child; status: Status } | undefined> {
+  for (const child of nodes) {
+    const answer = await getJson<Status>(`${child.http}/status`);
+    if (answer?.body.role === 'leader') return { child, status: answer.body };
+  }
+  return undefined;
+}
+
+/** Retries while the cluster is electing (TRYAGAIN or a dropped connection). */
+async function setWithRetry(port: number, key: string, value: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await waitFor(
+      `SET ${key} on port ${port}`,
+      async () => {
+        try {
+          if (client.status !== 'ready') await client.connect().catch(() => undefined);
+          return (await client.set(key, value)) === 'OK' ? true : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      15_000,
+    );
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function get(port: number, key: string): Promise<string | null> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis({ port, host: '127.0.0.1' });
+  try {
+    return await client.get(key);
+  } finally {
+    client.disconnect();
+  }
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'tandem-cli-'));
+});
+
+afterEach(async () => {
+  for (const child of children) {
+    if (
+      child.process.exitCode === null &&
+      child.process.signalCode === null &&
+      child.process.pid !== undefined
+    ) {
+      try {
+        process.kill(child.process.pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+  await Promise.all(children.map((c) => c.exited));
+  children = [];
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('tandem node (3 processes)', () => {
+  it('elects, replicates, survives kill -9 of the leader and stops gracefully', async () => {
+    const cluster = await startCluster(3);
+    for (const child of cluster) {
+      await waitFor(
+        `${child.id} ready`,
+        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+        30_000,
+      );
+    }
+    const [n1, n2] = cluster;
+    if (n1 === undefined || n2 === undefined) throw new Error('no nodes');
+    await setWithRetry(n1.respPort, 'greeting', 'hello');
+    expect(await get(n2.respPort, 'greeting')).toBe('hello');
+
+    const first = await waitFor('a leader', () => leaderAmong(cluster), 10_000);
+    const pid = first.child.process.pid;
+    if (pid === undefined) throw new Error('no pid');
+    process.kill(pid, 'SIGKILL');
+    await first.child.exited;
+
+    const rest = cluster.filter((c) => c !== first.child);
+    const second = await waitFor(
+      'a new leader',
+      async () => {
+        const found = await leaderAmong(rest);
+        return found !== undefined && found.status.term > first.status.term ? found : undefined;
+      },
+      15_000,
+    );
+    expect(second.status.id).not.toBe(first.status.id);
+    // A write through the survivor that does not lead is forwarded to the new leader.
+    const other = rest.find((c) => c !== second.child) ?? second.child;
+    await setWithRetry(other.respPort, 'after', 'failover');
+    expect(await get(second.child.respPort, 'after')).toBe('failover');
+    expect(await get(other.respPort, 'greeting')).toBe('hello');
+
+    for (const child of rest)
+      if (child.process.pid !== undefined) process.kill(child.process.pid, 'SIGTERM');
+    const codes = await Promise.all(rest.map((c) => c.exited));
+    expect(codes).toEqual([0, 0]);
+  }, 60_000);
+});
