@@ -6,10 +6,10 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { freePort, waitFor as waitUntil } from '../src/node/test-cluster.test-util.js';
 
 const repo = resolve(import.meta.dirname, '..');
 
@@ -24,17 +24,6 @@ interface Child {
 
 let root = '';
 let children: Child[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function startCluster(size: number): Promise<Child[]> {
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
@@ -102,21 +91,15 @@ async function getJson<T>(url: string): Promise<{ status: number; body: T } | nu
   }
 }
 
-async function waitFor<T>(
+/** Polls with the nodes' recent output in the timeout error. */
+function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs: number,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) {
-      const logs = children.map((c) => `--- ${c.id}\n${c.output.join('').slice(-2_000)}`);
-      throw new Error(`timed out waiting for ${what}\n${logs.join('\n')}`);
-    }
-    await new Promise((done) => setTimeout(done, 50));
-  }
+  const context = (): string =>
+    children.map((c) => `--- ${c.id}\n${c.output.join('').slice(-2_000)}`).join('\n');
+  return waitUntil(what, probe, { timeoutMs, intervalMs: 50, context });
 }
 
 async function leaderAmong(

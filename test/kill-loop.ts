@@ -7,6 +7,7 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
 
 /** From spawn to the child's `recovered` line: node + tsx start-up and recovery. */
 const startMsMax = 15_000;
@@ -94,4 +95,36 @@ export async function runRound(
   clearTimeout(killTimer);
   running = null;
   return { recovered, lines, signal, errors, stderr };
+}
+
+/** A line to the parent; stdout to a pipe is synchronous on Linux, so it survives a SIGKILL. */
+export function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/**
+ * The child side: when `moduleUrl` is the script being run, calls `main`
+ * with the data directory argument. The child ends itself after
+ * `lifetimeMsMax` or when its parent goes away, and reports a failure as an
+ * `error` line and exit code 1.
+ */
+export function runAsChild(
+  moduleUrl: string,
+  lifetimeMsMax: number,
+  main: (dataDir: string) => Promise<void>,
+): void {
+  const script = process.argv[1];
+  if (script === undefined || moduleUrl !== pathToFileURL(script).href) return;
+  const dataDir = process.argv[2];
+  setTimeout(() => process.exit(2), lifetimeMsMax).unref();
+  process.stdin.on('end', () => process.exit(3)); // the parent went away
+  process.stdin.resume();
+  if (dataDir === undefined) {
+    say(`error usage: node --import tsx ${script} DATA_DIR`);
+    process.exit(1);
+  }
+  main(dataDir).catch((error: unknown) => {
+    say(`error ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
 }

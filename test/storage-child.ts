@@ -14,12 +14,12 @@
  *   error <message>                                  then exit code 1
  */
 
-import { pathToFileURL } from 'node:url';
-import type { Ready } from '../src/raft/ready.js';
 import type { Entry, HardState, SnapshotMeta } from '../src/raft/types.js';
 import { logIndex, nodeId, term } from '../src/raft/types.js';
 import { NodeFileSystem } from '../src/storage/node-fs.js';
 import { RaftStorage } from '../src/storage/raft-storage.js';
+import { ready } from '../src/storage/raft-storage.test-util.js';
+import { runAsChild, say } from './kill-loop.js';
 import { payloadFor } from './wal-child.js';
 
 export const childSegmentBytesMax = 256 * 1024;
@@ -38,24 +38,6 @@ export function snapshotImageFor(index: number): Buffer {
   for (let i = 0; i < lengthBytes; i++) image[i] = (index * 13 + i * 7) & 0xff;
   image.writeUInt32LE(index >>> 0, 0);
   return image;
-}
-
-function say(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function ready(entries: readonly Entry[], hardState: HardState | null): Ready {
-  return {
-    softState: null,
-    hardState,
-    snapshot: null,
-    entries,
-    mustSync: true,
-    messages: [],
-    messagesAfterPersist: [],
-    committedEntries: [],
-    readStates: [],
-  };
 }
 
 async function checkSnapshot(storage: RaftStorage, meta: SnapshotMeta): Promise<void> {
@@ -139,7 +121,7 @@ async function main(dataDir: string): Promise<void> {
       }
       const last = (batch[batch.length - 1] as Entry).index;
       const hs: HardState = { term: term(1), vote: nodeId('n1'), commit: logIndex(last - count) };
-      await storage.persist(ready(batch, hs));
+      await storage.persist(ready({ entries: batch, hardState: hs }));
       say(`durable ${last}`);
       maybeSnapshot(last);
     }
@@ -147,19 +129,4 @@ async function main(dataDir: string): Promise<void> {
   await Promise.all(Array.from({ length: appendersInFlight }, persister));
 }
 
-const isMain =
-  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
-if (isMain) {
-  const dataDir = process.argv[2];
-  setTimeout(() => process.exit(2), lifetimeMsMax).unref();
-  process.stdin.on('end', () => process.exit(3)); // the parent went away
-  process.stdin.resume();
-  if (dataDir === undefined) {
-    say('error usage: node --import tsx test/storage-child.ts DATA_DIR');
-    process.exit(1);
-  }
-  main(dataDir).catch((error: unknown) => {
-    say(`error ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  });
-}
+runAsChild(import.meta.url, lifetimeMsMax, main);

@@ -13,11 +13,11 @@
  */
 
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Entry, HardState } from '../src/raft/types.js';
 import { logIndex, nodeId, term } from '../src/raft/types.js';
 import { NodeFileSystem } from '../src/storage/node-fs.js';
 import { Wal } from '../src/storage/wal.js';
+import { runAsChild, say } from './kill-loop.js';
 
 /** Small segments, so kills also land on rotations. */
 export const childSegmentBytesMax = 256 * 1024;
@@ -49,10 +49,6 @@ export function checkRecovered(entries: readonly Entry[]): string | null {
 
 export function walDir(dataDir: string): string {
   return join(dataDir, 'wal');
-}
-
-function say(line: string): void {
-  process.stdout.write(`${line}\n`);
 }
 
 async function main(dataDir: string): Promise<void> {
@@ -103,19 +99,4 @@ async function main(dataDir: string): Promise<void> {
   await Promise.all(Array.from({ length: appendersInFlight }, appender));
 }
 
-const isMain =
-  process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
-if (isMain) {
-  const dataDir = process.argv[2];
-  setTimeout(() => process.exit(2), lifetimeMsMax).unref();
-  process.stdin.on('end', () => process.exit(3)); // the parent went away
-  process.stdin.resume();
-  if (dataDir === undefined) {
-    say('error usage: node --import tsx test/wal-child.ts DATA_DIR');
-    process.exit(1);
-  }
-  main(dataDir).catch((error: unknown) => {
-    say(`error ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
-  });
-}
+runAsChild(import.meta.url, lifetimeMsMax, main);

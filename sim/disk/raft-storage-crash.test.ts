@@ -11,59 +11,19 @@ import { crashAtEveryOperation } from './crash-points.js';
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../../src/raft/prng.js';
 import type { Ready } from '../../src/raft/ready.js';
-import type { Entry, HardState, SnapshotMeta } from '../../src/raft/types.js';
-import { logIndex, nodeId, term } from '../../src/raft/types.js';
+import type { Entry, SnapshotMeta } from '../../src/raft/types.js';
 import { FsError } from '../../src/storage/fs.js';
 import {
   RaftStorage,
   type RaftStorageOpenResult,
   type RaftStorageOptions,
 } from '../../src/storage/raft-storage.js';
+import { entries, entry, hs, ready, snap } from '../../src/storage/raft-storage.test-util.js';
 import { WalFailedError } from '../../src/storage/wal.js';
 import { SimFileSystem, type TearMode } from './sim-fs.js';
 
 const dir = '/data/node';
 const options: RaftStorageOptions = { wal: { segmentBytesMax: 200 } };
-
-function entry(index: number, entryTerm: number): Entry {
-  const data = Buffer.from(`entry ${index} of term ${entryTerm}`);
-  return { kind: 'normal', index: logIndex(index), term: term(entryTerm), data };
-}
-
-function entries(from: number, to: number, entryTerm: number): Entry[] {
-  const list: Entry[] = [];
-  for (let i = from; i <= to; i++) list.push(entry(i, entryTerm));
-  return list;
-}
-
-function hs(hsTerm: number, vote: string, commit: number): HardState {
-  return { term: term(hsTerm), vote: nodeId(vote), commit: logIndex(commit) };
-}
-
-function snap(index: number, snapTerm: number): SnapshotMeta {
-  return {
-    index: logIndex(index),
-    term: term(snapTerm),
-    membership: { voters: [nodeId('a'), nodeId('b'), nodeId('c')], learners: [] },
-  };
-}
-
-function ready(fields: Partial<Ready>): Ready {
-  const list = fields.entries ?? [];
-  const hardState = fields.hardState ?? null;
-  return {
-    softState: null,
-    hardState,
-    snapshot: null,
-    entries: list,
-    mustSync: list.length > 0 || hardState !== null,
-    messages: [],
-    messagesAfterPersist: [],
-    committedEntries: [],
-    readStates: [],
-    ...fields,
-  };
-}
 
 type Step =
   | {

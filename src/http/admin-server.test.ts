@@ -1,12 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type NodeInfo, TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
+import type { NodeInfo, TandemNode } from '../node/tandem-node.js';
+import { loopbackMembers, startTestCluster, waitFor } from '../node/test-cluster.test-util.js';
 import { nodeId, term } from '../raft/types.js';
-import { NodeFileSystem } from '../storage/node-fs.js';
 import { AdminServer, readiness } from './admin-server.js';
 
 const log = pino({ level: 'silent' });
@@ -14,46 +13,12 @@ let root = '';
 let node: TandemNode | null = null;
 let admin: AdminServer | null = null;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
-}
-
 async function startSingle(): Promise<{ node: TandemNode; admin: AdminServer }> {
-  const peer = { host: '127.0.0.1', port: await freePort() };
-  node = await TandemNode.start(
-    {
-      ...tandemNodeDefaults,
-      id: 'n1',
-      clusterId: 'test',
-      dataDir: join(root, 'n1'),
-      peerListen: peer,
-      members: new Map([['n1', peer]]),
-      tickMs: 20,
-    },
-    new NodeFileSystem(),
-    log,
-  );
+  const [started] = await startTestCluster(root, await loopbackMembers(1), log);
+  if (started === undefined) throw new Error('no node started');
+  node = started;
   admin = new AdminServer({ node, host: '127.0.0.1', port: 0, logger: log });
   return { node, admin };
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 beforeEach(async () => {
@@ -75,7 +40,7 @@ describe('AdminServer', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toEqual({ status: 'ok' });
 
-    const ready = await eventually(async () => {
+    const ready = await waitFor('/ready to answer 200', async () => {
       const r = await admin.app.inject({ method: 'GET', url: '/ready' });
       return r.statusCode === 200 ? r : undefined;
     });
@@ -99,7 +64,7 @@ describe('AdminServer', () => {
 
   it('refuses a transfer with no other voter and reports draining as not ready', async () => {
     const { admin, node } = await startSingle();
-    await eventually(async () => (node.isLeader ? true : undefined));
+    await waitFor('leadership', () => (node.isLeader ? true : undefined));
     const transfer = await admin.app.inject({
       method: 'POST',
       url: '/v1/admin/transfer-leadership',

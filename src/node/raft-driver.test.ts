@@ -15,6 +15,7 @@ import {
   RaftRefusedError,
   type StateMachine,
 } from './raft-driver.js';
+import { waitFor } from './test-cluster.test-util.js';
 
 /** A replicated list of strings; apply returns the list's length. */
 class ListMachine implements StateMachine<number> {
@@ -111,16 +112,6 @@ async function startNode(id: NodeId, overrides: Partial<RaftDriverOptions> = {})
   );
   network.drivers.set(id, driver);
   return driver;
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 function leader(): RaftDriver<number> | undefined {

@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import { assert } from '../raft/assert.js';
 import type { PersistedState, RaftConfigInput } from '../raft/config.js';
-import { bootstrapState } from '../raft/config.js';
+import { bootstrapState, defaultConfig } from '../raft/config.js';
 import { applyConfChange } from '../raft/membership.js';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
 import { Prng } from '../raft/prng.js';
@@ -135,6 +135,7 @@ export class RaftDriver<Result> {
   private leader: NodeId = noNode;
   private stopped = false;
   private fatal = false;
+  private readonly electionTimeoutTicks: number;
   /** Counters for metrics. */
   readonly stats = { proposals: 0, applied: 0, persists: 0, slowPersists: 0, snapshots: 0 };
 
@@ -151,6 +152,8 @@ export class RaftDriver<Result> {
       { ...options.raft, id: options.id, random: new Prng(options.seed) },
       persisted,
     );
+    this.electionTimeoutTicks =
+      options.raft.electionTimeoutTicks ?? defaultConfig.electionTimeoutTicks;
     this.applied = persisted.snapshot.index;
     this.snapshotIndex = persisted.snapshot.index;
     this.appliedMembership = persisted.snapshot.membership;
@@ -373,7 +376,7 @@ export class RaftDriver<Result> {
    * election timeouts without an answer the reads fail (and may be retried).
    */
   private expireReads(): void {
-    const timeoutTicks = 2 * (this.options.raft.electionTimeoutTicks ?? 10);
+    const timeoutTicks = 2 * this.electionTimeoutTicks;
     for (const [context, sent] of this.readsSent) {
       if (this.ticksDone - sent.tick < timeoutTicks) continue;
       this.readsSent.delete(context);
@@ -386,7 +389,7 @@ export class RaftDriver<Result> {
     const due = Math.floor((performanceNow() - this.started) / this.options.tickMs);
     let missed = due - this.ticksDone;
     if (missed <= 0) return;
-    const limit = catchUpTicksFactor * (this.options.raft.electionTimeoutTicks ?? 10);
+    const limit = catchUpTicksFactor * this.electionTimeoutTicks;
     if (missed > limit) {
       this.log.warn({ missedTicks: missed }, 'the event loop stalled; catching up ticks');
       missed = limit;

@@ -1,75 +1,23 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NodeFileSystem } from '../storage/node-fs.js';
-import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
+import { type HostPort, type TandemNode, tandemNodeDefaults } from './tandem-node.js';
+import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
 
-const fs = new NodeFileSystem();
 const log = pino({ level: 'silent' });
 let root = '';
 let nodes: TandemNode[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
-}
 
 async function startCluster(
   size: number,
   snapshotEntries: number = tandemNodeDefaults.snapshotEntries,
   given?: Map<string, HostPort>,
 ): Promise<TandemNode[]> {
-  const members = given ?? new Map<string, HostPort>();
-  if (given === undefined) {
-    for (let i = 1; i <= size; i++) {
-      members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
-    }
-  }
-  const started = await Promise.all(
-    [...members].map(([id, address]) =>
-      TandemNode.start(
-        {
-          ...tandemNodeDefaults,
-          id,
-          clusterId: 'test',
-          dataDir: join(root, id),
-          peerListen: address,
-          members,
-          tickMs: 20,
-          snapshotEntries,
-        },
-        fs,
-        log.child({ node: id }),
-      ),
-    ),
-  );
-  nodes = started;
-  return started;
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  const members = given ?? (await loopbackMembers(size));
+  nodes = await startTestCluster(root, members, log, { snapshotEntries });
+  return nodes;
 }
 
 beforeEach(async () => {
@@ -122,9 +70,7 @@ describe('TandemNode over real sockets and disks', () => {
   });
 
   it('never applies an entry twice across snapshots and a restart of every node', async () => {
-    const members = new Map<string, HostPort>();
-    for (let i = 1; i <= 3; i++)
-      members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
+    const members = await loopbackMembers(3);
     const cluster = await startCluster(3, 7, members);
     const leader = await waitFor('a leader', () => cluster.find((n) => n.isLeader));
     for (let i = 0; i < 40; i++) await leader.write(0, ['INCR', 'counter']);

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 // An in-memory disk keeps these tests off the real file system (and within
 // the layering rules: src/resp/ may not import src/storage/).
-import { type HostPort, TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
-import { NodeFileSystem } from '../storage/node-fs.js';
+import type { TandemNode } from '../node/tandem-node.js';
+import { loopbackMembers, startTestCluster, waitFor } from '../node/test-cluster.test-util.js';
 import { RespServer, type RespServerLimits } from './server.js';
 
 const log = pino({ level: 'silent' });
@@ -19,57 +19,11 @@ let servers: RespServer[] = [];
 let clients: Redis[] = [];
 let sockets: Socket[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        resolve(typeof address === 'object' && address !== null ? address.port : 0),
-      );
-    });
-  });
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 /** Starts `size` nodes with a RESP server each; resolves once there is a leader. */
 async function startCluster(size: number, limits: RespServerLimits = {}): Promise<RespServer[]> {
-  const members = new Map<string, HostPort>();
-  for (let i = 1; i <= size; i++)
-    members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
   const root = await mkdtemp(join(tmpdir(), 'tandem-resp-'));
   roots.push(root);
-  nodes = await Promise.all(
-    [...members].map(([id, address]) =>
-      TandemNode.start(
-        {
-          ...tandemNodeDefaults,
-          id,
-          clusterId: 'resp-test',
-          dataDir: join(root, id),
-          peerListen: address,
-          members,
-          tickMs: 20,
-        },
-        new NodeFileSystem(),
-        log.child({ node: id }),
-      ),
-    ),
-  );
+  nodes = await startTestCluster(root, await loopbackMembers(size), log);
   servers = nodes.map(
     (node) => new RespServer({ node, host: '127.0.0.1', port: 0, logger: log, limits }),
   );
@@ -113,7 +67,9 @@ async function raw(server: RespServer): Promise<{
     socket,
     send: (text) => socket.write(text),
     until: async (predicate) =>
-      waitFor('the expected bytes', () => (predicate(received) ? received : undefined), 5_000),
+      waitFor('the expected bytes', () => (predicate(received) ? received : undefined), {
+        timeoutMs: 5_000,
+      }),
     closed,
   };
 }

@@ -2,13 +2,12 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Ready } from '../raft/ready.js';
-import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { logIndex, nodeId, term } from '../raft/types.js';
+import type { Entry } from '../raft/types.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import type { FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { RaftStorage, RaftStorageError, type RaftStorageOptions } from './raft-storage.js';
+import { brief, entries, hs, ready, snap } from './raft-storage.test-util.js';
 import { SnapshotStore } from './snapshot-store.js';
 import { Wal } from './wal.js';
 
@@ -37,50 +36,6 @@ class GatedFileSystem extends DelegatingFileSystem {
       },
     });
   }
-}
-
-function entry(index: number, entryTerm: number): Entry {
-  const data = Buffer.from(`entry ${index}/${entryTerm}`);
-  return { kind: 'normal', index: logIndex(index), term: term(entryTerm), data };
-}
-
-function entries(from: number, to: number, entryTerm: number): Entry[] {
-  const list: Entry[] = [];
-  for (let i = from; i <= to; i++) list.push(entry(i, entryTerm));
-  return list;
-}
-
-function hs(hsTerm: number, vote: string, commit: number): HardState {
-  return { term: term(hsTerm), vote: nodeId(vote), commit: logIndex(commit) };
-}
-
-function snap(index: number, snapTerm: number): SnapshotMeta {
-  return {
-    index: logIndex(index),
-    term: term(snapTerm),
-    membership: { voters: [nodeId('a'), nodeId('b')], learners: [nodeId('c')] },
-  };
-}
-
-function ready(fields: Partial<Ready>): Ready {
-  const list = fields.entries ?? [];
-  const hardState = fields.hardState ?? null;
-  return {
-    softState: null,
-    hardState,
-    snapshot: null,
-    entries: list,
-    mustSync: list.length > 0 || hardState !== null,
-    messages: [],
-    messagesAfterPersist: [],
-    committedEntries: [],
-    readStates: [],
-    ...fields,
-  };
-}
-
-function brief(list: readonly Entry[]): string[] {
-  return list.map((e) => `${e.index}/${e.term}`);
 }
 
 async function reopen(options: RaftStorageOptions = {}) {

@@ -1,0 +1,92 @@
+/**
+ * Shared by the tests that run Tandem nodes in-process on loopback (node/,
+ * resp/, http/) and by the process tests: free ports, polling with a
+ * deadline, and starting a cluster on real disks under a temporary folder.
+ */
+
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { NodeFileSystem } from '../storage/node-fs.js';
+import {
+  type HostPort,
+  TandemNode,
+  type TandemNodeConfig,
+  tandemNodeDefaults,
+} from './tandem-node.js';
+
+/** A loopback port free at the time of the call (another process could take it before use). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        resolve(typeof address === 'object' && address !== null ? address.port : 0),
+      );
+    });
+  });
+}
+
+/** Peer addresses on free loopback ports for members n1..n`size`. */
+export async function loopbackMembers(size: number): Promise<Map<string, HostPort>> {
+  const members = new Map<string, HostPort>();
+  for (let i = 1; i <= size; i++) {
+    members.set(`n${i}`, { host: '127.0.0.1', port: await freePort() });
+  }
+  return members;
+}
+
+export interface WaitOptions {
+  readonly timeoutMs?: number;
+  readonly intervalMs?: number;
+  /** Extra context for the timeout error (e.g. the nodes' recent logs). */
+  readonly context?: () => string;
+}
+
+/** Polls `probe` until it returns a value other than undefined; throws after the timeout. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  options: WaitOptions = {},
+): Promise<T> {
+  const { timeoutMs = 10_000, intervalMs = 10 } = options;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      const context = options.context?.() ?? '';
+      throw new Error(`timed out waiting for ${what}${context === '' ? '' : `\n${context}`}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Starts every member of `members` in this process, data under `root`, on real disks. */
+export function startTestCluster(
+  root: string,
+  members: ReadonlyMap<string, HostPort>,
+  log: Logger,
+  overrides: Partial<TandemNodeConfig> = {},
+): Promise<TandemNode[]> {
+  return Promise.all(
+    [...members].map(([id, address]) =>
+      TandemNode.start(
+        {
+          ...tandemNodeDefaults,
+          id,
+          clusterId: 'test',
+          dataDir: join(root, id),
+          peerListen: address,
+          members,
+          tickMs: 20,
+          ...overrides,
+        },
+        new NodeFileSystem(),
+        log.child({ node: id }),
+      ),
+    ),
+  );
+}
