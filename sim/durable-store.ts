@@ -1,7 +1,9 @@
 /**
- * A node's simulated stable storage: what survives a crash. Writes reach it
- * only when their simulated disk write completes; a crash loses everything
- * still in flight.
+ * A model of a node's stable storage, kept beside the real `RaftStorage` as
+ * the oracle of what it acknowledged: each Ready is applied here when its
+ * `persist` resolves, each snapshot when `saveSnapshot` resolves. A restart
+ * must recover at least this (sim-node.ts `recoveryProblem`), and the log
+ * matching checker reads the durable term before each entry from it.
  */
 import { assert } from '../src/raft/assert.js';
 import type { PersistedState } from '../src/raft/config.js';

@@ -126,7 +126,7 @@ async function main(): Promise<number> {
   };
   if (cli.seed !== null) {
     const sink = cli.verbose ? (line: string) => console.log(line) : undefined;
-    const result = runSeed(
+    const result = await runSeed(
       cli.seed,
       sink === undefined ? overrides : { ...overrides, traceSink: sink },
     );
@@ -177,7 +177,7 @@ async function runMany(
   overrides: RunOverrides,
   jobs: number,
 ): Promise<RunResult[]> {
-  if (jobs <= 1) return seeds.map((seed) => runSeed(seed, overrides));
+  if (jobs <= 1) return runInOrder(seeds, overrides);
   const shares = Array.from({ length: jobs }, (_, k) => seeds.filter((_, i) => i % jobs === k));
   const parts = await Promise.all(
     shares.map(
@@ -196,6 +196,13 @@ async function runMany(
   return parts.flat().sort((a, b) => a.seed - b.seed);
 }
 
+/** Runs seeds one after the other (never overlapping: see `runSeed`). */
+async function runInOrder(seeds: readonly number[], overrides: RunOverrides): Promise<RunResult[]> {
+  const results: RunResult[] = [];
+  for (const seed of seeds) results.push(await runSeed(seed, overrides));
+  return results;
+}
+
 /**
  * A thread running this file. Under tsx (`npm run sim`) the TypeScript loader
  * is per thread, so the thread registers it before importing this file.
@@ -212,5 +219,5 @@ if (isMainThread) {
   process.exitCode = await main();
 } else {
   const task = workerData as WorkerTask;
-  parentPort?.postMessage(task.seeds.map((seed) => runSeed(seed, task.overrides)));
+  parentPort?.postMessage(await runInOrder(task.seeds, task.overrides));
 }

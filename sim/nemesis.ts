@@ -135,7 +135,83 @@ export class Nemesis {
       case 'transfer':
         this.transfer();
         return;
+      case 'diskSlow':
+        this.diskSlow();
+        return;
+      case 'diskFail':
+        this.diskFail();
+        return;
+      case 'diskCorrupt':
+        this.diskCorrupt();
+        return;
     }
+  }
+
+  /** Latency spikes on one node's disk for a while. */
+  private diskSlow(): void {
+    const node = this.pickRunning();
+    if (node === undefined) return;
+    const durationMs = this.durationMs(200, 4000);
+    node.disk.slowUntilMs = this.world.nowMs + durationMs;
+    node.disk.slowExtraMsMax = 10 + this.random.float() * 300;
+    this.world.note(
+      `nemesis: ${node.id} disk slow (+${node.disk.slowExtraMsMax.toFixed(0)}ms) for ${durationMs.toFixed(0)}ms`,
+    );
+  }
+
+  /** The next write or fdatasync of one node fails (EIO or ENOSPC): its process must exit. */
+  private diskFail(): void {
+    const node = this.pickRunning();
+    if (node === undefined) return;
+    const op = this.random.int(2) === 0 ? 'write' : 'datasync';
+    const code = this.random.int(2) === 0 ? 'EIO' : 'ENOSPC';
+    node.disk.fs.failNext(op, code);
+    node.disk.faultInjected = true;
+    this.world.note(`nemesis: ${node.id}'s next ${op} fails with ${code}`);
+  }
+
+  /**
+   * Crashes a node and, while it is down, corrupts a sector of one of its WAL
+   * or snapshot files (sticky). Only while the cluster could lose that node's
+   * disk for good and still have a majority of healthy voters: a node that
+   * ever had a bad sector counts as at risk for good (the sector stays bad,
+   * and a later write there may read back damaged at a later start).
+   */
+  private diskCorrupt(): void {
+    const node = this.pickRunning();
+    if (node === undefined || !this.mayLoseDisk(node)) return;
+    this.crashSome([node]);
+    const files = node.disk.damageableFiles();
+    const file = files[this.random.int(Math.max(1, files.length))];
+    if (file === undefined) return;
+    const sizeBytes = node.disk.fs.sizeOf(file);
+    if (sizeBytes === 0) return;
+    const offsetBytes = this.random.int(sizeBytes);
+    const lengthBytes = 1 + this.random.int(Math.min(32, sizeBytes - offsetBytes));
+    node.disk.fs.corrupt(file, offsetBytes, lengthBytes);
+    node.disk.everCorrupted = true;
+    this.world.note(
+      `nemesis: ${node.id} bad sector: ${lengthBytes} bytes at ${offsetBytes} of ${file} (${sizeBytes} bytes)`,
+    );
+  }
+
+  private mayLoseDisk(node: SimNode): boolean {
+    // One lost disk at a time: the leader's membership may already leave out
+    // a lost node whose removal is not committed yet (and may never be).
+    if (this.world.nodes().some((n) => n.lost)) return false;
+    // The leader's latest membership may hold a change that never commits,
+    // so both it and the applied one are considered, pessimistically.
+    const leader = this.world.leader();
+    const latest = leader?.raft?.status().membership;
+    if (leader === undefined || latest === undefined) return false;
+    const applied = leader.membershipApplied;
+    const voters = new Set([...latest.voters, ...applied.voters]);
+    if (!voters.has(node.id)) return true;
+    const atRisk = [...voters].filter((id) => {
+      const n = this.world.node(id);
+      return n === undefined || n.lost || n.disk.everCorrupted;
+    }).length;
+    return 2 * (atRisk + 1) < Math.min(latest.voters.length, applied.voters.length);
   }
 
   private partition(): void {

@@ -40,7 +40,10 @@ export class Operator {
     if (this.world.nodesCreated < this.world.options.nodesMax) actions.push(() => this.add(leader));
     const promotable = status.membership.learners.filter((id) => this.caughtUp(id, status.commit));
     if (promotable.length > 0) actions.push(() => this.promote(leader, this.pick(promotable)));
-    const removable = removableMembers(status.membership);
+    const removable = removableMembers(status.membership, (id) => {
+      const node = this.world.node(id);
+      return node === undefined || node.lost || node.disk.everCorrupted;
+    });
     if (removable.length > 0) actions.push(() => this.remove(leader, this.pick(removable)));
     if (actions.length === 0) return;
     const action = actions[this.random.int(actions.length)];
@@ -109,7 +112,10 @@ export class Operator {
 
   private caughtUp(id: NodeId, commit: number): boolean {
     const node = this.world.node(id);
-    return node?.up === true && node.applied + caughtUpEntries >= commit;
+    // A node with a bad sector may lose its disk: never made a voter (see Nemesis.diskCorrupt).
+    return (
+      node?.up === true && !node.disk.everCorrupted && node.applied + caughtUpEntries >= commit
+    );
   }
 
   private pick(ids: readonly NodeId[]): NodeId {
@@ -117,7 +123,15 @@ export class Operator {
   }
 }
 
-/** Learners, and voters as long as one voter remains. */
-function removableMembers(m: Membership): NodeId[] {
-  return m.voters.length > 1 ? [...m.voters, ...m.learners] : [...m.learners];
+/**
+ * Learners, and voters as long as one voter remains. While some voters may
+ * have lost their disk (`atRisk`), a healthy voter is removable only if the
+ * healthy ones left still form a majority (else the lost ones could never be
+ * removed).
+ */
+function removableMembers(m: Membership, atRisk: (id: NodeId) => boolean): NodeId[] {
+  if (m.voters.length <= 1) return [...m.learners];
+  const risky = m.voters.filter(atRisk).length;
+  const voters = m.voters.filter((id) => atRisk(id) || 2 * risky < m.voters.length - 1);
+  return [...voters, ...m.learners];
 }

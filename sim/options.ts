@@ -16,7 +16,13 @@ export type FaultKind =
   | 'clog'
   | 'drift'
   | 'membership'
-  | 'transfer';
+  | 'transfer'
+  | 'diskSlow'
+  | 'diskFail'
+  | 'diskCorrupt';
+
+/** Faults of a node's disk (drawn separately, after every other option of a seed). */
+export const diskFaultKinds: readonly FaultKind[] = ['diskSlow', 'diskFail', 'diskCorrupt'];
 
 export const faultKinds: readonly FaultKind[] = [
   'partition',
@@ -28,6 +34,7 @@ export const faultKinds: readonly FaultKind[] = [
   'drift',
   'membership',
   'transfer',
+  ...diskFaultKinds,
 ];
 
 export interface SimOptions {
@@ -50,7 +57,10 @@ export interface SimOptions {
   /** Loss and duplication during the fault phase (the liveness phase has none). */
   readonly lossRate: number;
   readonly dupRate: number;
+  /** Most an fsync (datasync, sync, directory sync) takes; other disk operations take no time. */
   readonly diskLatencyMsMax: number;
+  /** RaftStorage's WAL segment size limit (small ones exercise rotation and compaction). */
+  readonly walSegmentBytesMax: number;
   readonly clients: number;
   readonly keys: number;
   readonly followerReads: boolean;
@@ -104,7 +114,7 @@ export function swarmOptions(
   const delayMsMax = delayMsMin + between(1, Math.min(30, (electionTimeoutTicks * tickMs) / 4));
   const clientTimeoutMs = 500 + random.int(2500);
   const [phaseMin, phaseMax] = faultPhaseMsRange;
-  const faults = faultKinds.filter(() => chance(0.6));
+  const faults = faultKinds.filter((kind) => !diskFaultKinds.includes(kind) && chance(0.6));
   const appendEntriesMax = chance(0.3) ? 1 + random.int(64) : 4096;
   const inflightMessagesMax = chance(0.3) ? 1 + random.int(8) : 256;
   const snapshotThresholdEntries = chance(0.8) ? 5 + random.int(96) : 1000;
@@ -147,8 +157,16 @@ export function swarmOptions(
       entriesPerRoundTrip: Math.min(appendEntriesMax * inflightMessagesMax, 1000),
     }),
   };
-  // Drawn last, so adding it left every earlier draw of a seed unchanged.
-  return { ...options, reactiveFaultRate: pick([0, 0.1, 0.3, 0.6]) };
+  // Drawn last, so adding them left every earlier draw of a seed unchanged.
+  const reactiveFaultRate = pick([0, 0.1, 0.3, 0.6]);
+  const diskFaults = diskFaultKinds.filter(() => chance(0.5));
+  const walSegmentBytesMax = pick([2048, 16 * 1024, 256 * 1024, 64 * 1024 * 1024]);
+  return {
+    ...options,
+    faults: [...faults, ...diskFaults],
+    reactiveFaultRate,
+    walSegmentBytesMax,
+  };
 }
 
 /**

@@ -6,8 +6,8 @@ const seedsMax = 150;
 
 describe('the checkers have teeth: planted consensus bugs are caught', () => {
   for (const bug of plantedBugs) {
-    it(`catches ${bug.name}: ${bug.breaks}`, () => {
-      const d = hunt(bug, seedsMax, 1, true);
+    it(`catches ${bug.name}: ${bug.breaks}`, async () => {
+      const d = await hunt(bug, seedsMax, 1, true);
       console.log(
         `${bug.name}: caught after ${d.seedsRun} seed(s): ${d.violation?.split('\n')[0] ?? 'not caught'}`,
       );

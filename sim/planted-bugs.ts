@@ -102,18 +102,18 @@ export interface Detection {
  * Runs seeds `start`, `start+1`, ... with `bug` planted until a violation or
  * `seedsMax`; `aimed` narrows the swarm to the bug's scenario.
  */
-export function hunt(
+export async function hunt(
   bug: PlantedBug,
   seedsMax: number,
   start = 1,
   aimed = false,
   overrides: RunOverrides = {},
-): Detection {
+): Promise<Detection> {
   const makeNode = makeNodeWith(bug.rules);
   if (aimed && bug.aimed !== undefined) overrides = { ...bug.aimed, ...overrides };
   for (let i = 0; i < seedsMax; i++) {
     const seed = start + i;
-    const result = runSeed(seed, { ...overrides, makeNode, traceLines: 0 });
+    const result = await runSeed(seed, { ...overrides, makeNode, traceLines: 0 });
     const first = result.violations[0];
     if (first !== undefined) {
       return { bug: bug.name, seedsRun: i + 1, caughtAtSeed: seed, violation: first.slice(0, 200) };

@@ -38,7 +38,7 @@ for (const { bug, aimed } of plan) {
   let caught = 0;
   let first = '';
   for (let h = 0; h < hunts; h++) {
-    const d = hunt(bug, seedsMax, 1 + h * 100_000, aimed);
+    const d = await hunt(bug, seedsMax, 1 + h * 100_000, aimed);
     if (d.caughtAtSeed !== null) {
       caught++;
       seeds.push(String(d.seedsRun));

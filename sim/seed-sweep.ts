@@ -14,14 +14,14 @@ export interface SweepSummary {
   readonly inconclusive: readonly number[];
 }
 
-export function sweep(firstSeed: number, count: number): SweepSummary {
+export async function sweep(firstSeed: number, count: number): Promise<SweepSummary> {
   const started = performance.now();
   let simMs = 0;
   let operations = 0;
   const failures: string[] = [];
   const inconclusive: number[] = [];
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
-    const result = runSeed(seed, { faultPhaseMsRange: sweepFaultPhaseMsRange });
+    const result = await runSeed(seed, { faultPhaseMsRange: sweepFaultPhaseMsRange });
     simMs += result.stats.simMs;
     operations += result.stats.operations;
     if (result.violations.length > 0) failures.push(describeFailure(result));

@@ -8,9 +8,9 @@ import { replayCommand, sweepFaultPhaseMsRange } from './seed-sweep.js';
 import { type RunResult, runSeed } from './simulation.js';
 
 describe('deterministic simulation', () => {
-  it('a sweep run replays exactly from the command its failure report prints', () => {
-    const swept = runSeed(11, { faultPhaseMsRange: sweepFaultPhaseMsRange });
-    const replayed = runSeed(11, { faultPhaseMs: swept.options.faultPhaseMs });
+  it('a sweep run replays exactly from the command its failure report prints', async () => {
+    const swept = await runSeed(11, { faultPhaseMsRange: sweepFaultPhaseMsRange });
+    const replayed = await runSeed(11, { faultPhaseMs: swept.options.faultPhaseMs });
     expect(replayed.options).toEqual(swept.options);
     expect(replayed.traceDigest).toBe(swept.traceDigest);
     expect(replayCommand(swept)).toContain(
@@ -18,19 +18,19 @@ describe('deterministic simulation', () => {
     );
   });
 
-  it('replays a seed exactly: same options, same trace digest, same history size', () => {
-    const a = runSeed(42, { faultPhaseMs: 3_000 });
-    const b = runSeed(42, { faultPhaseMs: 3_000 });
+  it('replays a seed exactly: same options, same trace digest, same history size', async () => {
+    const a = await runSeed(42, { faultPhaseMs: 3_000 });
+    const b = await runSeed(42, { faultPhaseMs: 3_000 });
     expect(b.options).toEqual(a.options);
     expect(b.traceDigest).toBe(a.traceDigest);
     expect(b.stats).toEqual(a.stats);
     expect(b.trace).toEqual(a.trace);
-    const c = runSeed(43, { faultPhaseMs: 3_000 });
+    const c = await runSeed(43, { faultPhaseMs: 3_000 });
     expect(c.traceDigest).not.toBe(a.traceDigest);
   });
 
-  it('runs every fault kind and still converges', () => {
-    const result = runSeed(7, {
+  it('runs every fault kind and still converges', async () => {
+    const result = await runSeed(7, {
       clusterSize: 5,
       faultPhaseMs: 8_000,
       faultIntervalMsMean: 150,
@@ -46,10 +46,10 @@ describe('deterministic simulation', () => {
   // learners used to leave before its new term was durable, so after a crash it
   // could win the same term again and write different entries at the same
   // (index, term). The core now holds all messages until the term is durable.
-  it('a single voter with learners survives crashes of fresh leaders', () => {
+  it('a single voter with learners survives crashes of fresh leaders', async () => {
     const failures: string[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      const result = runSeed(seed, {
+      const result = await runSeed(seed, {
         clusterSize: 1,
         faults: ['membership', 'crashLeader'],
         reactiveFaultRate: 0.3,
@@ -67,8 +67,8 @@ describe('deterministic simulation', () => {
     expect(failures.slice(0, 1).join('\n\n')).toBe('');
   });
 
-  it('has teeth: a core that applies different data on one node is caught', () => {
-    const result = runSeed(3, {
+  it('has teeth: a core that applies different data on one node is caught', async () => {
+    const result = await runSeed(3, {
       clusterSize: 3,
       faultPhaseMs: 2_000,
       faults: [],
@@ -81,11 +81,11 @@ describe('deterministic simulation', () => {
     expect(result.trace.length).toBeGreaterThan(0);
   });
 
-  it('has teeth: a core that votes for candidates with stale logs is caught', () => {
+  it('has teeth: a core that votes for candidates with stale logs is caught', async () => {
     const rules = { ...raftRules, isUpToDate: () => true };
     const found: string[] = [];
     for (let seed = 1; seed <= 10 && found.length === 0; seed++) {
-      const result = runSeed(seed, {
+      const result = await runSeed(seed, {
         clusterSize: 5,
         faultPhaseMs: 6_000,
         faultIntervalMsMean: 200,

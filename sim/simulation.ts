@@ -11,11 +11,13 @@ import { Prng } from '../src/raft/prng.js';
 import { notLeader } from '../src/raft/results.js';
 import type { Entry, NodeId, Role } from '../src/raft/types.js';
 import { nodeId, noNode } from '../src/raft/types.js';
+import { SnapshotCorruptionError } from '../src/storage/snapshot-store.js';
 import type { Operation } from './checker/history.js';
 import { checkLinearizable, formatOperation } from './checker/linearizability.js';
 import { SafetyChecker } from './checker/safety.js';
 import { Client, type ClientHost, type ClientPhase } from './clients.js';
 import { makeRaftNode } from './default-node.js';
+import { type DiskClock, NodeDisk } from './disk/node-disk.js';
 import { EventQueue } from './event-queue.js';
 import { Nemesis, type NemesisHost } from './nemesis.js';
 import { type DropReason, Network } from './network.js';
@@ -45,6 +47,11 @@ export interface RunOverrides extends Partial<SimOptions> {
   readonly linearizabilityStepsMax?: number;
   /** Hard bound on processed events (a livelock guard). */
   readonly eventsMax?: number;
+  /**
+   * Start each node from exactly what its storage recovered, without the
+   * workaround for the torn-hard-state storage bug (see sim/README.md).
+   */
+  readonly strictRecovery?: boolean;
 }
 
 export interface RunStats {
@@ -91,10 +98,26 @@ const livenessCheckMs = 50;
 /** Client request travel time to a node (replies are immediate). */
 const requestDelayMs = 0.5;
 
-/** Runs one seed. Never throws for a bug in the system under test: that becomes a violation. */
-export function runSeed(seed: number, overrides: RunOverrides = {}): RunResult {
+/**
+ * Lets every pending microtask (storage's promise chains) run to the end
+ * before the next event. A `process.nextTick` callback queued now runs only
+ * once V8 has drained its whole microtask queue, including microtasks queued
+ * while draining (Node's processTicksAndRejections alternates the two queues
+ * until both are empty), so awaiting it is a complete drain that costs no
+ * turn of the event loop. Nothing in a run waits on real I/O or timers: what
+ * is left after the drain waits on a disk completion in the event queue.
+ */
+const drainMicrotasks = (): Promise<void> =>
+  new Promise<void>((resolve) => process.nextTick(resolve));
+
+/**
+ * Runs one seed. Never throws for a bug in the system under test: that
+ * becomes a violation. Runs of several seeds must not overlap in one thread
+ * (each would see the other's microtasks drained, harmless but slower).
+ */
+export async function runSeed(seed: number, overrides: RunOverrides = {}): Promise<RunResult> {
   const sim = new Simulation(seed, overrides);
-  sim.run();
+  await sim.run();
   return sim.result();
 }
 
@@ -121,6 +144,25 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
   private convergedAfterMs: number | null = null;
   private linearizability = 'skipped';
   private readonly eventsMax: number;
+  /** Storage work was started or a disk operation completed during this event. */
+  private asyncDirty = false;
+  /** Nodes that lost their disk and are still members: removed through the leader. */
+  private readonly lostNodes = new Set<SimNode>();
+  private lostRemovalScheduled = false;
+  private readonly diskRandom: Prng;
+  /** The disks' clock: completions are events of the queue at simulated times. */
+  private readonly diskClock: DiskClock = {
+    now: () => this.nowMs,
+    schedule: (delayMs, callback) => {
+      this.queue.push(this.nowMs + delayMs, {
+        kind: 'call',
+        fn: () => {
+          this.asyncDirty = true;
+          callback();
+        },
+      });
+    },
+  };
 
   constructor(
     private readonly seed: number,
@@ -133,6 +175,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       traceSink,
       linearizabilityStepsMax,
       eventsMax,
+      strictRecovery,
       ...optionOverrides
     } = overrides;
     const root = new Prng(seed);
@@ -148,6 +191,8 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
     const o = this.options;
     this.network = new Network(root.fork(), o);
     this.nodeRandom = root.fork();
+    // Drawn after every other stream, so that adding the disk left them unchanged.
+    this.diskRandom = root.fork();
     this.settings = {
       tickMs: o.tickMs,
       electionTimeoutTicks: o.electionTimeoutTicks,
@@ -159,8 +204,8 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       appendEntriesMax: o.appendEntriesMax,
       inflightMessagesMax: o.inflightMessagesMax,
       snapshotThresholdEntries: o.snapshotThresholdEntries,
-      diskLatencyMsMax: o.diskLatencyMsMax,
       followerReads: o.followerReads,
+      strictRecovery: strictRecovery ?? false,
     };
     const voters = Array.from({ length: o.clusterSize }, (_, i) => nodeId(`n${i + 1}`));
     for (const id of voters) this.addNode(id, bootstrapState(voters));
@@ -183,24 +228,34 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
   // ---------------------------------------------------------------------
   // The run
 
-  run(): void {
-    for (const node of this.running) node.start();
-    for (const client of this.clients)
-      client.wake(this.options.thinkMsMax * (client.index + 1) * 0.1);
-    this.nemesis.start();
-    this.later(this.options.faultPhaseMs, () => this.heal());
+  async run(): Promise<void> {
     try {
-      this.loop();
+      for (const node of this.running) node.start();
+      for (const client of this.clients)
+        client.wake(this.options.thinkMsMax * (client.index + 1) * 0.1);
+      this.nemesis.start();
+      this.later(this.options.faultPhaseMs, () => this.heal());
+      await this.loop();
     } catch (error) {
-      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      this.checker.violation(`exception: ${text}`);
+      this.exception(error);
     }
     this.trace.mix(this.nowMs);
     if (this.checker.ok && this.convergedAfterMs !== null) this.checkHistory();
   }
 
-  private loop(): void {
+  private exception(error: unknown): void {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    this.checker.violation(`exception: ${text}`);
+  }
+
+  private async loop(): Promise<void> {
     while (this.phase !== 'done') {
+      if (this.asyncDirty) {
+        // Storage promise chains settle at the simulated time of the event that set them off.
+        await drainMicrotasks();
+        this.asyncDirty = false;
+        if (!this.checker.ok) return;
+      }
       const scheduled = this.queue.pop();
       if (scheduled === undefined) {
         this.checker.violation('no events left to run (every timer stopped)');
@@ -250,6 +305,10 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
     this.healedAtMs = this.nowMs;
     this.note('heal: partitions, clogs, loss and duplication end; every process runs');
     this.network.heal();
+    for (const node of this.nodeMap.values()) {
+      node.disk.fs.clearFaults();
+      node.disk.slowUntilMs = 0;
+    }
     for (const node of [...this.running]) {
       if (node.paused) node.resume();
       else if (!node.up) node.start();
@@ -375,21 +434,96 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
     this.queue.push(atMs, { kind: 'node', node, epoch: node.epoch, action });
   }
 
+  asyncStarted(): void {
+    this.asyncDirty = true;
+  }
+
+  guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.exception(error);
+    }
+  }
+
+  onProcessExit(node: SimNode, why: string): void {
+    node.crash(why);
+    // A supervisor restarts it after a moment (the nemesis may restart it sooner).
+    const afterMs = 20 + this.diskRandom.float() * 500;
+    this.later(this.nowMs + afterMs, () => {
+      if (!node.up && !node.stopped) node.start();
+    });
+  }
+
+  onDiskLost(node: SimNode): void {
+    this.lostNodes.add(node);
+    this.note(`${node.id} lost its disk: it stays down and is removed from the cluster`);
+    this.scheduleLostRemoval();
+  }
+
+  /** Until every node that lost its disk is removed, proposes its removal now and then. */
+  private scheduleLostRemoval(): void {
+    if (this.lostRemovalScheduled || this.lostNodes.size === 0) return;
+    this.lostRemovalScheduled = true;
+    this.later(this.nowMs + 100, () => {
+      this.lostRemovalScheduled = false;
+      for (const node of [...this.lostNodes]) {
+        if (node.stopped) this.lostNodes.delete(node);
+      }
+      const leader = this.leader();
+      const status = leader?.raft?.status();
+      if (leader !== undefined && status !== undefined) {
+        const member = [...this.lostNodes].find(
+          (n) =>
+            status.membership.voters.includes(n.id) || status.membership.learners.includes(n.id),
+        );
+        if (member !== undefined) {
+          const result = leader.proposeConfChange({ type: 'removeNode', node: member.id });
+          this.note(
+            `operator: removeNode ${member.id} (lost its disk) via ${leader.id}: ${result.ok ? `proposed at ${result.index}@${result.term}` : `refused: ${result.refusal.message}`}`,
+          );
+        }
+      }
+      this.scheduleLostRemoval();
+    });
+  }
+
   send(from: SimNode, message: Message): void {
     if (message.from !== from.id) {
       this.checker.violation(`${from.id} sent a message claiming to be from ${message.from}`);
       return;
     }
-    let snapshotBytes: Uint8Array | null = null;
     if (message.type === 'snapshot') {
-      snapshotBytes = from.snapshotBytesFor(message.snapshot);
-      if (snapshotBytes === null) {
-        this.checker.violation(
-          `${from.id} sent snapshot ${message.snapshot.index}@${message.snapshot.term} but holds no such snapshot (stored: ${from.durable.snapshot.index}@${from.durable.snapshot.term})`,
-        );
-        return;
-      }
+      this.sendSnapshot(from, message);
+      return;
     }
+    this.route(from, message, null);
+  }
+
+  /** Streams the stored snapshot from the sender's storage, then sends it. */
+  private sendSnapshot(from: SimNode, message: Message & { readonly type: 'snapshot' }): void {
+    const epoch = from.epoch;
+    const { index, term } = message.snapshot;
+    from.readStoredSnapshot(message.snapshot).then(
+      (bytes) =>
+        this.guard(() => {
+          if (from.epoch === epoch) this.route(from, message, bytes);
+        }),
+      (error: unknown) =>
+        this.guard(() => {
+          if (from.epoch !== epoch) return;
+          const text = error instanceof Error ? error.message : String(error);
+          this.trace.text(this.nowMs, from.id, `cannot send snapshot ${index}@${term}: ${text}`);
+          if (error instanceof SnapshotCorruptionError) {
+            from.onSnapshotDamaged(epoch, error);
+            return;
+          }
+          this.schedule(this.nowMs, from, { kind: 'snapshotReport', to: message.to, ok: false });
+        }),
+    );
+  }
+
+  private route(from: SimNode, message: Message, snapshotBytes: Uint8Array | null): void {
     const route = this.network.route(message.from, message.to, this.nowMs);
     if (!route.delivered) {
       const envelope: Envelope = { message, snapshotBytes, primary: true, senderEpoch: from.epoch };
@@ -556,7 +690,16 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
 
   private addNode(id: NodeId, initial: ReturnType<typeof joiningState>): SimNode {
     const drift = (this.nodeRandom.float() * 2 - 1) * this.options.driftMax;
-    const node = new SimNode(this, id, this.settings, this.nodeRandom.fork(), initial, drift);
+    const o = this.options;
+    const disk = new NodeDisk(
+      `/${id}`,
+      this.diskRandom.fork(),
+      this.diskRandom.fork(),
+      this.diskClock,
+      o.diskLatencyMsMax,
+      { wal: { segmentBytesMax: o.walSegmentBytesMax } },
+    );
+    const node = new SimNode(this, id, this.settings, this.nodeRandom.fork(), initial, drift, disk);
     this.nodeMap.set(id, node);
     this.running.push(node);
     return node;
@@ -565,8 +708,8 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
   private describeNodes(): string {
     const parts: string[] = [];
     for (const node of this.nodeMap.values()) {
-      if (node.stopped) {
-        parts.push(`${node.id}: stopped`);
+      if (node.stopped || node.lost) {
+        parts.push(`${node.id}: ${node.stopped ? 'stopped' : 'lost its disk'}`);
         continue;
       }
       const status = node.raft?.status();

@@ -86,9 +86,12 @@ export interface SimFileSystemOptions {
   readonly latency?: (op: FsOperation, path: string) => number;
   /**
    * Delivers a completion after `delayMs` (e.g. the simulator's event
-   * queue). Without it, operations complete immediately (a resolved promise).
+   * queue). Without it, or when the latency is 0, operations complete
+   * immediately (a resolved promise).
    */
   readonly scheduler?: (delayMs: number, callback: () => void) => void;
+  /** Keep every mutating operation in `operations` (default true; the simulator's long runs do not). */
+  readonly recordOperations?: boolean;
 }
 
 type PendingOp =
@@ -101,10 +104,58 @@ interface Corruption {
   readonly mask: Buffer;
 }
 
+/**
+ * A file's bytes in a buffer that grows by doubling, so appends copy only
+ * the new bytes (copying the whole file per write made long WAL segments
+ * quadratic). Bytes past `length` are kept zero.
+ */
+class Content {
+  private data: Buffer;
+  length: number;
+
+  constructor(data: Buffer = Buffer.alloc(0), length: number = data.length) {
+    this.data = data;
+    this.length = length;
+  }
+
+  /** The bytes, without copying (valid until the next change). */
+  view(): Buffer {
+    return this.data.subarray(0, this.length);
+  }
+
+  clone(): Content {
+    return new Content(Buffer.from(this.view()));
+  }
+
+  apply(op: PendingOp): void {
+    if (op.kind === 'truncate') {
+      this.truncate(op.sizeBytes);
+      return;
+    }
+    this.write(op.positionBytes, op.data);
+  }
+
+  write(positionBytes: number, bytes: Uint8Array): void {
+    const end = positionBytes + bytes.length;
+    if (end > this.data.length) {
+      const grown = Buffer.alloc(Math.max(end, 2 * this.data.length, 256));
+      this.data.copy(grown, 0, 0, this.length);
+      this.data = grown;
+    }
+    this.data.set(bytes, positionBytes);
+    if (end > this.length) this.length = end;
+  }
+
+  truncate(sizeBytes: number): void {
+    if (sizeBytes < this.length) this.data.fill(0, sizeBytes, this.length);
+    this.length = Math.min(this.length, sizeBytes);
+  }
+}
+
 interface Inode {
   readonly id: number;
-  durable: Buffer;
-  current: Buffer;
+  durable: Content;
+  current: Content;
   /** Operations since the last sync that a sync would persist. */
   pending: PendingOp[];
   readonly corruptions: Corruption[];
@@ -126,15 +177,6 @@ interface Fault {
   readonly op: SimFaultOperation;
   readonly code: 'EIO' | 'ENOSPC';
   readonly path: string | undefined;
-}
-
-function applyOp(content: Buffer, op: PendingOp): Buffer {
-  if (op.kind === 'truncate') return content.subarray(0, op.sizeBytes);
-  const end = op.positionBytes + op.data.length;
-  const out = Buffer.alloc(Math.max(content.length, end));
-  content.copy(out, 0);
-  op.data.copy(out, op.positionBytes);
-  return out;
 }
 
 function normalize(path: string): string {
@@ -160,6 +202,8 @@ export class SimFileSystem implements FileSystem {
   private readonly locks = new Set<string>();
   private faults: Fault[] = [];
   private readonly log: SimOperation[] = [];
+  private readonly recordOperations: boolean;
+  private mutations = 0;
   private haltAt: number | null = null;
   /** Bumped by every crash; handles of an older generation are dead. */
   private generation = 0;
@@ -169,11 +213,12 @@ export class SimFileSystem implements FileSystem {
     this.capacityBytes = options.capacityBytes ?? Number.POSITIVE_INFINITY;
     this.latency = options.latency;
     this.scheduler = options.scheduler;
+    this.recordOperations = options.recordOperations ?? true;
   }
 
   // --- Control and inspection ----------------------------------------------
 
-  /** The mutating operations so far, in order. */
+  /** The mutating operations so far, in order (empty unless `recordOperations`). */
   get operations(): readonly SimOperation[] {
     return this.log;
   }
@@ -185,12 +230,12 @@ export class SimFileSystem implements FileSystem {
 
   /** Number of mutating operations so far. */
   get mutationCount(): number {
-    return this.log.length;
+    return this.mutations;
   }
 
   /** True once the halt point has been reached: every operation now fails. */
   get halted(): boolean {
-    return this.haltAt !== null && this.log.length >= this.haltAt;
+    return this.haltAt !== null && this.mutations >= this.haltAt;
   }
 
   /**
@@ -244,20 +289,13 @@ export class SimFileSystem implements FileSystem {
       survivors.set(id, inode);
     }
     for (const inode of survivors.values()) {
-      let content = inode.durable;
+      const content = inode.durable;
       const last = inode.pending[inode.pending.length - 1];
       if (last !== undefined && last.kind === 'write') {
         const keepBytes = this.tornLength(tear, last.data.length);
-        if (keepBytes > 0) {
-          content = applyOp(content, {
-            kind: 'write',
-            positionBytes: last.positionBytes,
-            data: last.data.subarray(0, keepBytes),
-          });
-        }
+        if (keepBytes > 0) content.write(last.positionBytes, last.data.subarray(0, keepBytes));
       }
-      inode.durable = content;
-      inode.current = content;
+      inode.current = content.clone();
       inode.pending = [];
     }
     this.inodes = survivors;
@@ -270,14 +308,30 @@ export class SimFileSystem implements FileSystem {
 
   /** The current content of a file (what a read sees, without corruption); for tests. */
   contentOf(path: string): Buffer {
-    return Buffer.from(this.inodeAt(normalize(path), 'read').current);
+    return Buffer.from(this.inodeAt(normalize(path), 'read').current.view());
+  }
+
+  /** Paths of the files that exist now, sorted; for the simulator's fault injection. */
+  files(): string[] {
+    return [...this.entries.keys()].sort();
+  }
+
+  /** The current size of the file at `path` (0 if there is none); for fault injection. */
+  sizeOf(path: string): number {
+    const id = this.entries.get(normalize(path));
+    return id === undefined ? 0 : (this.inodes.get(id)?.current.length ?? 0);
+  }
+
+  /** Drops the faults queued by `failNext` that have not fired. */
+  clearFaults(): void {
+    this.faults = [];
   }
 
   /** The durable content of a file, or null if its name is not durable; for tests. */
   durableContentOf(path: string): Buffer | null {
     const id = this.durableEntries.get(normalize(path));
     const inode = id === undefined ? undefined : this.inodes.get(id);
-    return inode === undefined ? null : Buffer.from(inode.durable);
+    return inode === undefined ? null : Buffer.from(inode.durable.view());
   }
 
   // --- FileSystem -------------------------------------------------------------
@@ -297,8 +351,13 @@ export class SimFileSystem implements FileSystem {
         }
         this.mutation('create', p);
         id = this.nextInode++;
-        const empty = Buffer.alloc(0);
-        this.inodes.set(id, { id, durable: empty, current: empty, pending: [], corruptions: [] });
+        this.inodes.set(id, {
+          id,
+          durable: new Content(),
+          current: new Content(),
+          pending: [],
+          corruptions: [],
+        });
         this.entries.set(p, id);
         this.dirJournal.push({ changes: [[p, id]] });
       }
@@ -445,6 +504,8 @@ export class SimFileSystem implements FileSystem {
       outcome.ok ? Promise.resolve(outcome.value) : Promise.reject(outcome.error);
     if (this.scheduler === undefined) return settle();
     const delayMs = this.latency?.(op, path) ?? 0;
+    // Nothing to wait for: settle now (saves a scheduled completion per operation).
+    if (delayMs <= 0) return settle();
     const scheduler = this.scheduler;
     return new Promise<T>((resolve, reject) => {
       scheduler(delayMs, () => {
@@ -476,7 +537,8 @@ export class SimFileSystem implements FileSystem {
   }
 
   mutation(op: SimMutation, path: string, positionBytes?: number, lengthBytes?: number): void {
-    const seq = this.log.length + 1;
+    const seq = ++this.mutations;
+    if (!this.recordOperations) return;
     this.log.push(
       positionBytes === undefined || lengthBytes === undefined
         ? { seq, op, path }
@@ -498,7 +560,7 @@ export class SimFileSystem implements FileSystem {
   /** Reads with sticky corruption applied. */
   readCorrupted(inode: Inode, positionBytes: number, lengthBytes: number): Buffer {
     const end = Math.min(inode.current.length, positionBytes + lengthBytes);
-    const out = Buffer.from(inode.current.subarray(Math.min(positionBytes, end), end));
+    const out = Buffer.from(inode.current.view().subarray(Math.min(positionBytes, end), end));
     for (const { offsetBytes, mask } of inode.corruptions) {
       for (let i = 0; i < mask.length; i++) {
         const at = offsetBytes + i - positionBytes;
@@ -599,7 +661,7 @@ class SimFile implements FsFile {
       }
       this.fs.mutation('truncate', this.path);
       const op: PendingOp = { kind: 'truncate', sizeBytes };
-      this.inode.current = applyOp(this.inode.current, op);
+      this.inode.current.apply(op);
       this.inode.pending.push(op);
     });
   }
@@ -626,13 +688,16 @@ class SimFile implements FsFile {
     }
     this.fs.checkFault('write', this.path);
     const growthBytes = Math.max(0, positionBytes + data.length - this.inode.current.length);
-    if (this.fs.usedBytes() + growthBytes > this.fs.capacity) {
+    if (
+      this.fs.capacity < Number.POSITIVE_INFINITY &&
+      this.fs.usedBytes() + growthBytes > this.fs.capacity
+    ) {
       throw new FsError('ENOSPC', 'write', this.path, `write of ${this.path} failed: ENOSPC`);
     }
     this.fs.mutation('write', this.path, positionBytes, data.length);
     // A copy: the caller may reuse its buffer (the WAL recycles batch buffers).
     const op: PendingOp = { kind: 'write', positionBytes, data: Buffer.from(data) };
-    this.inode.current = applyOp(this.inode.current, op);
+    this.inode.current.apply(op);
     this.inode.pending.push(op);
   }
 
@@ -647,9 +712,7 @@ class SimFile implements FsFile {
       throw error;
     }
     this.fs.mutation(op, this.path);
-    let content = this.inode.durable;
-    for (const pending of this.inode.pending) content = applyOp(content, pending);
-    this.inode.durable = content;
+    for (const pending of this.inode.pending) this.inode.durable.apply(pending);
     this.inode.pending = [];
   }
 
