@@ -351,6 +351,32 @@ describe('RaftStorage', () => {
     await again.storage.close();
   });
 
+  it("adopts the log's term with no vote when a crash tore the hard state off an append", async () => {
+    const first = await reopen();
+    await first.storage.persist(ready({ entries: entries(1, 2, 1), hardState: hs(1, 'a', 1) }));
+    await first.storage.close();
+    // What a torn append leaves: the entries of term 3 durable, not the
+    // hard state written after them in the same append.
+    const { wal } = await Wal.open(fs, join(dir, 'wal'));
+    await wal.append(entries(3, 4, 3), null);
+    await wal.close();
+    const { storage, persisted } = await reopen();
+    expect(persisted.hardState).toEqual(hs(3, '', 1));
+    expect(brief(persisted.entries)).toEqual(['1/1', '2/1', '3/3', '4/3']);
+    await storage.close();
+  });
+
+  it("adopts a received snapshot's term when the Ready installing it was lost", async () => {
+    const first = await reopen();
+    await first.storage.persist(ready({ entries: entries(1, 2, 1), hardState: hs(1, 'a', 1) }));
+    await first.storage.receiveSnapshot(snap(10, 4), Buffer.from('s'));
+    await first.storage.close();
+    const { storage, persisted } = await reopen();
+    expect(persisted.hardState).toEqual(hs(4, '', 10));
+    expect(persisted.snapshot.index).toBe(10);
+    await storage.close();
+  });
+
   it('reports a WAL restarted after a snapshot that is missing', async () => {
     const first = await reopen();
     await first.storage.persist(

@@ -350,9 +350,7 @@ function buildPersistedState(
         'rejoin the cluster as a new member',
     );
   }
-  const stored = wal.hardState ?? emptyHardState;
-  const hardState: HardState =
-    stored.commit < snapshot.index ? { ...stored, commit: snapshot.index } : stored;
+  const hardState = startHardState(wal.hardState ?? emptyHardState, snapshot, entries);
   const lastIndex = entries[entries.length - 1]?.index ?? snapshot.index;
   if (hardState.commit > lastIndex) {
     throw new RaftStorageError(
@@ -367,4 +365,27 @@ function buildPersistedState(
     persisted: { hardState, snapshot, entries },
     needsReset: needsReset && snapshot.index > 0,
   };
+}
+
+/**
+ * The hard state to start from: the stored one, with the commit index at
+ * least the snapshot's, and the term at least the log's last term.
+ *
+ * The term: a Ready's entries and its hard state go to the WAL in one
+ * append, entries first, so a crash can keep the entries and tear the hard
+ * state off (and a snapshot from the leader is stored before the Ready that
+ * installs it). The log then holds a term above the stored one, which Raft
+ * never allows (a node adopts a term before it accepts entries of it).
+ * Adopting that term with no vote is safe: had the node voted in it, that
+ * vote would have been durable before its message left, hence in the WAL.
+ */
+function startHardState(
+  stored: HardState,
+  snapshot: SnapshotMeta,
+  entries: readonly Entry[],
+): HardState {
+  const logTerm = Math.max(entries[entries.length - 1]?.term ?? 0, snapshot.term);
+  const raised: HardState =
+    logTerm > stored.term ? { term: term(logTerm), vote: noNode, commit: stored.commit } : stored;
+  return raised.commit < snapshot.index ? { ...raised, commit: snapshot.index } : raised;
 }

@@ -158,6 +158,17 @@ describe('SnapshotStore over NodeFileSystem', () => {
     expect(await reopened.retire(2)).toEqual([]);
   });
 
+  it('runs overlapping retire calls one after the other', async () => {
+    const store = await SnapshotStore.open(fs, dir);
+    for (const i of [1, 2, 3, 4]) await writeSnapshot(store, meta(i * 10, i), data(i, 100));
+    const [first, second] = await Promise.all([store.retire(2), store.retire(1)]);
+    expect(first.sort()).toEqual(
+      [formatSnapshotName(logIndex(10), term(1)), formatSnapshotName(logIndex(20), term(2))].sort(),
+    );
+    expect(second).toEqual([formatSnapshotName(logIndex(30), term(3))]);
+    expect(store.list().map((s) => s.meta.index)).toEqual([40]);
+  });
+
   it('ignores a leftover temporary file on open and replaces it on a new write', async () => {
     const m = meta(5, 2);
     const temp = join(dir, `${formatSnapshotName(m.index, m.term)}.tmp`);

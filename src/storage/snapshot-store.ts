@@ -228,6 +228,8 @@ export class SnapshotStore {
   private snapshots: SnapshotInfo[];
   /** Temporary files of writers in progress (not to be removed by `retire`). */
   private readonly activeTemps = new Set<string>();
+  /** The last `retire` call; the next one runs after it. */
+  private retiring: Promise<unknown> = Promise.resolve();
   private readonly readChunkBytes: number;
 
   private constructor(
@@ -345,9 +347,19 @@ export class SnapshotStore {
   /**
    * Deletes all but the newest `keep` snapshots, and every `.tmp` file not
    * being written, then syncs the directory. Returns the names removed.
+   * Calls may overlap; they run one after the other.
    */
-  async retire(keep = 2): Promise<string[]> {
-    if (!(Number.isSafeInteger(keep) && keep >= 1)) throw new RangeError(`retire keep ${keep}`);
+  retire(keep = 2): Promise<string[]> {
+    if (!(Number.isSafeInteger(keep) && keep >= 1)) {
+      return Promise.reject(new RangeError(`retire keep ${keep}`));
+    }
+    // One at a time: overlapping calls would pick the same files to delete.
+    const run = this.retiring.then(() => this.retireNow(keep));
+    this.retiring = run.catch(() => undefined);
+    return run;
+  }
+
+  private async retireNow(keep: number): Promise<string[]> {
     const removed: string[] = [];
     const old = this.snapshots.slice(0, Math.max(0, this.snapshots.length - keep));
     for (const snapshot of old) {

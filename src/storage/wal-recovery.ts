@@ -17,6 +17,13 @@
  * Wal to delete, and their entries are not part of the effective log. They
  * are still verified: damage there means the disk cannot be trusted.
  *
+ * The hard state lives in the newest segment that holds one. A segment's
+ * header and its copy of the hard state are one write, which a crash can
+ * tear between them: the new segment then holds no hard state, and the last
+ * one sits in a segment that compaction or a restart may delete. Recovery
+ * reports it (`hardStateInLast`) and the Wal writes it again, durably, into
+ * the last segment before it deletes anything.
+ *
  * What recovery cannot tell apart: a bit flip in the very last record of the
  * last segment looks like a torn write (etcd's WAL has the same blind spot)
  * and is cut. It can only hit the newest batch; RaftStorage then refuses to
@@ -40,6 +47,8 @@ export interface RecoveredSegment {
   readonly sizeBytes: number;
   /** Highest index of any entry record in the file; 0 if none. */
   readonly maxEntryIndex: number;
+  /** The file holds at least one hard state record. */
+  readonly holdsHardState: boolean;
 }
 
 /** A torn write cut off the end of the last segment. */
@@ -56,6 +65,8 @@ export interface TornTail {
 export interface Recovery {
   /** The last hard state record in the log, or null if none was ever written. */
   readonly hardState: HardState | null;
+  /** The last kept segment holds a hard state record (false if there is no hard state). */
+  readonly hardStateInLast: boolean;
   /** The effective log: index-ordered and contiguous. Payloads are copies. */
   readonly entries: Entry[];
   /** Index of the last entry; `firstIndex - 1` of the first segment if none. */
@@ -95,6 +106,7 @@ export async function recoverWal(fs: FileSystem, dir: string): Promise<Recovery>
   }
   return {
     hardState,
+    hardStateInLast: segments[segments.length - 1]?.holdsHardState ?? false,
     entries: log.entries,
     lastIndex: log.lastIndex as LogIndex,
     floorIndex: log.floorIndex as LogIndex,
@@ -195,6 +207,7 @@ async function scanSegment(
       path,
       sizeBytes: offset,
       maxEntryIndex,
+      holdsHardState: hardState !== null,
     };
     await file.close();
     return { segment, restart, hardState, tornTail };

@@ -8,7 +8,7 @@ import { logIndex, nodeId, term } from '../raft/types.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import { FsError, type FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
-import { recordBytes } from './record.js';
+import { encodeRecords, recordBytes } from './record.js';
 import { Wal, WalCorruptionError, WalFailedError, type WalOptions } from './wal.js';
 
 const nodeFs = new NodeFileSystem();
@@ -368,6 +368,52 @@ describe('Wal reset', () => {
     const recovered = await reopen();
     expect(plain(recovered.entries)).toEqual(plain(entries(31, 31, 2)));
     expect(await segmentFiles()).toHaveLength(1);
+  });
+
+  it('keeps the hard state when a crash tore the restart segment after its header', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 2, 1), hardState(29, 2));
+    await wal.close();
+    // The reset's segment as a torn creation left it: the header (restart
+    // set) whole, its copy of the hard state cut off.
+    const segment = { segmentId: 2, firstIndex: logIndex(296), restart: true };
+    const header = encodeRecords([{ type: 'segmentHeader', segment }]);
+    const name = '0000000000000002-0000000000000128.wal';
+    await writeFile(join(dir, name), Buffer.concat([header, Buffer.alloc(10, 7)]));
+    const first = await reopen();
+    expect(first.hardState).toEqual(hardState(29, 2));
+    expect(await segmentFiles()).toEqual([name]); // the voided segment is gone...
+    const second = await reopen();
+    expect(second.hardState).toEqual(hardState(29, 2)); // ...and the vote is not
+    expect(second.lastIndex).toBe(295);
+  });
+
+  it('keeps the hard state when a rotated segment was torn after its header and compaction follows', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 2, 1), hardState(7, 2));
+    await wal.close();
+    const segment = { segmentId: 2, firstIndex: logIndex(3), restart: false };
+    const header = encodeRecords([{ type: 'segmentHeader', segment }]);
+    await writeFile(join(dir, '0000000000000002-0000000000000003.wal'), header);
+    const opened = await Wal.open(nodeFs, dir);
+    expect(await opened.wal.compact(logIndex(2))).toBe(1);
+    await opened.wal.close();
+    const recovered = await reopen();
+    expect(recovered.hardState).toEqual(hardState(7, 2));
+    expect(recovered.lastIndex).toBe(2);
+  });
+
+  it('runs a reset and an overlapping compaction one after the other', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 200 });
+    for (let i = 1; i <= 8; i += 2) await wal.append(entries(i, i + 1, 1), hardState(1, i));
+    expect((await segmentFiles()).length).toBeGreaterThan(2);
+    const reset = wal.reset(logIndex(30));
+    const compacted = wal.compact(logIndex(8));
+    await reset;
+    expect(await compacted).toBe(0); // the reset deleted every segment before its own
+    expect(wal.failed).toBeNull();
+    expect(await segmentFiles()).toHaveLength(1);
+    await wal.close();
   });
 
   it('refuses a reset while appends are pending', async () => {

@@ -126,11 +126,6 @@ export class Wal {
   static async open(fs: FileSystem, dir: string, options: WalOptions = {}): Promise<WalOpenResult> {
     await fs.mkdir(dir);
     const recovery = await recoverWal(fs, dir);
-    // A crash cut a reset short: finish deleting what its restart voided.
-    for (const segment of recovery.superseded) {
-      await fs.unlink(segment.path);
-      await fs.syncDir(dir);
-    }
     const last = recovery.segments[recovery.segments.length - 1];
     let segments: Segment[];
     let file: FsFile;
@@ -144,6 +139,20 @@ export class Wal {
       segments = recovery.segments.map((s) => ({ ...s }));
       file = await fs.open(last.path, 'write');
       fileBytes = last.sizeBytes;
+    }
+    if (recovery.hardState !== null && !recovery.hardStateInLast) {
+      // The last segment's creation was torn after its header: copy the hard
+      // state into it before a restart's cleanup or a compaction deletes the
+      // segment that holds it.
+      const record = encodeRecords([{ type: 'hardState', hardState: recovery.hardState }]);
+      await file.write(fileBytes, record);
+      await file.datasync();
+      fileBytes += record.length;
+    }
+    // A crash cut a reset short: finish deleting what its restart voided.
+    for (const segment of recovery.superseded) {
+      await fs.unlink(segment.path);
+      await fs.syncDir(dir);
     }
     const floorIndex = last === undefined ? 1 : recovery.floorIndex;
     const lastIndex = last === undefined ? 0 : recovery.lastIndex;
@@ -233,6 +242,14 @@ export class Wal {
     if (this.failure !== null) throw this.failure;
     assert(!this.closed, 'reset after close');
     assert(snapshotIndex >= 1, 'a reset follows a snapshot');
+    this.assertNoAppendPending();
+    // Queued with the compactions: both delete segments.
+    const run = this.compaction.then(() => this.resetNow(snapshotIndex));
+    this.compaction = run.catch(() => undefined);
+    await run;
+  }
+
+  private assertNoAppendPending(): void {
     assert(
       !this.flushing &&
         this.inFlight === null &&
@@ -240,7 +257,11 @@ export class Wal {
         this.waiting.length === 0,
       'reset with appends pending',
     );
-    await this.compaction;
+  }
+
+  private async resetNow(snapshotIndex: LogIndex): Promise<void> {
+    if (this.failure !== null) throw this.failure;
+    this.assertNoAppendPending();
     const current = this.segments[this.segments.length - 1] as Segment;
     try {
       await this.file.close();
