@@ -90,8 +90,6 @@ export interface NodeSettings {
   readonly inflightMessagesMax: number;
   readonly snapshotThresholdEntries: number;
   readonly followerReads: boolean;
-  /** Start the core from exactly what storage recovered (no workaround; see `raiseTermToLog`). */
-  readonly strictRecovery: boolean;
 }
 
 /** What a node needs from the simulation around it. */
@@ -263,12 +261,7 @@ export class SimNode {
   private onRecovered(epoch: number, r: Recovered): void {
     if (epoch !== this.epoch || !this.starting) return;
     const problem = recoveryProblem(this.durable, r.persisted, this.overwriteFloor);
-    const persisted = this.settings.strictRecovery ? r.persisted : raiseTermToLog(r.persisted);
-    if (persisted !== r.persisted) {
-      this.trace(
-        `WORKAROUND (storage bug, see sim/README.md): recovered entries up to term ${persisted.hardState.term} above the hard state's term ${r.persisted.hardState.term}; starting in term ${persisted.hardState.term} with no vote`,
-      );
-    }
+    const persisted = r.persisted;
     if (problem !== null) {
       if (this.disk.everCorrupted) {
         this.loseDisk(
@@ -283,8 +276,8 @@ export class SimNode {
     this.starting = false;
     this.overwriteFloor = Number.POSITIVE_INFINITY;
     this.storage = r.storage;
-    // What storage holds (not the workaround's view): the next start is checked against it.
-    this.durable = new DurableStore(r.persisted, r.kvBytes);
+    // What storage holds: the next start is checked against it.
+    this.durable = new DurableStore(persisted, r.kvBytes);
     this.knownTerm = persisted.hardState.term;
     const s = this.settings;
     this.raft = this.host.makeNode(
@@ -551,23 +544,9 @@ export class SimNode {
     if (storage === null) return;
     while (this.issueAt < this.writes.length) {
       const w = this.writes[this.issueAt] as PendingWrite;
-      // WORKAROUND (storage bug, see sim/README.md): a leader's snapshot is not
-      // installed while an application snapshot is being saved, nor saved
-      // while one is installed: their concurrent retire/compaction unlink the
-      // same files (ENOENT) and fail the storage.
-      if (w.rd.snapshot !== null && (this.snapshotting || this.installing())) return;
       if (!w.noop) this.issue(storage, w);
       this.issueAt++;
     }
-  }
-
-  /** A leader's snapshot was given to storage and is not durable yet. */
-  private installing(): boolean {
-    for (let i = 0; i < this.issueAt; i++) {
-      const w = this.writes[i] as PendingWrite;
-      if (w.state === 'issued' && w.rd.snapshot !== null) return true;
-    }
-    return false;
   }
 
   private issue(storage: RaftStorage, w: PendingWrite): void {
@@ -581,7 +560,6 @@ export class SimNode {
           if (epoch !== this.epoch) return;
           w.state = 'done';
           this.dispatch({ kind: 'disk' });
-          if (w.rd.snapshot !== null) this.issueWrites();
         }),
       (error: unknown) => this.host.guard(() => this.onStorageFailure(epoch, 'persist', error)),
     );
@@ -720,8 +698,6 @@ export class SimNode {
   private maybeSnapshot(raft: SimRaft): void {
     const storage = this.storage;
     if (this.snapshotting || storage === null) return;
-    // See issueWrites: not while a leader's snapshot is being installed.
-    if (this.installing()) return;
     if (this.applied - this.durable.snapshot.index < this.settings.snapshotThresholdEntries) return;
     const term = raft.entry(logIndex(this.applied))?.term;
     if (term === undefined) {
@@ -759,7 +735,6 @@ export class SimNode {
     const before = raft.status().snapshot;
     if (meta.index <= before.index) {
       this.trace(`snapshot at ${meta.index}@${meta.term} saved (the core has ${before.index})`);
-      this.issueWrites();
       return;
     }
     raft.compact(meta.index);
@@ -776,7 +751,6 @@ export class SimNode {
     this.trace(
       `snapshot at ${meta.index}@${meta.term} (${bytes.length} bytes) saved, log compacted`,
     );
-    this.issueWrites();
     this.maybeSnapshot(raft);
   }
 
@@ -918,25 +892,6 @@ export function recoveryProblem(
     }
   }
   return null;
-}
-
-/**
- * WORKAROUND for a storage bug (reported, not fixed here: src/ is not the
- * simulator's): RaftStorage persists a Ready's entries, then its hard state,
- * in one WAL append; a crash that tears the append between them leaves
- * entries of a term above the recovered hard state's term, and the core
- * refuses to start from that ("log term above current term"). Raising the
- * term to the log's is safe: no vote in that term was ever durable, so none
- * was acknowledged. The run option `strictRecovery` turns this off.
- */
-function raiseTermToLog(p: PersistedState): PersistedState {
-  const last = p.entries[p.entries.length - 1];
-  const logTerm = Math.max(last?.term ?? 0, p.snapshot.term);
-  if (logTerm <= p.hardState.term) return p;
-  return {
-    ...p,
-    hardState: { term: logTerm as HardState['term'], vote: noNode, commit: p.hardState.commit },
-  };
 }
 
 function describeError(error: unknown): string {

@@ -47,11 +47,6 @@ export interface RunOverrides extends Partial<SimOptions> {
   readonly linearizabilityStepsMax?: number;
   /** Hard bound on processed events (a livelock guard). */
   readonly eventsMax?: number;
-  /**
-   * Start each node from exactly what its storage recovered, without the
-   * workaround for the torn-hard-state storage bug (see sim/README.md).
-   */
-  readonly strictRecovery?: boolean;
 }
 
 export interface RunStats {
@@ -175,7 +170,6 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       traceSink,
       linearizabilityStepsMax,
       eventsMax,
-      strictRecovery,
       ...optionOverrides
     } = overrides;
     const root = new Prng(seed);
@@ -205,7 +199,6 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       inflightMessagesMax: o.inflightMessagesMax,
       snapshotThresholdEntries: o.snapshotThresholdEntries,
       followerReads: o.followerReads,
-      strictRecovery: strictRecovery ?? false,
     };
     const voters = Array.from({ length: o.clusterSize }, (_, i) => nodeId(`n${i + 1}`));
     for (const id of voters) this.addNode(id, bootstrapState(voters));
