@@ -215,8 +215,13 @@ function problemsOf(outcome: Outcome, recovered: RaftStorageOpenResult): string[
   const issued = script.flatMap((s) =>
     s.kind === 'ready' && s.ready.hardState !== null ? [s.ready.hardState] : [],
   );
+  // Or, when a torn append kept entries but not the hard state after them,
+  // the log's last term with no vote (see RaftStorage's startHardState).
+  const logTerm = Math.max(got[got.length - 1]?.term ?? 0, snapshot.term);
+  const raised = hardState.vote === '' && hardState.term === logTerm;
   if (
     hardState.term > 0 &&
+    !raised &&
     !issued.some((h) => h.term === hardState.term && h.vote === hardState.vote)
   ) {
     problems.push(`hard state ${JSON.stringify(hardState)} was never written`);
