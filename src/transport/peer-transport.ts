@@ -251,7 +251,11 @@ export class PeerTransport {
     assert(l.snapshotChunkBytesMax + 64 <= l.frameBytesMax, 'a snapshot chunk fits in a frame');
     assert(l.snapshotWindowBytes >= l.snapshotChunkBytesMax, 'the window holds a chunk');
     assert(l.backoffMsMin <= l.backoffMsMax, 'backoffMsMin <= backoffMsMax');
-    this.log = options.logger.child({ node: options.self });
+    // The node id once: the caller's logger may carry it already.
+    const named = 'node' in options.logger.bindings();
+    this.log = options.logger.child(
+      named ? { component: 'transport' } : { component: 'transport', node: options.self },
+    );
     this.random = options.random ?? Math.random;
     this.logLimiter = new RateLimiter(l.logIntervalMs);
     this.unreachableLimiter = new RateLimiter(l.unreachableIntervalMs);
