@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type HostPort, type TandemNode, tandemNodeDefaults } from './tandem-node.js';
+import { NodeFileSystem } from '../storage/node-fs.js';
+import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
 import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
 
 const log = pino({ level: 'silent' });
@@ -89,5 +90,43 @@ describe('TandemNode over real sockets and disks', () => {
     const node = cluster[0] as TandemNode;
     const reply = await node.write(0, ['SET', 'a', '1', 'EX', 'zero']);
     expect(reply.kind).toBe('error');
+  });
+
+  it('retries a refused write only while no later write of its client went out', async () => {
+    // One member of three: never a quorum, so every write is refused with TRYAGAIN.
+    const members = await loopbackMembers(3);
+    const [id, address] = [...members][0] as [string, HostPort];
+    const node = await TandemNode.start(
+      {
+        ...tandemNodeDefaults,
+        id,
+        clusterId: 'test',
+        dataDir: join(root, id),
+        peerListen: address,
+        members,
+        tickMs: 20,
+        requestTimeoutMs: 400,
+      },
+      new NodeFileSystem(),
+      log,
+    );
+    nodes = [node];
+    // Alone: retried until the request timeout.
+    let asked = 0;
+    const alone = await node.write(0, ['SET', 'a', '1'], {
+      mayRetry: () => {
+        asked++;
+        return true;
+      },
+    });
+    expect(alone).toMatchObject({ kind: 'error', message: expect.stringMatching(/^TRYAGAIN/) });
+    expect(asked).toBeGreaterThan(1);
+    // A later write went out after the second attempt: no third attempt.
+    let attempts = 0;
+    const overtaken = await node.write(0, ['SET', 'a', '2'], {
+      mayRetry: () => ++attempts < 2,
+    });
+    expect(overtaken).toMatchObject({ kind: 'error', message: expect.stringMatching(/^TRYAGAIN/) });
+    expect(attempts).toBe(2);
   });
 });

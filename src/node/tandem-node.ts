@@ -102,6 +102,14 @@ class KvMachine implements StateMachine<ApplyResult> {
   }
 }
 
+/** Whether a write refused with TRYAGAIN may be retried without overtaking a later one. */
+export interface WriteOrder {
+  mayRetry(): boolean;
+}
+
+/** A write with nothing issued after it: always retried while time remains. */
+const alone: WriteOrder = { mayRetry: () => true };
+
 export interface NodeInfo {
   readonly id: NodeId;
   readonly role: Role;
@@ -233,8 +241,8 @@ export class TandemNode {
   }
 
   /** Runs a write command through the log (forwarded to the leader from a follower). */
-  write(db: number, argv: readonly string[]): Promise<Reply> {
-    return this.viaLeader({ kind: 'write', db, argv });
+  write(db: number, argv: readonly string[], order: WriteOrder = alone): Promise<Reply> {
+    return this.viaLeader({ kind: 'write', db, argv }, order);
   }
 
   /** Runs a MULTI/EXEC block as one log entry; WATCHed revisions are checked at apply. */
@@ -242,8 +250,9 @@ export class TandemNode {
     db: number,
     commands: readonly (readonly string[])[],
     watched: readonly WatchedKey[],
+    order: WriteOrder = alone,
   ): Promise<Reply> {
-    return this.viaLeader({ kind: 'exec', db, commands, watched });
+    return this.viaLeader({ kind: 'exec', db, commands, watched }, order);
   }
 
   /**
@@ -354,14 +363,16 @@ export class TandemNode {
     }
   }
 
-  private async viaLeader(request: ForwardRequest): Promise<Reply> {
+  private async viaLeader(request: ForwardRequest, order: WriteOrder): Promise<Reply> {
     const deadline = Date.now() + this.config.requestTimeoutMs;
     for (;;) {
       const reply = await this.tryViaLeader(request, deadline);
-      // TRYAGAIN means the write was not applied: safe to retry while time remains.
+      // TRYAGAIN means the write was not applied: safe to retry while time
+      // remains, unless a later write of the same client went out meanwhile.
       const again = reply.kind === 'error' && reply.message.startsWith('TRYAGAIN');
       if (!again || this.stopping || Date.now() + this.config.tickMs >= deadline) return reply;
       await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+      if (!order.mayRetry()) return reply;
     }
   }
 

@@ -105,7 +105,7 @@ export async function exec(ctx: CommandContext): Promise<Outcome> {
   const db = session.db;
   session.clearTransaction();
   if (failed) return error('EXECABORT Transaction discarded because of previous errors.');
-  const reply = await ctx.server.node.exec(db, commands, watched);
+  const reply = await ctx.server.node.exec(db, commands, watched, session.issueWrite());
   if (reply.kind === 'array') session.db = dbAfter(db, commands, reply.items);
   return reply;
 }

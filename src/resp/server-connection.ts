@@ -301,7 +301,7 @@ export class Connection implements Subscriber {
     const db = this.session.db;
     if (spec.class === 'write') {
       if (spec.name === 'publish') return this.publish(db, argv);
-      return node.write(db, argv);
+      return node.write(db, argv, this.session.issueWrite());
     }
     if (spec.class === 'read') return node.read(db, argv, this.session.readonly);
     const handler = this.handlers.get(spec.name);
@@ -311,7 +311,7 @@ export class Connection implements Subscriber {
 
   /** PUBLISH goes through the log; it answers this node's receivers, as Redis answers its own. */
   private async publish(db: number, argv: string[]): Promise<Outcome> {
-    const reply = await this.view.node.write(db, argv);
+    const reply = await this.view.node.write(db, argv, this.session.issueWrite());
     if (reply.kind !== 'integer') return reply;
     return integer(this.view.pubsub.receivers(argv[1] as string));
   }

@@ -4,6 +4,7 @@
  */
 
 import type { WatchedKey } from '../kv/index.js';
+import type { WriteOrder } from '../node/tandem-node.js';
 import type { Protocol } from './encoder.js';
 
 /** Commands a transaction may hold before it is refused (a limit on everything). */
@@ -27,6 +28,8 @@ export class Session {
   readonly createdMs: number;
   lastCommandMs: number;
   lastCommand = 'NULL';
+  /** Writes (and EXECs) issued on this connection; never reset. */
+  private writesIssued = 0;
 
   constructor(
     readonly id: number,
@@ -37,6 +40,18 @@ export class Session {
   ) {
     this.createdMs = Date.now();
     this.lastCommandMs = this.createdMs;
+  }
+
+  /**
+   * Registers a write about to be issued. Pipelined writes are proposed in
+   * the order they arrive, but a write refused with TRYAGAIN and retried
+   * would land after the writes sent behind it; so it may be retried only
+   * while it is still the connection's newest write (else the client gets
+   * the TRYAGAIN, and the order it sees is the order applied).
+   */
+  issueWrite(): WriteOrder {
+    const mine = ++this.writesIssued;
+    return { mayRetry: () => this.writesIssued === mine };
   }
 
   get subscriptionCount(): number {
