@@ -1,7 +1,8 @@
 /**
  * `tandem node` as real processes: a 3-node cluster on loopback, a client
  * write and read on different nodes, kill -9 of the leader, a new leader
- * that takes writes, and a graceful SIGTERM of the rest (exit code 0).
+ * that takes writes, and a graceful SIGTERM of the rest (exit code 0);
+ * `tandem status` (table and JSON) and `tandem failover --to` against it.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -209,4 +210,59 @@ describe('tandem node (3 processes)', () => {
     const codes = await Promise.all(rest.map((c) => c.exited));
     expect(codes).toEqual([0, 0]);
   }, 60_000);
+
+  it('tandem status shows every node, tandem failover moves leadership', async () => {
+    const cluster = await startCluster(3);
+    for (const child of cluster) {
+      await waitFor(
+        `${child.id} ready`,
+        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+        30_000,
+      );
+    }
+    const endpoints = cluster.map((c) => c.http).join(',');
+    const shown = await runCli(['status', '--endpoints', endpoints, '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const probes = JSON.parse(shown.stdout) as { ok: boolean; status: Status }[];
+    expect(probes.map((p) => p.status.id).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(probes.filter((p) => p.status.role === 'leader')).toHaveLength(1);
+    const table = await runCli(['status', '--endpoints', endpoints]);
+    expect(table.stdout).toMatch(/^NODE +ENDPOINT +ROLE +TERM +COMMIT +APPLIED +LAG +HEALTH/);
+    expect(table.stdout.match(/ ready$/gm)).toHaveLength(3);
+
+    const before = await waitFor('a leader', () => leaderAmong(cluster), 10_000);
+    const target = cluster.find((c) => c !== before.child)?.id ?? '';
+    const moved = await runCli(['failover', '--to', target, '--endpoints', endpoints]);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(new RegExp(`new leader: ${target} \\(term \\d+\\) after \\d+ ms`));
+    const after = await waitFor('the new leader', () => leaderAmong(cluster), 10_000);
+    expect(after.status.id).toBe(target);
+
+    const refused = await runCli(['failover', '--to', 'n9', '--endpoints', endpoints]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refused/);
+    const unreachable = await runCli(['status', '--endpoints', 'http://127.0.0.1:1']);
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stdout).toMatch(/down/);
+  }, 60_000);
 });
+
+/** Runs the tandem CLI to completion (bounded), capturing its output. */
+function runCli(
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30_000,
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((done) => child.on('close', (code) => done({ code, stdout, stderr })));
+}
