@@ -3,11 +3,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DelegatingFileSystem, overrideFile } from '../storage/delegating-fs.js';
+import { FsError, type FsFile } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
+import { WalFailedError } from '../storage/wal-errors.js';
 import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
 import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
 
 const log = pino({ level: 'silent' });
+
+/** A disk whose WAL fdatasyncs fail with EIO once `broken` is set. */
+class BreakableFs extends DelegatingFileSystem {
+  broken = false;
+  protected override wrapFile(file: FsFile): FsFile {
+    if (!file.path.includes('/wal/')) return file;
+    return overrideFile(file, {
+      datasync: async () => {
+        if (this.broken) throw new FsError('EIO', 'datasync', file.path, 'datasync failed: EIO');
+        await file.datasync();
+      },
+    });
+  }
+}
 let root = '';
 let nodes: TandemNode[] = [];
 
@@ -128,5 +145,44 @@ describe('TandemNode over real sockets and disks', () => {
     });
     expect(overtaken).toMatchObject({ kind: 'error', message: expect.stringMatching(/^TRYAGAIN/) });
     expect(attempts).toBe(2);
+  });
+
+  it('reports a failed fdatasync as fatal and never acknowledges the write', async () => {
+    const members = await loopbackMembers(1);
+    const [id, address] = [...members][0] as [string, HostPort];
+    const fs = new BreakableFs(new NodeFileSystem());
+    const node = await TandemNode.start(
+      {
+        ...tandemNodeDefaults,
+        id,
+        clusterId: 'test',
+        dataDir: join(root, id),
+        peerListen: address,
+        members,
+        tickMs: 20,
+        requestTimeoutMs: 1_000,
+      },
+      fs,
+      log,
+    );
+    nodes = [node];
+    await waitFor('a leader', () => (node.isLeader ? true : undefined));
+    expect(await node.write(0, ['SET', 'kept', '1'])).toEqual({ kind: 'simple', value: 'OK' });
+    fs.broken = true;
+    let settled: unknown = 'pending';
+    node.write(0, ['SET', 'lost', '1']).then(
+      (reply) => {
+        settled = reply;
+      },
+      (failure: unknown) => {
+        settled = failure;
+      },
+    );
+    const failure = await node.fatal;
+    expect(failure).toBeInstanceOf(WalFailedError);
+    expect(String((failure as Error).message)).toMatch(/EIO/);
+    // Give the node time to (wrongly) answer: the write must not be acknowledged.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(settled).not.toEqual({ kind: 'simple', value: 'OK' });
   });
 });
