@@ -2,7 +2,9 @@
  * `tandem node` as real processes: a 3-node cluster on loopback, a client
  * write and read on different nodes, kill -9 of the leader, a new leader
  * that takes writes, and a graceful SIGTERM of the rest (exit code 0);
- * `tandem status` (table and JSON) and `tandem failover --to` against it.
+ * `tandem status` (table and JSON) and `tandem failover --to` against it;
+ * every acknowledged write and the same TTL on every node after kill -9 of
+ * the leader under load, and the killed node catching up after a restart.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,6 +18,7 @@ const repo = resolve(import.meta.dirname, '..');
 
 interface Child {
   readonly id: string;
+  readonly args: readonly string[];
   readonly process: ChildProcess;
   readonly http: string;
   readonly respPort: number;
@@ -35,45 +38,29 @@ async function startCluster(size: number): Promise<Child[]> {
   return ids.map((id) => {
     const p = ports.get(id);
     if (p === undefined) throw new Error('no ports');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'src/cli/main.ts',
-        'node',
-        '--id',
-        id,
-        '--data',
-        join(root, id),
-        '--resp',
-        `127.0.0.1:${p.resp}`,
-        '--http',
-        `127.0.0.1:${p.http}`,
-        '--initial-cluster',
-        initialCluster,
-        '--tick-ms',
-        '20',
-        '--log-level',
-        'warn',
-      ],
-      { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const output: string[] = [];
-    child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-    const started: Child = {
-      id,
-      process: child,
-      http: `http://127.0.0.1:${p.http}`,
-      respPort: p.resp,
-      output,
-      exited,
-    };
-    children.push(started);
-    return started;
+    const args = [
+      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(root, id)],
+      ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
+      ...['--initial-cluster', initialCluster, '--tick-ms', '20', '--log-level', 'warn'],
+    ];
+    return spawnChild(id, args, `http://127.0.0.1:${p.http}`, p.resp);
   });
+}
+
+function spawnChild(id: string, args: readonly string[], http: string, respPort: number): Child {
+  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const started: Child = { id, args, process: child, http, respPort, output, exited };
+  children.push(started);
+  return started;
+}
+
+/** Starts a node again with the same flags and data directory. */
+function restart(node: Child): Child {
+  return spawnChild(node.id, node.args, node.http, node.respPort);
 }
 
 interface Status {
@@ -81,6 +68,8 @@ interface Status {
   role: string;
   leader: string;
   term: number;
+  commit: number;
+  applied: number;
 }
 
 async function getJson<T>(url: string): Promise<{ status: number; body: T } | null> {
@@ -245,6 +234,95 @@ describe('tandem node (3 processes)', () => {
     expect(unreachable.code).toBe(1);
     expect(unreachable.stdout).toMatch(/down/);
   }, 60_000);
+});
+
+describe('acknowledged writes across kill -9 and restart (3 processes)', () => {
+  it('keeps every acknowledged write, the same TTL everywhere, and catches the restarted node up', async () => {
+    const { Redis } = await import('ioredis');
+    const cluster = await startCluster(3);
+    for (const child of cluster) {
+      await waitFor(
+        `${child.id} ready`,
+        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+        30_000,
+      );
+    }
+    const clients = cluster.map(
+      (c) =>
+        new Redis({
+          port: c.respPort,
+          host: '127.0.0.1',
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => 50,
+          commandTimeout: 5_000,
+        }),
+    );
+    for (const client of clients) client.on('error', () => undefined);
+    try {
+      expect(await clients[1]?.set('ttl-key', 'v', 'PX', 600_000)).toBe('OK');
+      const acknowledged: string[] = [];
+      const target = 600;
+      let attempts = 0;
+      const writer = async (client: InstanceType<typeof Redis>, index: number): Promise<void> => {
+        // Bounded: at most 4x the target attempts across writers.
+        for (let n = 0; acknowledged.length < target && attempts < 4 * target; n++) {
+          attempts++;
+          const key = `w:${index}:${n}`;
+          try {
+            if ((await client.set(key, key)) === 'OK') acknowledged.push(key);
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 20)); // refused or indeterminate
+          }
+        }
+      };
+      const writers = clients.map((c, i) => writer(c, i));
+      await waitFor(
+        '200 acknowledged writes',
+        async () => (acknowledged.length >= 200 ? true : undefined),
+        30_000,
+      );
+      const leader = await waitFor('a leader', () => leaderAmong(cluster), 10_000);
+      if (leader.child.process.pid === undefined) throw new Error('no pid');
+      process.kill(leader.child.process.pid, 'SIGKILL');
+      await leader.child.exited;
+      await Promise.all(writers);
+      expect(acknowledged.length).toBeGreaterThanOrEqual(target);
+
+      const back = restart(leader.child);
+      const live = cluster.map((c) => (c === leader.child ? back : c));
+      await waitFor(
+        `${back.id} caught up`,
+        async () => {
+          const found = await leaderAmong(live);
+          const mine = await getJson<Status>(`${back.http}/status`);
+          if (found === undefined || mine === null) return undefined;
+          return mine.body.applied >= found.status.commit ? true : undefined;
+        },
+        30_000,
+      );
+      // The restarted node's own state (READONLY: no forwarding, no barrier).
+      const local = new Redis({ port: back.respPort, host: '127.0.0.1' });
+      try {
+        await local.readonly();
+        const values = await local.mget(...acknowledged);
+        const missing = acknowledged.filter((key, i) => values[i] !== key);
+        expect(missing).toEqual([]);
+        // The expiry is stamped by the leader into the entry: the same instant on every node.
+        const expiries = [];
+        for (const c of live) {
+          const reader = new Redis({ port: c.respPort, host: '127.0.0.1' });
+          expiries.push(await reader.pexpiretime('ttl-key'));
+          reader.disconnect();
+        }
+        expect(new Set(expiries).size).toBe(1);
+        expect(expiries[0]).toBeGreaterThan(Date.now());
+      } finally {
+        local.disconnect();
+      }
+    } finally {
+      for (const client of clients) client.disconnect();
+    }
+  }, 90_000);
 });
 
 /** Runs the tandem CLI to completion (bounded), capturing its output. */
