@@ -13,6 +13,7 @@ import {
   RaftDriver,
   type RaftDriverOptions,
   RaftRefusedError,
+  roleChangeReason,
   type StateMachine,
 } from './raft-driver.js';
 import { waitFor } from './test-cluster.test-util.js';
@@ -182,5 +183,35 @@ describe('RaftDriver', () => {
       machines.get(lagging)?.items.length === 60 ? true : undefined,
     );
     expect(machines.get(lagging)?.items).toEqual(machines.get(lead.id)?.items);
+  });
+});
+
+describe('roleChangeReason', () => {
+  const base = { previousLeader: nodeId('n1'), silentMs: 1234, transferFrom: null };
+  it('says why an election started', () => {
+    expect(roleChangeReason({ ...base, from: 'follower', to: 'preCandidate' })).toBe(
+      'election timeout: nothing from leader n1 for 1234 ms',
+    );
+    expect(
+      roleChangeReason({
+        ...base,
+        previousLeader: nodeId(''),
+        from: 'follower',
+        to: 'preCandidate',
+      }),
+    ).toBe('election timeout with no leader known');
+    expect(
+      roleChangeReason({ ...base, transferFrom: nodeId('n1'), from: 'follower', to: 'candidate' }),
+    ).toBe('leadership transfer requested by n1');
+    expect(roleChangeReason({ ...base, from: 'preCandidate', to: 'candidate' })).toBe(
+      'pre-vote granted by a majority',
+    );
+  });
+  it('says why a node leads or follows', () => {
+    expect(roleChangeReason({ ...base, from: 'candidate', to: 'leader' })).toBe('won the election');
+    expect(roleChangeReason({ ...base, from: 'leader', to: 'follower' })).toMatch(/stepped down/);
+    expect(roleChangeReason({ ...base, from: 'candidate', to: 'follower' })).toMatch(
+      /lost the election/,
+    );
   });
 });

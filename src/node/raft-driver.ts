@@ -135,6 +135,10 @@ export class RaftDriver<Result> {
   private leader: NodeId = noNode;
   private stopped = false;
   private fatal = false;
+  /** When a message from the current leader last arrived (for the logs' "why"). */
+  private lastFromLeaderMs = performanceNow();
+  /** A leadership transfer asked this node to campaign (TimeoutNow), not yet acted on. */
+  private transferFrom: NodeId | null = null;
   private readonly electionTimeoutTicks: number;
   /** Counters for metrics. */
   readonly stats = { proposals: 0, applied: 0, persists: 0, slowPersists: 0, snapshots: 0 };
@@ -234,6 +238,8 @@ export class RaftDriver<Result> {
   step(message: Message): void {
     if (this.stopped) return;
     this.catchUpTicks();
+    if (message.from === this.leader) this.lastFromLeaderMs = performanceNow();
+    if (message.type === 'timeoutNow') this.transferFrom = message.from;
     this.core.step(message);
     this.scheduleReady();
   }
@@ -555,11 +561,23 @@ export class RaftDriver<Result> {
 
   private onSoftState(role: Role, leader: NodeId): void {
     const previousRole = this.role;
+    const previousLeader = this.leader;
+    const now = performanceNow();
     this.role = role;
     this.leader = leader;
     const term = this.core.status().term;
-    if (role !== previousRole) this.log.info({ role, leader, term }, `became ${role}`);
-    else this.log.info({ leader, term }, 'leader changed');
+    if (role !== previousRole) {
+      const why = roleChangeReason({
+        from: previousRole,
+        to: role,
+        previousLeader,
+        silentMs: Math.round(now - this.lastFromLeaderMs),
+        transferFrom: this.transferFrom,
+      });
+      this.log.info({ role, leader, term, why }, `became ${role}`);
+    } else this.log.info({ leader, term }, 'leader changed');
+    if (role === 'leader' || role === 'follower') this.transferFrom = null;
+    if (leader !== previousLeader) this.lastFromLeaderMs = now;
     // Read requests sent to (or as) the old leader will not be confirmed now.
     for (const sent of this.readsSent.values()) {
       for (const r of sent.reads)
@@ -639,4 +657,28 @@ function bootstrapReady(p: PersistedState): Ready {
     committedEntries: [],
     readStates: [],
   };
+}
+
+/** What a role change log line says about why it happened. */
+export interface RoleChange {
+  readonly from: Role;
+  readonly to: Role;
+  /** The leader known before the change ('' if none). */
+  readonly previousLeader: NodeId;
+  /** Time since the last message from `previousLeader`. */
+  readonly silentMs: number;
+  /** The leader that asked this node to campaign (TimeoutNow), if any. */
+  readonly transferFrom: NodeId | null;
+}
+
+export function roleChangeReason(c: RoleChange): string {
+  if (c.to === 'preCandidate' || (c.to === 'candidate' && c.from !== 'preCandidate')) {
+    if (c.transferFrom !== null) return `leadership transfer requested by ${c.transferFrom}`;
+    if (c.previousLeader === noNode) return 'election timeout with no leader known';
+    return `election timeout: nothing from leader ${c.previousLeader} for ${c.silentMs} ms`;
+  }
+  if (c.to === 'candidate') return 'pre-vote granted by a majority';
+  if (c.to === 'leader') return 'won the election';
+  if (c.from === 'leader') return 'stepped down (a higher term, lost quorum or handed over)';
+  return 'lost the election, or heard from a leader of this term or a later one';
 }
