@@ -13,37 +13,17 @@
  * Prints one line per trial, a summary, then one JSON line.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort } from '../src/node/test-cluster.test-util.js';
+import { type BenchNode, ProcessCluster } from './process-cluster.js';
 
-const repo = resolve(import.meta.dirname, '..');
 /** Bounds: a trial that takes longer than this is a failure, not a figure. */
 const trialTimeoutMs = 60_000;
-const settleTimeoutMs = 60_000;
-
-interface NodeProcess {
-  readonly id: string;
-  readonly args: readonly string[];
-  readonly http: string;
-  readonly respPort: number;
-  child: ChildProcess | null;
-}
-
-interface Status {
-  readonly role: string;
-  readonly leader: string;
-  readonly term: number;
-  readonly commit: number;
-  readonly applied: number;
-}
 
 interface Trial {
   readonly killed: string;
@@ -70,12 +50,14 @@ function positive(flag: string, text: string | undefined): number {
 }
 
 const root = await mkdtemp(join(tmpdir(), 'tandem-bench-failover-'));
-const nodes = await planNodes(3);
+const cluster = await ProcessCluster.plan(root, 3, [
+  ...['--tick-ms', String(tickMs), '--election-ticks', String(electionTicks)],
+]);
+const nodes = cluster.nodes;
 const clients: Redis[] = [];
 let writing = true;
 try {
-  for (const node of nodes) spawnNode(node);
-  await settle();
+  await cluster.start();
   console.log(
     `bench:failover: 3 nodes, tick ${tickMs} ms, election timeout ${electionTicks} ticks ` +
       `(${tickMs * electionTicks}-${2 * tickMs * electionTicks} ms randomized), ${trials} trials, logs in ${root}`,
@@ -96,7 +78,7 @@ try {
   });
   const results: Trial[] = [];
   for (let t = 0; t < trials; t++) {
-    const leader = await currentLeader();
+    const leader = await cluster.leader();
     await sleep(300); // steady writes before the kill
     const killedAt = performance.now();
     leader.child?.kill('SIGKILL');
@@ -112,8 +94,8 @@ try {
       `trial ${t + 1}: killed ${trial.killed}; ${trial.newLeader} leads after ` +
         `${trial.newLeaderMs.toFixed(0)} ms; first write ok after ${trial.firstWriteMs.toFixed(0)} ms`,
     );
-    spawnNode(leader);
-    await settle();
+    cluster.spawn(leader);
+    await cluster.settle();
   }
   writing = false;
   await Promise.all(writers);
@@ -130,80 +112,18 @@ try {
 } finally {
   writing = false;
   for (const client of clients) client.disconnect();
-  for (const node of nodes) if (node.child?.exitCode === null) node.child.kill('SIGKILL');
-  await sleep(200);
+  await cluster.stop();
   await rm(root, { recursive: true, force: true });
 }
 
-async function planNodes(size: number): Promise<NodeProcess[]> {
-  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
-  const ports: { resp: number; http: number; peer: number }[] = [];
-  for (const _ of ids) {
-    ports.push({ resp: await freePort(), http: await freePort(), peer: await freePort() });
-  }
-  const initialCluster = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
-  return ids.map((id, i) => {
-    const p = ports[i];
-    if (p === undefined) throw new Error('a port per node');
-    const args = [
-      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(root, id)],
-      ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
-      ...['--peer', `127.0.0.1:${p.peer}`, '--initial-cluster', initialCluster],
-      ...['--tick-ms', String(tickMs), '--election-ticks', String(electionTicks)],
-    ];
-    return { id, args, http: `http://127.0.0.1:${p.http}`, respPort: p.resp, child: null };
-  });
-}
-
-function spawnNode(node: NodeProcess): void {
-  const log = createWriteStream(join(root, `${node.id}.log`), { flags: 'a' });
-  node.child = spawn(process.execPath, node.args, {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  node.child.stdout?.pipe(log);
-  node.child.stderr?.pipe(log);
-}
-
-async function status(node: NodeProcess): Promise<Status | null> {
-  try {
-    const response = await fetch(`${node.http}/status`, { signal: AbortSignal.timeout(1_000) });
-    return response.ok ? ((await response.json()) as Status) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Waits until every node answers, agrees on a leader and has applied the leader's commit. */
-async function settle(): Promise<void> {
-  const deadline = performance.now() + settleTimeoutMs;
-  while (performance.now() < deadline) {
-    const all = await Promise.all(nodes.map(status));
-    const leader = all.find((s) => s?.role === 'leader');
-    if (
-      leader != null &&
-      all.every((s) => s !== null && s.leader === leader.leader && s.applied >= leader.commit)
-    ) {
-      return;
-    }
-    await sleep(50);
-  }
-  throw new Error(`the cluster did not settle within ${settleTimeoutMs} ms; logs in ${root}`);
-}
-
-async function currentLeader(): Promise<NodeProcess> {
-  for (const node of nodes) if ((await status(node))?.role === 'leader') return node;
-  throw new Error('no leader');
-}
-
 async function pollNewLeader(
-  survivors: NodeProcess[],
+  survivors: readonly BenchNode[],
   old: string,
   killedAt: number,
 ): Promise<{ newLeader: string; newLeaderMs: number }> {
   while (performance.now() - killedAt < trialTimeoutMs) {
     for (const node of survivors) {
-      const s = await status(node);
+      const s = await cluster.status(node);
       if (s?.role === 'leader' && node.id !== old) {
         return { newLeader: node.id, newLeaderMs: performance.now() - killedAt };
       }

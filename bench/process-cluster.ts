@@ -1,0 +1,129 @@
+/**
+ * A Tandem cluster of `tandem node` processes on loopback, for benchmarks:
+ * free ports, one log file per node under the cluster's root, status over
+ * the admin HTTP API, waiting until it settles, and cleanup by pid.
+ */
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../src/node/test-cluster.test-util.js';
+
+const repo = resolve(import.meta.dirname, '..');
+const settleTimeoutMs = 60_000;
+const stopTimeoutMs = 20_000;
+
+export interface BenchNode {
+  readonly id: string;
+  readonly args: readonly string[];
+  readonly http: string;
+  readonly respPort: number;
+  child: ChildProcess | null;
+}
+
+export interface NodeStatus {
+  readonly role: string;
+  readonly leader: string;
+  readonly term: number;
+  readonly commit: number;
+  readonly applied: number;
+}
+
+export class ProcessCluster {
+  private constructor(
+    readonly root: string,
+    readonly nodes: readonly BenchNode[],
+  ) {}
+
+  /** Plans `size` nodes with data and logs under `root`; `extraArgs` go to every node. */
+  static async plan(
+    root: string,
+    size: number,
+    extraArgs: readonly string[],
+  ): Promise<ProcessCluster> {
+    const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    const ports: { resp: number; http: number; peer: number }[] = [];
+    for (const _ of ids) {
+      ports.push({ resp: await freePort(), http: await freePort(), peer: await freePort() });
+    }
+    const initialCluster = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
+    const nodes = ids.map((id, i) => {
+      const p = ports[i];
+      if (p === undefined) throw new Error('a port per node');
+      const args = [
+        ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(root, id)],
+        ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
+        ...['--peer', `127.0.0.1:${p.peer}`, '--initial-cluster', initialCluster],
+        ...extraArgs,
+      ];
+      return { id, args, http: `http://127.0.0.1:${p.http}`, respPort: p.resp, child: null };
+    });
+    return new ProcessCluster(root, nodes);
+  }
+
+  /** Starts every node and waits until the cluster settles. */
+  async start(): Promise<void> {
+    for (const node of this.nodes) this.spawn(node);
+    await this.settle();
+  }
+
+  /** Starts (or restarts) one node with its flags and data directory. */
+  spawn(node: BenchNode): void {
+    const log = createWriteStream(join(this.root, `${node.id}.log`), { flags: 'a' });
+    node.child = spawn(process.execPath, node.args, {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    node.child.stdout?.pipe(log);
+    node.child.stderr?.pipe(log);
+  }
+
+  async status(node: BenchNode): Promise<NodeStatus | null> {
+    try {
+      const response = await fetch(`${node.http}/status`, { signal: AbortSignal.timeout(1_000) });
+      return response.ok ? ((await response.json()) as NodeStatus) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Waits until every node answers, agrees on a leader and has applied the leader's commit. */
+  async settle(): Promise<void> {
+    const deadline = performance.now() + settleTimeoutMs;
+    while (performance.now() < deadline) {
+      const all = await Promise.all(this.nodes.map((n) => this.status(n)));
+      const leader = all.find((s) => s?.role === 'leader');
+      if (
+        leader != null &&
+        all.every((s) => s !== null && s.leader === leader.leader && s.applied >= leader.commit)
+      ) {
+        return;
+      }
+      await sleep(50);
+    }
+    throw new Error(
+      `the cluster did not settle within ${settleTimeoutMs} ms; logs in ${this.root}`,
+    );
+  }
+
+  async leader(): Promise<BenchNode> {
+    for (const node of this.nodes) if ((await this.status(node))?.role === 'leader') return node;
+    throw new Error('no node reports itself leader');
+  }
+
+  /** SIGTERM to every live node, SIGKILL to those still running after the stop timeout. */
+  async stop(): Promise<void> {
+    const live = this.nodes.flatMap((n) =>
+      n.child !== null && n.child.exitCode === null && n.child.signalCode === null ? [n.child] : [],
+    );
+    const exited = live.map((c) => new Promise<void>((done) => c.once('exit', () => done())));
+    for (const child of live) child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      for (const child of live) if (child.exitCode === null) child.kill('SIGKILL');
+    }, stopTimeoutMs);
+    await Promise.all(exited);
+    clearTimeout(timer);
+  }
+}

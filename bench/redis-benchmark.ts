@@ -1,0 +1,209 @@
+/**
+ * redis-benchmark against Tandem's leader and against Redis, in one run:
+ *
+ *   npm run bench:redis -- [--requests 200000] [--clients 50] [--pipelines 1,16] [--tests set,get]
+ *
+ * Tandem: a 3-node cluster of `tandem node` processes on loopback (fsync on,
+ * a write acknowledged once a majority made it durable). Redis: a primary
+ * and 2 replicas with `appendonly yes`, `appendfsync always` (the primary
+ * fsyncs each write before answering; replication is asynchronous). The two
+ * systems run one after the other, never at the same time. Needs Debian's
+ * redis-server and redis-tools (`apt-get install -y redis-server
+ * redis-tools`); without redis-server the Redis half is skipped with a
+ * message. Prints a table with the Tandem/Redis ratios, then one JSON line.
+ */
+
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { Command } from 'commander';
+import { Redis } from 'ioredis';
+import { freePort } from '../src/node/test-cluster.test-util.js';
+import { ProcessCluster } from './process-cluster.js';
+
+const run = promisify(execFile);
+const replicasTimeoutMs = 30_000;
+
+interface Options {
+  readonly requests: number;
+  readonly clients: number;
+  readonly pipelines: number[];
+  readonly tests: string[];
+}
+
+interface Row {
+  readonly test: string;
+  readonly pipeline: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+const options = parseOptions();
+const root = await mkdtemp(join(tmpdir(), 'tandem-bench-redis-'));
+try {
+  if (!(await has('redis-benchmark'))) {
+    throw new Error(
+      'redis-benchmark is not installed: run `apt-get install -y redis-tools` (and redis-server for the comparison)',
+    );
+  }
+  console.log(
+    `bench:redis: ${options.requests} requests, ${options.clients} clients, tests ${options.tests.join(',')}, ` +
+      `pipelines ${options.pipelines.join(',')}; work dir ${root}`,
+  );
+  const tandem = await benchTandem();
+  const redis = (await has('redis-server')) ? await benchRedis() : null;
+  if (redis === null) {
+    console.log('redis-server is not installed: skipping Redis (apt-get install -y redis-server)');
+  }
+  printTable(tandem, redis);
+  console.log(JSON.stringify({ bench: 'redis-benchmark', options, tandem, redis }));
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
+
+function parseOptions(): Options {
+  const program = new Command()
+    .option('--requests <n>', 'requests per test', '200000')
+    .option('--clients <n>', 'parallel connections', '50')
+    .option('--pipelines <list>', 'pipeline depths, comma-separated', '1,16')
+    .option('--tests <list>', 'redis-benchmark tests', 'set,get')
+    .parse();
+  const raw = program.opts<Record<string, string>>();
+  const int = (flag: string, text: string | undefined): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new Error(`--${flag} must be a positive integer, got '${text}'`);
+    }
+    return n;
+  };
+  return {
+    requests: int('requests', raw.requests),
+    clients: int('clients', raw.clients),
+    pipelines: (raw.pipelines ?? '').split(',').map((p) => int('pipelines', p)),
+    tests: (raw.tests ?? '').split(',').filter((t) => /^[a-z]+$/.test(t)),
+  };
+}
+
+async function has(command: string): Promise<boolean> {
+  try {
+    await run('sh', ['-c', `command -v ${command}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** redis-benchmark --csv against one port; one row per test and pipeline depth. */
+async function benchmark(port: number): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const pipeline of options.pipelines) {
+    const args = ['-h', '127.0.0.1', '-p', String(port), '-t', options.tests.join(',')];
+    args.push('-n', String(options.requests), '-c', String(options.clients));
+    args.push('-P', String(pipeline), '--csv');
+    const { stdout } = await run('redis-benchmark', args, { maxBuffer: 1 << 20 });
+    for (const line of stdout.split('\n')) {
+      const cells = line.split(',').map((c) => c.replaceAll('"', ''));
+      const rps = Number(cells[1]);
+      if (cells[0] === 'test' || !Number.isFinite(rps) || cells.length < 7) continue;
+      const row = {
+        test: cells[0] ?? '',
+        pipeline,
+        rps,
+        p50Ms: Number(cells[4]),
+        p99Ms: Number(cells[6]),
+      };
+      rows.push(row);
+      console.log(
+        `  ${row.test} -P ${pipeline}: ${row.rps.toFixed(0)} req/s, p50 ${row.p50Ms} ms, p99 ${row.p99Ms} ms`,
+      );
+    }
+  }
+  return rows;
+}
+
+async function benchTandem(): Promise<Row[]> {
+  const cluster = await ProcessCluster.plan(join(root, 'tandem'), 3, ['--log-level', 'warn']);
+  await mkdir(cluster.root, { recursive: true });
+  try {
+    await cluster.start();
+    const leader = await cluster.leader();
+    console.log(`Tandem (3 nodes, leader ${leader.id}):`);
+    return await benchmark(leader.respPort);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+async function benchRedis(): Promise<Row[]> {
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const children: ChildProcess[] = [];
+  try {
+    for (const [i, port] of ports.entries()) {
+      const dir = join(root, `redis-${port}`);
+      await mkdir(dir, { recursive: true });
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir];
+      args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
+      if (i > 0) args.push('--replicaof', '127.0.0.1', String(ports[0]));
+      children.push(spawn('redis-server', args, { stdio: 'ignore' }));
+    }
+    await waitForReplicas(ports[0] as number);
+    console.log('Redis (primary + 2 replicas, appendfsync always):');
+    return await benchmark(ports[0] as number);
+  } finally {
+    const exited = children.map((c) => new Promise<void>((done) => c.once('exit', () => done())));
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.race([Promise.all(exited), sleep(10_000)]);
+    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  }
+}
+
+async function waitForReplicas(port: number): Promise<void> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  client.on('error', () => undefined);
+  const deadline = performance.now() + replicasTimeoutMs;
+  try {
+    while (performance.now() < deadline) {
+      try {
+        if (client.status !== 'ready') await client.connect();
+        const info = await client.info('replication');
+        if ((info.match(/state=online/g) ?? []).length === 2) return;
+      } catch {
+        // Not up yet.
+      }
+      await sleep(100);
+    }
+    throw new Error(`Redis replicas did not come online within ${replicasTimeoutMs} ms`);
+  } finally {
+    client.disconnect();
+  }
+}
+
+function printTable(tandem: readonly Row[], redis: readonly Row[] | null): void {
+  const header = ['test', 'pipeline', 'Tandem req/s', 'p50 ms', 'p99 ms', 'Redis req/s'];
+  header.push('p50 ms', 'p99 ms', 'Tandem/Redis');
+  const rows = [header];
+  for (const t of tandem) {
+    const r = redis?.find((x) => x.test === t.test && x.pipeline === t.pipeline);
+    rows.push([
+      t.test,
+      String(t.pipeline),
+      t.rps.toFixed(0),
+      t.p50Ms.toFixed(3),
+      t.p99Ms.toFixed(3),
+      r === undefined ? '-' : r.rps.toFixed(0),
+      r === undefined ? '-' : r.p50Ms.toFixed(3),
+      r === undefined ? '-' : r.p99Ms.toFixed(3),
+      r === undefined ? '-' : (t.rps / r.rps).toFixed(2),
+    ]);
+  }
+  const widths = header.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  console.log('');
+  for (const row of rows) {
+    console.log(row.map((cell, i) => cell.padStart(widths[i] ?? 0)).join('  '));
+  }
+}
