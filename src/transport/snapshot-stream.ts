@@ -1,5 +1,5 @@
 /**
- * Flow control of snapshot streams (see peer-transport.ts for the frames).
+ * Flow control of snapshot streams (see snapshot-transfer.ts for the frames).
  *
  * Credit-based: the receiver grants `windowBytes` when a stream begins and
  * grants again each chunk's bytes once its consumer has taken the chunk. The

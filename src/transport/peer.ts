@@ -1,0 +1,80 @@
+/**
+ * The state the transport keeps for one peer: its address, its connection
+ * (authenticated, or being dialed), the reconnect state, and the work in
+ * flight on the connection (requests and snapshot streams).
+ *
+ * Invariants: `conn` is authenticated, `dialing` is not; at most one
+ * outgoing snapshot stream at a time; work in flight belongs to `conn` and
+ * is failed (`failPeerWork`) when `conn` goes away.
+ */
+
+import type { NodeId } from '../raft/types.js';
+import type { Connection, ConnectionCounters } from './connection.js';
+import type { TransportError } from './errors.js';
+import { PendingRequests } from './requests.js';
+import type { IncomingSnapshot, OutgoingSnapshot } from './snapshot-stream.js';
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Peer {
+  readonly id: NodeId;
+  address: PeerAddress | null;
+  /** The authenticated connection. */
+  conn: Connection | null;
+  /** Our outgoing connection while its handshake is in progress. */
+  dialing: Connection | null;
+  dialer: boolean;
+  reconnectTimer: NodeJS.Timeout | null;
+  /** Failed attempts since the last established connection (drives the backoff). */
+  failures: number;
+  refused: boolean;
+  everConnected: boolean;
+  reconnects: number;
+  /** Counters of closed connections plus drops while disconnected. */
+  readonly totals: ConnectionCounters;
+  readonly requests: PendingRequests;
+  incomingRequests: number;
+  outgoing: OutgoingSnapshot | null;
+  readonly incoming: Map<number, IncomingSnapshot>;
+}
+
+export function newPeer(id: NodeId): Peer {
+  return {
+    id,
+    address: null,
+    conn: null,
+    dialing: null,
+    dialer: false,
+    reconnectTimer: null,
+    failures: 0,
+    refused: false,
+    everConnected: false,
+    reconnects: 0,
+    totals: {
+      bytesSent: 0,
+      bytesReceived: 0,
+      framesSent: 0,
+      framesReceived: 0,
+      framesDropped: 0,
+    },
+    requests: new PendingRequests(),
+    incomingRequests: 0,
+    outgoing: null,
+    incoming: new Map(),
+  };
+}
+
+/** Fails every request and snapshot stream in flight with the peer; each gets its own error. */
+export function failPeerWork(peer: Peer, error: (peer: NodeId) => TransportError): void {
+  peer.requests.failAll(() => error(peer.id));
+  peer.outgoing?.fail(error(peer.id));
+  for (const stream of peer.incoming.values()) stream.fail(error(peer.id));
+  peer.incoming.clear();
+}
+
+export function formatAddress(address: PeerAddress | null): string {
+  return address === null ? 'an unknown address' : `${address.host}:${address.port}`;
+}
