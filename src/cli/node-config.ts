@@ -6,12 +6,10 @@
  * the setting and the value given.
  */
 
+import { formatHostPort, type HostPort, parseHostPort as parseAddress } from '../node/host-port.js';
 import type { ReadMode } from '../raft/config.js';
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export { formatHostPort, type HostPort };
 
 export interface NodeSettings {
   readonly id: string;
@@ -140,19 +138,11 @@ export function mergeSettings(
 
 /** Parses `HOST:PORT` (`[::1]:7379` for IPv6). */
 export function parseHostPort(what: string, text: string): HostPort {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
-  const host = match?.[1] ?? match?.[2];
-  const port = Number(match?.[3]);
-  if (match === null || host === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+  const address = parseAddress(text);
+  if (address === null) {
     throw new ConfigError(`${what} must be HOST:PORT with a port from 1 to 65535, got '${text}'`);
   }
-  return { host, port };
-}
-
-export function formatHostPort(address: HostPort): string {
-  return address.host.includes(':')
-    ? `[${address.host}]:${address.port}`
-    : `${address.host}:${address.port}`;
+  return address;
 }
 
 const idPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

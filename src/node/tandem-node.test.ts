@@ -185,4 +185,37 @@ describe('TandemNode over real sockets and disks', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(settled).not.toEqual({ kind: 'simple', value: 'OK' });
   });
+
+  it('replicates member records through the log and keeps them across snapshots and restarts', async () => {
+    const members = await loopbackMembers(3);
+    const cluster = await startCluster(3, 5, members);
+    const leader = await waitFor('a leader', () => cluster.find((n) => n.isLeader));
+    const record = {
+      id: 'n9',
+      peer: '127.0.0.1:1',
+      resp: '127.0.0.1:2',
+      http: '127.0.0.1:3',
+      incarnation: 'abc',
+    };
+    expect(await leader.proposeMember({ kind: 'set', record })).toEqual({
+      kind: 'simple',
+      value: 'OK',
+    });
+    const follower = cluster.find((n) => n !== leader) as TandemNode;
+    expect(await follower.proposeMember({ kind: 'set', record })).toMatchObject({
+      kind: 'error',
+    });
+    for (let i = 0; i < 12; i++) await leader.write(0, ['INCR', 'c']); // past two snapshots
+    for (const node of cluster) {
+      await waitFor(`${node.config.id} applied the record`, () =>
+        node.members().some((m) => m.id === 'n9') ? true : undefined,
+      );
+    }
+    await Promise.all(cluster.map((n) => n.stop()));
+    const again = await startCluster(3, 5, members);
+    for (const node of again) {
+      expect(node.info().snapshotIndex).toBeGreaterThan(0);
+      expect(node.members()).toEqual([record]);
+    }
+  });
 });

@@ -18,7 +18,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type ApplyResult, KvStateMachine, type Published, type WatchedKey } from '../kv/index.js';
-import { error, type Reply } from '../kv/reply.js';
+import { error, type Reply, simple } from '../kv/reply.js';
 import type { ReadMode } from '../raft/config.js';
 import type { LogIndex, NodeId, Role, Term } from '../raft/types.js';
 import { nodeId } from '../raft/types.js';
@@ -33,14 +33,23 @@ import {
   encodeReplyBinary,
   type ForwardRequest,
 } from './forward-codec.js';
+import { type HostPort, parseHostPort } from './host-port.js';
+import {
+  decodeMemberEntry,
+  encodeMemberEntry,
+  encodeSnapshotHeader,
+  isMemberEntry,
+  type MemberEntry,
+  type MemberRecord,
+  MemberRegistry,
+  readSnapshotHeader,
+} from './member-registry.js';
 import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
 
+const ok = simple('OK');
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort } from './host-port.js';
 
 export interface TandemNodeConfig {
   readonly id: string;
@@ -73,19 +82,33 @@ export const tandemNodeDefaults = {
   expireKeysPerCycle: 200,
 } as const;
 
-/** The kv state machine behind the driver's interface; restore swaps the instance. */
-class KvMachine implements StateMachine<ApplyResult> {
+/**
+ * The node's state machine behind the driver's interface: the kv keyspace,
+ * and the member registry (member-registry.ts) whose entries share the log.
+ * Restore swaps both.
+ */
+class NodeMachine implements StateMachine<ApplyResult> {
   kv = new KvStateMachine();
+  registry = new MemberRegistry();
+  /** Called after the registry changed (an applied member entry, a restore). */
+  onMembersChanged: () => void = () => undefined;
 
   apply(index: LogIndex, data: Uint8Array): ApplyResult {
-    return this.kv.apply(index, data);
+    if (!isMemberEntry(data)) return this.kv.apply(index, data);
+    const entry = decodeMemberEntry(data);
+    if (entry.kind === 'set') this.registry.set(entry.record);
+    else this.registry.delete(entry.id);
+    this.onMembersChanged();
+    return { reply: ok };
   }
 
   /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
   snapshot(): AsyncIterable<Uint8Array> {
+    const header = encodeSnapshotHeader(this.registry);
     const image = this.kv.snapshot();
     return (async function* () {
       try {
+        yield header;
         for (const chunk of image) {
           yield chunk;
           // Let the event loop breathe between chunks; the image stays as of the capture.
@@ -98,7 +121,10 @@ class KvMachine implements StateMachine<ApplyResult> {
   }
 
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    this.kv = await KvStateMachine.restoreAsync(chunks);
+    const { registry, rest } = await readSnapshotHeader(chunks);
+    this.kv = await KvStateMachine.restoreAsync(rest);
+    this.registry = registry;
+    this.onMembersChanged();
   }
 }
 
@@ -142,7 +168,7 @@ export class TandemNode {
 
   private constructor(
     readonly config: TandemNodeConfig,
-    private readonly machine: KvMachine,
+    private readonly machine: NodeMachine,
     private readonly transport: PeerTransport,
     private driverRef: RaftDriver<ApplyResult> | null,
     private readonly log: Logger,
@@ -164,7 +190,7 @@ export class TandemNode {
     const peers = new Map<NodeId, HostPort>();
     for (const [id, address] of config.members)
       if (id !== config.id) peers.set(nodeId(id), address);
-    const machine = new KvMachine();
+    const machine = new NodeMachine();
     let node: TandemNode | null = null;
     const transport = new PeerTransport({
       self,
@@ -185,6 +211,7 @@ export class TandemNode {
       },
     });
     node = new TandemNode(config, machine, transport, null, log);
+    machine.onMembersChanged = () => node?.updatePeers();
     const opened = await RaftStorage.open(fs, config.dataDir, {
       wal: {
         onFatal: (failure) => node?.onFatal(failure),
@@ -336,6 +363,51 @@ export class TandemNode {
     await this.driverRef?.stop(handoverMs);
     await this.transport.close();
     this.log.info('stopped');
+  }
+
+  /**
+   * The transport's address book: the initial cluster's addresses, updated
+   * by the member registry (a member that registered has its own say).
+   */
+  private updatePeers(): void {
+    if (this.stopping) return; // the transport may be closed already
+    const book = new Map<NodeId, HostPort>();
+    for (const [id, address] of this.config.members) {
+      if (id !== this.config.id) book.set(nodeId(id), address);
+    }
+    for (const record of this.machine.registry.all()) {
+      if (record.id === this.config.id) continue;
+      const address = parseHostPort(record.peer);
+      if (address === null) {
+        this.log.warn(
+          { member: record.id, peer: record.peer },
+          'member has an unusable peer address',
+        );
+        continue;
+      }
+      book.set(nodeId(record.id), address);
+    }
+    this.transport.setPeers(book);
+  }
+
+  /**
+   * Records a member's addresses (or removes them) through the log; on the
+   * leader only. Resolves once applied here.
+   */
+  async proposeMember(entry: MemberEntry): Promise<Reply> {
+    if (!this.driver.isLeader) return noLeader;
+    try {
+      await this.driver.propose(encodeMemberEntry(entry));
+      return ok;
+    } catch (failure) {
+      if (!(failure instanceof RaftRefusedError)) throw failure;
+      return error(`TRYAGAIN ${failure.message}`);
+    }
+  }
+
+  /** The member registry's records (addresses of every registered member). */
+  members(): MemberRecord[] {
+    return this.machine.registry.all();
   }
 
   private onFatal(failure: unknown): void {
