@@ -251,7 +251,15 @@ describe('data directory initialization over SimFileSystem', () => {
         const label = `boundary ${k}, dir ops ${dirOps}`;
         const dataDir = await DataDir.open(fs, '/node/data');
         expect(fs.contentOf('/node/data/FORMAT').toString(), label).toBe('tandem-data 1\n');
-        expect(await fs.readdir('/node/data'), label).toEqual(['FORMAT', 'snap', 'wal']);
+        expect(await fs.readdir('/node/data'), label).toEqual([
+          'FORMAT',
+          'INCARNATION',
+          'snap',
+          'wal',
+        ]);
+        expect(fs.contentOf('/node/data/INCARNATION').toString(), label).toBe(
+          `${dataDir.incarnation}\n`,
+        );
         // The lock refuses a second opener while held.
         await expect(DataDir.open(fs, '/node/data'), label).rejects.toMatchObject({
           code: 'ELOCKED',
@@ -259,6 +267,10 @@ describe('data directory initialization over SimFileSystem', () => {
         await dataDir.close();
         fs.crash('none');
         expect(fs.durableContentOf('/node/data/FORMAT')?.toString(), label).toBe('tandem-data 1\n');
+        // Once a directory has an incarnation, a crash never changes it.
+        const reopened = await DataDir.open(fs, '/node/data');
+        expect(reopened.incarnation, label).toBe(dataDir.incarnation);
+        await reopened.close();
       }
     }
   });

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DataDir, DataDirError, formatFileName } from './data-dir.js';
+import { DataDir, DataDirError, formatFileName, incarnationFileName } from './data-dir.js';
 import { FsError } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 
@@ -88,5 +88,37 @@ describe('DataDir over NodeFileSystem', () => {
     expect(dataDir.created).toBe(true);
     expect(await readFile(join(path, formatFileName), 'utf8')).toBe('tandem-data 1\n');
     await dataDir.close();
+  });
+
+  it('gives each new directory its own incarnation, stable across opens', async () => {
+    const a = await DataDir.open(fs, join(root, 'a'));
+    const b = await DataDir.open(fs, join(root, 'b'));
+    expect(a.incarnation).toMatch(/^[0-9a-f]{32}$/);
+    expect(b.incarnation).not.toBe(a.incarnation);
+    await a.close();
+    await b.close();
+    expect(await readFile(join(root, 'a', incarnationFileName), 'utf8')).toBe(`${a.incarnation}\n`);
+    const again = await DataDir.open(fs, join(root, 'a'));
+    expect(again.incarnation).toBe(a.incarnation);
+    await again.close();
+    const fixed = await DataDir.open(fs, join(root, 'c'), {
+      newIncarnation: () => 'ab'.repeat(16),
+    });
+    expect(fixed.incarnation).toBe('ab'.repeat(16));
+    await fixed.close();
+  });
+
+  it('gives a directory from before incarnations one, and refuses a damaged one', async () => {
+    const path = join(root, 'old');
+    const first = await DataDir.open(fs, path);
+    await first.close();
+    await rm(join(path, incarnationFileName));
+    const upgraded = await DataDir.open(fs, path);
+    expect(upgraded.incarnation).toMatch(/^[0-9a-f]{32}$/);
+    await upgraded.close();
+    await writeFile(join(path, incarnationFileName), 'not hex\n');
+    const error = await DataDir.open(fs, path).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DataDirError);
+    expect((error as Error).message).toMatch(/damaged INCARNATION file .* rejoin as a new member/);
   });
 });

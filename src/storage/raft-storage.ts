@@ -32,7 +32,7 @@ import type { PersistedState } from '../raft/config.js';
 import type { Ready } from '../raft/ready.js';
 import type { Entry, HardState, LogIndex, Membership, SnapshotMeta } from '../raft/types.js';
 import { logIndex, noNode, term } from '../raft/types.js';
-import { DataDir } from './data-dir.js';
+import { DataDir, type DataDirOptions } from './data-dir.js';
 import type { FileSystem } from './fs.js';
 import {
   type SnapshotInfo,
@@ -43,6 +43,7 @@ import {
 import { Wal, type WalOpenResult, type WalOptions } from './wal.js';
 
 export interface RaftStorageOptions {
+  readonly dataDir?: DataDirOptions;
   readonly wal?: WalOptions;
   readonly snapshots?: SnapshotStoreOptions;
   /** How many snapshots to keep when retiring old ones; default 2. */
@@ -114,7 +115,7 @@ export class RaftStorage {
     dataDirPath: string,
     options: RaftStorageOptions = {},
   ): Promise<RaftStorageOpenResult> {
-    const dataDir = await DataDir.open(fs, dataDirPath);
+    const dataDir = await DataDir.open(fs, dataDirPath, options.dataDir);
     let wal: Wal | null = null;
     try {
       const snapshots = await SnapshotStore.open(fs, dataDir.snapDir, options.snapshots);
@@ -129,6 +130,11 @@ export class RaftStorage {
       await dataDir.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** The data directory's random identity (see data-dir.ts). */
+  get incarnation(): string {
+    return this.dataDir.incarnation;
   }
 
   /** The newest durable snapshot, or null. */
