@@ -121,6 +121,8 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
       electionTimeoutTicks: settings.electionTicks,
       heartbeatTicks: settings.heartbeatTicks,
       readMode: settings.readMode,
+      respAddress: formatHostPort(settings.resp),
+      httpAddress: formatHostPort(settings.http),
     },
     new NodeFileSystem(),
     log,

@@ -13,6 +13,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { MemberRecord } from '../node/member-registry.js';
 import { RaftRefusedError } from '../node/raft-driver.js';
 import type { NodeInfo } from '../node/tandem-node.js';
 import type { NodeId, Role } from '../raft/types.js';
@@ -21,7 +22,11 @@ import { nodeId } from '../raft/types.js';
 /** What the admin server needs from a node (TandemNode provides it). */
 export interface AdminNode {
   readonly isLeader: boolean;
+  /** The data directory's identity (see src/node/member-registry.ts). */
+  readonly incarnation: string;
   info(): NodeInfo;
+  /** The member registry: each member's addresses and incarnation. */
+  members(): readonly MemberRecord[];
   peerStats(): Readonly<
     Record<string, { readonly connected: boolean; readonly queueBytes: number }>
   >;
@@ -117,6 +122,8 @@ export class AdminServer {
 
     this.app.get('/status', async () => ({
       ...node.info(),
+      incarnation: node.incarnation,
+      members: node.members(),
       draining: this.draining,
       peers: node.peerStats(),
       driver: node.driverStats(),

@@ -10,6 +10,7 @@
 
 import type { WatchedKey } from '../kv/index.js';
 import type { Reply } from '../kv/reply.js';
+import { decodeMemberEntry, encodeMemberEntry, type MemberEntry } from './member-registry.js';
 
 export type ForwardRequest =
   | { readonly kind: 'write'; readonly db: number; readonly argv: readonly string[] }
@@ -18,7 +19,8 @@ export type ForwardRequest =
       readonly db: number;
       readonly commands: readonly (readonly string[])[];
       readonly watched: readonly WatchedKey[];
-    };
+    }
+  | { readonly kind: 'member'; readonly entry: MemberEntry };
 
 export class ForwardDecodeError extends Error {
   override readonly name = 'ForwardDecodeError';
@@ -27,6 +29,7 @@ export class ForwardDecodeError extends Error {
 const formatVersion = 1;
 const kindWrite = 1;
 const kindExec = 2;
+const kindMember = 3;
 /** Bounds on what a peer may make us allocate. */
 const listLengthMax = 1 << 20;
 const depthMax = 32;
@@ -154,6 +157,12 @@ function readArgv(r: Reader): string[] {
 export function encodeForwardRequest(request: ForwardRequest): Uint8Array {
   const w = new Writer();
   w.u8(formatVersion);
+  if (request.kind === 'member') {
+    w.u8(kindMember);
+    w.u8(0);
+    w.bytes(Buffer.from(encodeMemberEntry(request.entry)).toString('latin1'));
+    return w.finish();
+  }
   w.u8(request.kind === 'write' ? kindWrite : kindExec);
   w.u8(request.db);
   if (request.kind === 'write') {
@@ -192,6 +201,12 @@ export function decodeForwardRequest(bytes: Uint8Array): ForwardRequest {
     const watched: WatchedKey[] = [];
     for (let i = 0; i < m; i++) watched.push({ db: r.u8(), key: r.bytes(), revision: r.f64() });
     request = { kind: 'exec', db, commands, watched };
+  } else if (kind === kindMember) {
+    try {
+      request = { kind: 'member', entry: decodeMemberEntry(Buffer.from(r.bytes(), 'latin1')) };
+    } catch (failure) {
+      throw new ForwardDecodeError(`forwarded member entry: ${(failure as Error).message}`);
+    }
   } else {
     throw new ForwardDecodeError(`unknown forwarded request kind ${kind}`);
   }

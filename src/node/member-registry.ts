@@ -45,6 +45,16 @@ export interface MemberRecord {
   readonly incarnation: string;
 }
 
+export function sameRecord(a: MemberRecord, b: MemberRecord): boolean {
+  return (
+    a.id === b.id &&
+    a.peer === b.peer &&
+    a.resp === b.resp &&
+    a.http === b.http &&
+    a.incarnation === b.incarnation
+  );
+}
+
 export class MemberRegistry {
   private readonly records = new Map<string, MemberRecord>();
 

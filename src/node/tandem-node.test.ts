@@ -186,7 +186,7 @@ describe('TandemNode over real sockets and disks', () => {
     expect(settled).not.toEqual({ kind: 'simple', value: 'OK' });
   });
 
-  it('replicates member records through the log and keeps them across snapshots and restarts', async () => {
+  it('registers every node, replicates records through the log and keeps them across restarts', async () => {
     const members = await loopbackMembers(3);
     const cluster = await startCluster(3, 5, members);
     const leader = await waitFor('a leader', () => cluster.find((n) => n.isLeader));
@@ -201,21 +201,59 @@ describe('TandemNode over real sockets and disks', () => {
       kind: 'simple',
       value: 'OK',
     });
+    // Forwarded from a follower, a node may register only itself.
     const follower = cluster.find((n) => n !== leader) as TandemNode;
-    expect(await follower.proposeMember({ kind: 'set', record })).toMatchObject({
-      kind: 'error',
-    });
+    const refused = await follower.proposeMember({ kind: 'set', record: { ...record, id: 'n8' } });
+    expect(refused).toMatchObject({ kind: 'error', message: expect.stringMatching(/only itself/) });
     for (let i = 0; i < 12; i++) await leader.write(0, ['INCR', 'c']); // past two snapshots
+    const expected = [...cluster.map((n) => n.ownRecord()), record];
     for (const node of cluster) {
-      await waitFor(`${node.config.id} applied the record`, () =>
-        node.members().some((m) => m.id === 'n9') ? true : undefined,
+      await waitFor(`${node.config.id} applied every record`, () =>
+        node.members().length === 4 ? true : undefined,
       );
+      expect(node.members()).toEqual(expected);
     }
     await Promise.all(cluster.map((n) => n.stop()));
     const again = await startCluster(3, 5, members);
     for (const node of again) {
       expect(node.info().snapshotIndex).toBeGreaterThan(0);
-      expect(node.members()).toEqual([record]);
+      expect(node.members()).toEqual(expected);
     }
+  });
+
+  it('refuses a node that lost its disk and came back under its old id', async () => {
+    const members = await loopbackMembers(3);
+    const cluster = await startCluster(3, tandemNodeDefaults.snapshotEntries, members);
+    await waitFor('every node registered', () =>
+      cluster.every((n) => n.members().length === 3) ? true : undefined,
+    );
+    const [n1, n2, n3] = cluster as [TandemNode, TandemNode, TandemNode];
+    await n3.stop();
+    await rm(join(root, 'n3'), { recursive: true, force: true });
+    const [id, address] = [...members][2] as [string, HostPort];
+    const reborn = await TandemNode.start(
+      {
+        ...tandemNodeDefaults,
+        id,
+        clusterId: 'test',
+        dataDir: join(root, id),
+        peerListen: address,
+        members,
+        tickMs: 20,
+        requestTimeoutMs: 300,
+      },
+      new NodeFileSystem(),
+      log,
+    );
+    nodes = [n1, n2, reborn];
+    expect(reborn.incarnation).not.toBe(n3.incarnation);
+    // Its peers refuse it, so it never catches up and the others go on without it.
+    const leader = await waitFor('a leader', () => [n1, n2].find((n) => n.isLeader));
+    expect(await leader.write(0, ['SET', 'k', 'v'])).toEqual({ kind: 'simple', value: 'OK' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(reborn.peerStats().n1?.connected ?? false).toBe(false);
+    expect(reborn.peerStats().n2?.connected ?? false).toBe(false);
+    expect(await reborn.read(0, ['GET', 'k'], true)).toEqual({ kind: 'null' });
+    expect(leader.members().find((m) => m.id === 'n3')?.incarnation).toBe(n3.incarnation);
   });
 });

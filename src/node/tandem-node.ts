@@ -33,7 +33,7 @@ import {
   encodeReplyBinary,
   type ForwardRequest,
 } from './forward-codec.js';
-import { type HostPort, parseHostPort } from './host-port.js';
+import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import {
   decodeMemberEntry,
   encodeMemberEntry,
@@ -43,6 +43,7 @@ import {
   type MemberRecord,
   MemberRegistry,
   readSnapshotHeader,
+  sameRecord,
 } from './member-registry.js';
 import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
 
@@ -69,6 +70,9 @@ export interface TandemNodeConfig {
   /** How often the leader looks for expired keys, and how many it deletes per cycle. */
   readonly expireCycleMs: number;
   readonly expireKeysPerCycle: number;
+  /** Addresses clients use, recorded in the member registry ('' if not served). */
+  readonly respAddress?: string;
+  readonly httpAddress?: string;
 }
 
 export const tandemNodeDefaults = {
@@ -160,6 +164,9 @@ export interface NodeInfo {
 export class TandemNode {
   private readonly publishListeners = new Set<(p: Published) => void>();
   private expireTimer: NodeJS.Timeout | null = null;
+  private registerTimer: NodeJS.Timeout | null = null;
+  private registering = false;
+  private replacedLogged = false;
   private expiring = false;
   private stopping = false;
   /** Resolves when the node stopped on its own (storage failure). */
@@ -171,6 +178,8 @@ export class TandemNode {
     private readonly machine: NodeMachine,
     private readonly transport: PeerTransport,
     private driverRef: RaftDriver<ApplyResult> | null,
+    /** This node's data-directory incarnation (see member-registry.ts). */
+    readonly incarnation: string,
     private readonly log: Logger,
   ) {
     this.fatal = new Promise((resolve) => {
@@ -192,12 +201,19 @@ export class TandemNode {
       if (id !== config.id) peers.set(nodeId(id), address);
     const machine = new NodeMachine();
     let node: TandemNode | null = null;
+    const opened = await RaftStorage.open(fs, config.dataDir, {
+      wal: {
+        onFatal: (failure) => node?.onFatal(failure),
+      },
+    });
     const transport = new PeerTransport({
       self,
       clusterId: config.clusterId,
       listen: config.peerListen,
       peers,
       logger: log,
+      incarnation: opened.storage.incarnation,
+      expectedIncarnation: (id) => machine.registry.get(id)?.incarnation ?? '',
       onMessage: (message) => node?.driverRef?.step(message),
       onUnreachable: (peer) => node?.driverRef?.reportUnreachable(peer),
       onSnapshot: async (_from, message, chunks) => {
@@ -205,18 +221,13 @@ export class TandemNode {
         if (driver === null || driver === undefined) throw new Error('the node is starting');
         await driver.receiveSnapshot(message, chunks);
       },
-      onRequest: async (_from, payload) => {
+      onRequest: async (from, payload) => {
         if (node === null) throw new Error('the node is starting');
-        return encodeReplyBinary(await node.runForwarded(decodeForwardRequest(payload)));
+        return encodeReplyBinary(await node.runForwarded(decodeForwardRequest(payload), from));
       },
     });
-    node = new TandemNode(config, machine, transport, null, log);
+    node = new TandemNode(config, machine, transport, null, opened.storage.incarnation, log);
     machine.onMembersChanged = () => node?.updatePeers();
-    const opened = await RaftStorage.open(fs, config.dataDir, {
-      wal: {
-        onFatal: (failure) => node?.onFatal(failure),
-      },
-    });
     const started = node;
     try {
       await transport.start();
@@ -255,6 +266,8 @@ export class TandemNode {
       throw failure;
     }
     started.expireTimer = setInterval(() => started.expireCycle(), config.expireCycleMs);
+    const registerMs = config.tickMs * config.electionTimeoutTicks;
+    started.registerTimer = setInterval(() => void started.registerCycle(), registerMs);
     return started;
   }
 
@@ -359,6 +372,7 @@ export class TandemNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.expireTimer !== null) clearInterval(this.expireTimer);
+    if (this.registerTimer !== null) clearInterval(this.registerTimer);
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
     await this.transport.close();
@@ -394,14 +408,55 @@ export class TandemNode {
    * Records a member's addresses (or removes them) through the log; on the
    * leader only. Resolves once applied here.
    */
-  async proposeMember(entry: MemberEntry): Promise<Reply> {
-    if (!this.driver.isLeader) return noLeader;
+  proposeMember(entry: MemberEntry): Promise<Reply> {
+    return this.viaLeader({ kind: 'member', entry }, alone);
+  }
+
+  /** The record this node keeps in the registry: its addresses and incarnation. */
+  ownRecord(): MemberRecord {
+    const peer = this.config.members.get(this.config.id) ?? this.config.peerListen;
+    return {
+      id: this.config.id,
+      peer: formatHostPort(peer),
+      resp: this.config.respAddress ?? '',
+      http: this.config.httpAddress ?? '',
+      incarnation: this.incarnation,
+    };
+  }
+
+  /**
+   * Keeps this node's own registry record current (addresses, incarnation),
+   * through the leader. A record under another incarnation means this data
+   * directory replaced the one the cluster knows: never overwritten here.
+   */
+  private async registerCycle(): Promise<void> {
+    const driver = this.driverRef;
+    if (this.stopping || this.registering || driver === null || driver.leaderId === '') return;
+    const want = this.ownRecord();
+    const have = this.machine.registry.get(want.id);
+    if (have !== undefined && sameRecord(have, want)) return;
+    if (have !== undefined && have.incarnation !== '' && have.incarnation !== want.incarnation) {
+      if (!this.replacedLogged) {
+        this.replacedLogged = true;
+        this.log.error(
+          { known: have.incarnation, ours: want.incarnation },
+          `the cluster knows ${want.id} by another data directory: this one replaced it (a lost ` +
+            'disk?), so peers will refuse this node; remove it from the cluster and add it again ' +
+            'as a new member',
+        );
+      }
+      return;
+    }
+    this.registering = true;
     try {
-      await this.driver.propose(encodeMemberEntry(entry));
-      return ok;
-    } catch (failure) {
-      if (!(failure instanceof RaftRefusedError)) throw failure;
-      return error(`TRYAGAIN ${failure.message}`);
+      const reply = await this.viaLeader(
+        { kind: 'member', entry: { kind: 'set', record: want } },
+        alone,
+      );
+      if (reply.kind === 'error') this.log.debug({ reply: reply.message }, 'registration deferred');
+      else this.log.info({ record: want }, 'registered this node in the member registry');
+    } finally {
+      this.registering = false;
     }
   }
 
@@ -471,16 +526,10 @@ export class TandemNode {
    * On the leader: stamp, propose and wait for the apply. Refusals that
    * guarantee the write was not applied answer `TRYAGAIN`.
    */
-  private async runForwarded(request: ForwardRequest): Promise<Reply> {
+  private async runForwarded(request: ForwardRequest, from: NodeId | null = null): Promise<Reply> {
     const driver = this.driver;
     if (!driver.isLeader) return noLeader;
-    const kv = this.machine.kv;
-    const now = Date.now();
-    const seed = randomInt(2 ** 32);
-    const prepared =
-      request.kind === 'write'
-        ? kv.prepareWrite(request.db, request.argv, now, seed)
-        : kv.prepareExec(request.db, request.commands, request.watched, now, seed);
+    const prepared = this.prepare(request, from);
     if (!(prepared instanceof Uint8Array)) return prepared;
     try {
       const result = await driver.propose(prepared);
@@ -493,6 +542,23 @@ export class TandemNode {
       }
       return error(`TRYAGAIN ${failure.message}`);
     }
+  }
+
+  /** The entry to propose for `request`, or the error to answer without proposing. */
+  private prepare(request: ForwardRequest, from: NodeId | null): Uint8Array | Reply {
+    if (request.kind === 'member') {
+      const id = request.entry.kind === 'set' ? request.entry.record.id : request.entry.id;
+      if (from !== null && id !== from) {
+        return error(`ERR ${from} may register only itself, not ${id}`);
+      }
+      return encodeMemberEntry(request.entry);
+    }
+    const kv = this.machine.kv;
+    const now = Date.now();
+    const seed = randomInt(2 ** 32);
+    return request.kind === 'write'
+      ? kv.prepareWrite(request.db, request.argv, now, seed)
+      : kv.prepareExec(request.db, request.commands, request.watched, now, seed);
   }
 
   private expireCycle(): void {

@@ -3,7 +3,10 @@
  * protocol version, cluster id, its id, the id it means to reach); the
  * acceptor checks the version, the cluster id, that it is the intended
  * receiver, that the sender is a member and is the one that should dial,
- * then answers welcome, or refusal with a reason and closes. Both sides log
+ * and that it presents the data-directory incarnation the cluster knows it
+ * by (a node that lost its disk must not come back under its old identity),
+ * then answers welcome (with its own incarnation, which the dialer checks
+ * the same way), or refusal with a reason and closes. Both sides log
  * one line per refusal (rate-limited), and a refused dialer backs off longer.
  * Until the handshake completes only tiny frames are accepted.
  *
@@ -26,6 +29,24 @@ export interface HelloPolicy {
   readonly self: NodeId;
   readonly clusterId: string;
   readonly isMember: (id: NodeId) => boolean;
+  /** The incarnation `id` is known by; '' when unknown (any is accepted). */
+  readonly expectedIncarnation: (id: NodeId) => string;
+}
+
+/** Why `id` presenting `presented` is not the member the cluster knows, or null. */
+export function checkIncarnation(
+  policy: Pick<HelloPolicy, 'expectedIncarnation'>,
+  id: NodeId,
+  presented: string,
+): string | null {
+  const expected = policy.expectedIncarnation(id);
+  if (expected === '' || expected === presented) return null;
+  return (
+    `${id} presents data directory incarnation '${presented || '(none)'}' but the cluster knows ` +
+    `${id} by '${expected}': its data directory was replaced (a lost disk?), and a node that lost ` +
+    `its state must not rejoin under its old identity — remove ${id} from the cluster and add it ` +
+    'again as a new member'
+  );
 }
 
 /** The reason to refuse `h`, or null to accept it. */
@@ -55,6 +76,8 @@ export function checkHello(policy: HelloPolicy, h: Hello): Refusal | null {
       reason: `${h.from} is not a member known to ${self} — add it to the cluster first (or it was removed)`,
     };
   }
+  const replaced = checkIncarnation(policy, h.from, h.incarnation);
+  if (replaced !== null) return { code: 'incarnation', reason: replaced };
   if (!(h.from < self)) {
     return {
       code: 'direction',

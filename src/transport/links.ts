@@ -20,7 +20,7 @@ import { type BackoffRange, backoffMs } from './backoff.js';
 import { Connection } from './connection.js';
 import { DecodeError, TransportError } from './errors.js';
 import { FrameType } from './frame.js';
-import { checkHello, HandshakeTimers } from './handshake.js';
+import { checkHello, checkIncarnation, HandshakeTimers } from './handshake.js';
 import type { LimitedLog } from './limited-log.js';
 import type { TransportLimits } from './limits.js';
 import { failPeerWork, formatAddress, newPeer, type Peer, type PeerAddress } from './peer.js';
@@ -46,6 +46,10 @@ export interface PeerLinksOptions {
   readonly random: () => number;
   /** Whether a node that connects to us is a member; defaults to "is in the address book". */
   readonly isMember: ((id: NodeId) => boolean) | undefined;
+  /** This node's data-directory incarnation, sent in the handshake. */
+  readonly incarnation: string;
+  /** The incarnation a peer is known by ('' if unknown: any is accepted). */
+  readonly expectedIncarnation: (id: NodeId) => string;
   /** A frame on a peer's authenticated connection. May throw DecodeError to close it. */
   readonly onFrame: (peer: Peer, conn: Connection, type: number, body: Uint8Array) => void;
   /** A peer left the address book (after its connection was closed). */
@@ -196,6 +200,7 @@ export class PeerLinks {
       clusterId: this.options.clusterId,
       from: this.self,
       to: peer.id,
+      incarnation: this.options.incarnation,
     };
     conn.enqueue(encodeHello(hello, handshakeFrameBytesMax), 'urgent', false);
   }
@@ -220,6 +225,13 @@ export class PeerLinks {
         `the node at ${formatAddress(peer.address)} is ${welcome.self} (protocol ${welcome.version}), ` +
           `not ${peer.id} (protocol ${protocolVersion}): check the address book`,
       );
+      conn.destroy();
+      return;
+    }
+    const replaced = checkIncarnation(this.options, peer.id, welcome.incarnation);
+    if (replaced !== null) {
+      peer.refused = true; // back off as after a refusal
+      this.log.limited(`${peer.id}:incarnation`, 'error', `not connecting: ${replaced}`);
       conn.destroy();
       return;
     }
@@ -301,7 +313,12 @@ export class PeerLinks {
     }
     const hello = decodeHello(body);
     const refusal = checkHello(
-      { self: this.self, clusterId: this.options.clusterId, isMember: (id) => this.isMember(id) },
+      {
+        self: this.self,
+        clusterId: this.options.clusterId,
+        isMember: (id) => this.isMember(id),
+        expectedIncarnation: this.options.expectedIncarnation,
+      },
       hello,
     );
     if (refusal !== null) {
@@ -327,7 +344,12 @@ export class PeerLinks {
         (p) => new TransportError('disconnected', p, `connection to ${p} was replaced`),
       );
     }
-    conn.enqueue(encodeWelcome(this.self, handshakeFrameBytesMax), 'urgent', false);
+    const welcome = {
+      version: protocolVersion,
+      self: this.self,
+      incarnation: this.options.incarnation,
+    };
+    conn.enqueue(encodeWelcome(welcome, handshakeFrameBytesMax), 'urgent', false);
     this.establish(peer, conn, false);
     return peer;
   }

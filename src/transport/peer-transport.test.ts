@@ -157,6 +157,38 @@ describe('PeerTransport', () => {
     expect(a.transport.isConnected(n2)).toBe(false);
   });
 
+  it('refuses a dialer whose data directory was replaced, and connects when it matches', async () => {
+    const inc = (c: string): string => c.repeat(32);
+    const a = await startNode(n1, { incarnation: inc('b') });
+    const b = await startNode(n2, {
+      incarnation: inc('c'),
+      expectedIncarnation: (id) => (id === n1 ? inc('a') : ''),
+    });
+    link([a, b]);
+    await until('refusal logged', () =>
+      b.logs.some((l) => l.includes('refused connection from n1') && l.includes('was replaced')),
+    );
+    await until('dialer logged', () => a.logs.some((l) => l.includes('(incarnation)')));
+    expect(a.transport.isConnected(n2)).toBe(false);
+    const c = await startNode(n3, { incarnation: inc('a') });
+    const d = await startNode(nodeId('n4'), {
+      expectedIncarnation: (id) => (id === n3 ? inc('a') : ''),
+    });
+    link([c, d]);
+    await connected([c, d]);
+  });
+
+  it('does not connect to an acceptor whose data directory was replaced', async () => {
+    const inc = (c: string): string => c.repeat(32);
+    const a = await startNode(n1, { expectedIncarnation: (id) => (id === n2 ? inc('a') : '') });
+    const b = await startNode(n2, { incarnation: inc('d') });
+    link([a, b]);
+    await until('dialer logged', () =>
+      a.logs.some((l) => l.includes('not connecting') && l.includes('was replaced')),
+    );
+    expect(a.transport.isConnected(n2)).toBe(false);
+  });
+
   it('drops messages over the queue bound and reports the peer unreachable (rate-limited)', async () => {
     const a = await startNode(n1, {
       limits: { queueFramesMax: 10, unreachableIntervalMs: 60_000 },

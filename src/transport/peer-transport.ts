@@ -110,6 +110,13 @@ export interface PeerTransportOptions {
    * (we never dial them, they dial us).
    */
   readonly isMember?: (id: NodeId) => boolean;
+  /** This node's data-directory incarnation, presented in every handshake ('' if none). */
+  readonly incarnation?: string;
+  /**
+   * The incarnation a peer is known by ('' if unknown). A peer presenting
+   * another one is refused (it lost its disk and came back under its old id).
+   */
+  readonly expectedIncarnation?: (id: NodeId) => string;
   readonly limits?: Partial<TransportLimits>;
   /** For tests: the jitter source. */
   readonly random?: () => number;
@@ -145,6 +152,8 @@ export class PeerTransport {
       log: this.log,
       random: options.random ?? Math.random,
       isMember: options.isMember,
+      incarnation: options.incarnation ?? '',
+      expectedIncarnation: options.expectedIncarnation ?? (() => ''),
       onFrame: (peer, conn, type, body) => this.onPeerFrame(peer, conn, type, body),
       onRemoved: (peer) => this.unreachableLimiter.forget(peer),
     });

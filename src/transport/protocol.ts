@@ -12,8 +12,10 @@ import { FrameType, finishFrame, startFrame } from './frame.js';
 /** "TNDM": tells a Tandem peer port apart from anything else that connects. */
 export const handshakeMagic = Uint8Array.of(0x54, 0x4e, 0x44, 0x4d);
 /** Version of the transport protocol (frames and handshake). */
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 export const clusterIdBytesMax = 255;
+/** A data directory's incarnation (32 hex digits; '' when the node has none to offer). */
+export const incarnationBytesMax = 64;
 /** Error and refusal texts are for logs; capped so a peer cannot send megabytes of them. */
 export const reasonBytesMax = 4 * 1024;
 /** Until the handshake completes, frames larger than this close the connection. */
@@ -24,15 +26,31 @@ export interface Hello {
   readonly clusterId: string;
   readonly from: NodeId;
   readonly to: NodeId;
+  /** The dialer's data-directory incarnation. */
+  readonly incarnation: string;
 }
 
-export type RefusalCode = 'version' | 'clusterId' | 'unknownMember' | 'wrongReceiver' | 'direction';
+export interface Welcome {
+  readonly version: number;
+  readonly self: NodeId;
+  /** The acceptor's data-directory incarnation. */
+  readonly incarnation: string;
+}
+
+export type RefusalCode =
+  | 'version'
+  | 'clusterId'
+  | 'unknownMember'
+  | 'wrongReceiver'
+  | 'direction'
+  | 'incarnation';
 const refusalCodes: readonly RefusalCode[] = [
   'version',
   'clusterId',
   'unknownMember',
   'wrongReceiver',
   'direction',
+  'incarnation',
 ];
 
 export interface Refusal {
@@ -54,6 +72,7 @@ export function encodeHello(h: Hello, frameBytesMax: number): Uint8Array {
   w.string(h.clusterId, clusterIdBytesMax, 'cluster id');
   writeNodeId(w, h.from, 'hello.from');
   writeNodeId(w, h.to, 'hello.to');
+  w.string(h.incarnation, incarnationBytesMax, 'incarnation');
   return finishFrame(w, frameBytesMax);
 }
 
@@ -67,23 +86,26 @@ export function decodeHello(body: Uint8Array): Hello {
   const clusterId = r.string('hello.clusterId', clusterIdBytesMax);
   const from = readNodeId(r, 'hello.from');
   const to = readNodeId(r, 'hello.to');
+  const incarnation = r.string('hello.incarnation', incarnationBytesMax);
   r.end('hello');
-  return { version, clusterId, from, to };
+  return { version, clusterId, from, to, incarnation };
 }
 
-export function encodeWelcome(self: NodeId, frameBytesMax: number): Uint8Array {
-  const w = startFrame(FrameType.welcome, 16);
-  w.u8(protocolVersion);
-  writeNodeId(w, self, 'welcome.self');
+export function encodeWelcome(welcome: Welcome, frameBytesMax: number): Uint8Array {
+  const w = startFrame(FrameType.welcome, 64);
+  w.u8(welcome.version);
+  writeNodeId(w, welcome.self, 'welcome.self');
+  w.string(welcome.incarnation, incarnationBytesMax, 'incarnation');
   return finishFrame(w, frameBytesMax);
 }
 
-export function decodeWelcome(body: Uint8Array): { version: number; self: NodeId } {
+export function decodeWelcome(body: Uint8Array): Welcome {
   const r = new ByteReader(body);
   const version = r.u8('welcome.version');
   const self = readNodeId(r, 'welcome.self');
+  const incarnation = r.string('welcome.incarnation', incarnationBytesMax);
   r.end('welcome');
-  return { version, self };
+  return { version, self, incarnation };
 }
 
 export function encodeRefusal(refusal: Refusal, frameBytesMax: number): Uint8Array {
