@@ -325,6 +325,89 @@ describe('acknowledged writes across kill -9 and restart (3 processes)', () => {
   }, 90_000);
 });
 
+describe('membership on real processes', () => {
+  it('a node joins with --join, is promoted to voter once caught up, and serves', async () => {
+    const cluster = await startCluster(3);
+    for (const child of cluster) {
+      await waitFor(
+        `${child.id} ready`,
+        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+        30_000,
+      );
+    }
+    const [n1] = cluster as [Child];
+    await setWithRetry(n1.respPort, 'before-join', 'yes');
+    const p = { resp: await freePort(), http: await freePort(), peer: await freePort() };
+    const joinVia = n1.http.replace('http://', '');
+    const args = [
+      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', 'n4', '--data', join(root, 'n4')],
+      ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
+      ...['--peer', `127.0.0.1:${p.peer}`, '--join', joinVia, '--tick-ms', '20'],
+      ...['--log-level', 'warn'],
+    ];
+    const n4 = spawnChild('n4', args, `http://127.0.0.1:${p.http}`, p.resp);
+    interface Members {
+      voters: string[];
+      learners: string[];
+      members: { id: string; incarnation: string }[];
+    }
+    const members = await waitFor(
+      'n4 promoted to voter',
+      async () => {
+        const answer = await getJson<Members>(`${n1.http}/v1/admin/members`);
+        return answer?.body.voters.includes('n4') === true ? answer.body : undefined;
+      },
+      30_000,
+    );
+    expect(members.voters.sort()).toEqual(['n1', 'n2', 'n3', 'n4']);
+    expect(members.members.map((m) => m.id)).toEqual(['n1', 'n2', 'n3', 'n4']);
+    // It has the data written before it joined, and takes writes.
+    await setWithRetry(n4.respPort, 'after-join', 'yes');
+    expect(await get(n4.respPort, 'before-join')).toBe('yes');
+    expect(await get(n1.respPort, 'after-join')).toBe('yes');
+    // Joining again is harmless.
+    const again = await fetch(`${n1.http}/v1/admin/members`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(members.members.find((m) => m.id === 'n4')),
+    });
+    expect([200, 421]).toContain(again.status);
+
+    // tandem members: list, remove (the leader hands over first), and a refusal that protects the quorum.
+    const endpoints = [...cluster, n4].map((c) => c.http).join(',');
+    const listed = await runCli(['members', 'list', '--endpoints', endpoints]);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/^ID +ROLE +PEER +RESP +HTTP +LAG +INCARNATION/);
+    expect(listed.stdout.match(/^n[1-4] +(leader|voter) /gm)).toHaveLength(4);
+    const all = [...cluster, n4];
+    const leader = await waitFor('a leader', () => leaderAmong(all), 10_000);
+    const handedOver = await runCli([
+      'members',
+      'remove',
+      leader.child.id,
+      '--endpoints',
+      endpoints,
+    ]);
+    expect(handedOver.code, handedOver.stderr).toBe(0);
+    expect(handedOver.stdout).toMatch(
+      new RegExp(`${leader.child.id} leads: handing leadership over first`),
+    );
+    expect(handedOver.stdout).toMatch(new RegExp(`${leader.child.id} removed`));
+    // Three voters left: with one of them down, removing another would leave no quorum.
+    const rest = all.filter((c) => c !== leader.child);
+    const now = await waitFor('the new leader', () => leaderAmong(rest), 10_000);
+    const [a, b] = rest.filter((c) => c !== now.child) as [Child, Child];
+    if (b.process.pid !== undefined) process.kill(b.process.pid, 'SIGKILL');
+    await b.exited;
+    const refused = await runCli(['members', 'remove', a.id, '--endpoints', endpoints]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/short of the 2 a quorum needs.*--force/);
+    // Removing the one that is down is what an operator should do, and is allowed.
+    const removedDown = await runCli(['members', 'remove', b.id, '--endpoints', endpoints]);
+    expect(removedDown.code, removedDown.stderr).toBe(0);
+  }, 120_000);
+});
+
 /** Runs the tandem CLI to completion (bounded), capturing its output. */
 function runCli(
   args: readonly string[],

@@ -103,5 +103,20 @@ export async function transferLeadership(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
+/** A JSON request with a timeout; the body of any answer (an error's too). */
+export async function requestJson<T>(
+  method: 'GET' | 'POST' | 'DELETE',
+  url: string,
+  body: unknown,
+): Promise<{ status: number; body: T & Record<string, unknown> }> {
+  const response = await fetch(url, {
+    method,
+    headers: body === null ? {} : { 'content-type': 'application/json' },
+    body: body === null ? null : JSON.stringify(body),
+    signal: AbortSignal.timeout(requestTimeoutMs),
+  });
+  return { status: response.status, body: (await response.json()) as T & Record<string, unknown> };
+}
+
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));

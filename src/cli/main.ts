@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerClusterCommands } from './cluster-commands.js';
+import { registerMembersCommands } from './members-commands.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerStartCommand } from './start-command.js';
 
@@ -35,5 +36,6 @@ const program = new Command('tandem')
 registerNodeCommand(program);
 registerStartCommand(program);
 registerClusterCommands(program);
+registerMembersCommands(program);
 
 await program.parseAsync(process.argv);

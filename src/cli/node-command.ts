@@ -12,6 +12,7 @@ import { AdminServer } from '../http/admin-server.js';
 import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
 import { RespServer } from '../resp/server.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
+import { joinCluster } from './join.js';
 import {
   ConfigError,
   formatHostPort,
@@ -33,7 +34,8 @@ export function registerNodeCommand(program: Command): void {
     .option('--resp <host:port>', 'RESP (Redis protocol) listen address (env TANDEM_RESP)')
     .option('--peer <host:port>', 'peer listen address; default: own --initial-cluster entry')
     .option('--http <host:port>', 'admin HTTP listen address (env TANDEM_HTTP)')
-    .option('--initial-cluster <list>', 'n1=HOST:PEERPORT,n2=HOST:PEERPORT,... (all members)')
+    .option('--initial-cluster <list>', 'n1=HOST:PEERPORT,n2=HOST:PEERPORT,... (founding members)')
+    .option('--join <host:port>', "join an existing cluster through any node's admin HTTP address")
     .option(
       '--cluster-id <id>',
       'cluster name; peers of another cluster are refused (default tandem)',
@@ -58,6 +60,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['peer', 'peer'],
     ['http', 'http'],
     ['initial-cluster', 'initialCluster'],
+    ['join', 'join'],
     ['cluster-id', 'clusterId'],
     ['tick-ms', 'tickMs'],
     ['election-ticks', 'electionTicks'],
@@ -147,7 +150,15 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
     throw failure;
   }
   log.info({ resp: formatHostPort(settings.resp), http: formatHostPort(settings.http) }, 'serving');
-  return waitForEnd(node, admin, resp, log);
+  const ended = waitForEnd(node, admin, resp, log);
+  if (settings.join !== null) {
+    let stopped = false;
+    void ended.finally(() => {
+      stopped = true;
+    });
+    void joinCluster(node, settings.join, log, () => stopped);
+  }
+  return ended;
 }
 
 /** Resolves with the exit code: 0 after a graceful stop, 1 on a fatal storage failure. */

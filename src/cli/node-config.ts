@@ -17,7 +17,10 @@ export interface NodeSettings {
   readonly resp: HostPort;
   readonly peer: HostPort;
   readonly http: HostPort;
+  /** The founding members (empty when joining an existing cluster). */
   readonly initialCluster: ReadonlyMap<string, HostPort>;
+  /** Admin HTTP address of any node of the cluster to join, or null. */
+  readonly join: HostPort | null;
   readonly clusterId: string;
   readonly tickMs: number;
   readonly electionTicks: number;
@@ -41,6 +44,7 @@ export const settingNames = [
   'peer',
   'http',
   'initial-cluster',
+  'join',
   'cluster-id',
   'tick-ms',
   'election-ticks',
@@ -195,15 +199,25 @@ function required(raw: RawSettings, name: SettingName): string {
 /** Validates merged settings; throws ConfigError naming the first problem. */
 export function validateSettings(raw: RawSettings): NodeSettings {
   const id = parseId('--id', required(raw, 'id'));
-  const initialCluster = parseInitialCluster(required(raw, 'initial-cluster'));
+  const joinText = raw.join;
+  if ((joinText === undefined) === (raw['initial-cluster'] === undefined)) {
+    throw new ConfigError(
+      'give either --initial-cluster (the founding members of a new cluster) or --join ' +
+        'HOST:HTTPPORT (any node of an existing cluster), not both and not neither',
+    );
+  }
+  const join = joinText === undefined ? null : parseHostPort('--join', joinText);
+  const initialCluster =
+    join === null ? parseInitialCluster(required(raw, 'initial-cluster')) : new Map();
   const advertised = initialCluster.get(id);
-  if (advertised === undefined) {
+  if (join === null && advertised === undefined) {
     throw new ConfigError(
       `--initial-cluster must include this node (${id}), got '${raw['initial-cluster']}'`,
     );
   }
-  const peerText = raw.peer;
-  const peer = peerText === undefined ? advertised : parseHostPort('--peer', peerText);
+  const peerText = raw.peer ?? (join === null ? undefined : required(raw, 'peer'));
+  const peer =
+    peerText === undefined ? (advertised as HostPort) : parseHostPort('--peer', peerText);
   const resp = parseHostPort('--resp', required(raw, 'resp'));
   const http = parseHostPort('--http', required(raw, 'http'));
   const dataDir = required(raw, 'data');
@@ -254,6 +268,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     peer,
     http,
     initialCluster,
+    join,
     clusterId,
     tickMs,
     electionTicks,

@@ -10,10 +10,16 @@
  * await admin.close();
  */
 
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { MemberRecord } from '../node/member-registry.js';
+import type { AdminAnswer } from '../node/membership-admin.js';
 import { RaftRefusedError } from '../node/raft-driver.js';
 import type { NodeInfo } from '../node/tandem-node.js';
 import type { NodeId, Role } from '../raft/types.js';
@@ -27,6 +33,9 @@ export interface AdminNode {
   info(): NodeInfo;
   /** The member registry: each member's addresses and incarnation. */
   members(): readonly MemberRecord[];
+  addMember(record: MemberRecord): Promise<AdminAnswer>;
+  promoteMember(id: string, force: boolean): Promise<AdminAnswer>;
+  removeMember(id: string, force: boolean): Promise<AdminAnswer>;
   peerStats(): Readonly<
     Record<string, { readonly connected: boolean; readonly queueBytes: number }>
   >;
@@ -158,6 +167,48 @@ export class AdminServer {
         return reply.code(202).send({ from: info.id, to, term: info.term });
       },
     );
+    this.registerMembershipRoutes();
+  }
+
+  /**
+   * Membership: list, add (as a learner), promote, remove. Changes go to the
+   * leader; another node answers 421 with the leader's admin address.
+   */
+  private registerMembershipRoutes(): void {
+    const node = this.options.node;
+    const answer = (result: AdminAnswer, reply: FastifyReply) => {
+      if (result.ok) return reply.code(200).send({ message: result.message });
+      const leader = node.info().leader;
+      const leaderHttp = node.members().find((m) => m.id === leader)?.http ?? '';
+      return reply.code(result.status).send({ error: result.error, leader, leaderHttp });
+    };
+    this.app.get('/v1/admin/members', async () => {
+      const info = node.info();
+      return {
+        leader: info.leader,
+        voters: info.voters,
+        learners: info.learners,
+        members: node.members(),
+        followers: info.followers,
+      };
+    });
+    this.app.post<{ Body: MemberRecord }>(
+      '/v1/admin/members',
+      { schema: { body: memberBodySchema } },
+      async (request, reply) => answer(await node.addMember(request.body), reply),
+    );
+    this.app.post<{ Params: { id: string }; Querystring: { force?: boolean } }>(
+      '/v1/admin/members/:id/promote',
+      { schema: { querystring: forceSchema } },
+      async (request, reply) =>
+        answer(await node.promoteMember(request.params.id, request.query.force === true), reply),
+    );
+    this.app.delete<{ Params: { id: string }; Querystring: { force?: boolean } }>(
+      '/v1/admin/members/:id',
+      { schema: { querystring: forceSchema } },
+      async (request, reply) =>
+        answer(await node.removeMember(request.params.id, request.query.force === true), reply),
+    );
   }
 
   /** Gauges and counters read the node when scraped, never in the background. */
@@ -263,3 +314,26 @@ function bestTransferee(info: NodeInfo): string | undefined {
   }
   return best?.id;
 }
+
+const hostPortText = { type: 'string', maxLength: 300 } as const;
+
+/** A member record as the API takes it: id and peer required. */
+const memberBodySchema = {
+  type: 'object',
+  required: ['id', 'peer'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+    peer: { type: 'string', minLength: 3, maxLength: 300 },
+    resp: { ...hostPortText, default: '' },
+    http: { ...hostPortText, default: '' },
+    incarnation: { type: 'string', pattern: '^([0-9a-f]{32})?$', default: '' },
+    learner: { type: 'boolean' },
+  },
+} as const;
+
+const forceSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { force: { type: 'boolean', default: false } },
+} as const;

@@ -43,6 +43,8 @@ export interface MemberRecord {
   readonly http: string;
   /** Random id of the member's data directory; '' for members of the initial cluster. */
   readonly incarnation: string;
+  /** Stays a learner: never promoted automatically (absent: false). */
+  readonly learner?: boolean;
 }
 
 export function sameRecord(a: MemberRecord, b: MemberRecord): boolean {
@@ -51,7 +53,8 @@ export function sameRecord(a: MemberRecord, b: MemberRecord): boolean {
     a.peer === b.peer &&
     a.resp === b.resp &&
     a.http === b.http &&
-    a.incarnation === b.incarnation
+    a.incarnation === b.incarnation &&
+    (a.learner ?? false) === (b.learner ?? false)
   );
 }
 
@@ -133,12 +136,16 @@ function checkRecord(value: unknown): MemberRecord {
       throw new CorruptDataError(`member record: ${field} is not a string`);
     }
   }
-  const record = {
+  if (r.learner !== undefined && typeof r.learner !== 'boolean') {
+    throw new CorruptDataError('member record: learner is not a boolean');
+  }
+  const record: MemberRecord = {
     id: r.id as string,
     peer: r.peer as string,
     resp: r.resp as string,
     http: r.http as string,
     incarnation: r.incarnation as string,
+    ...(r.learner === true ? { learner: true } : {}),
   };
   if (record.id === '' || record.peer === '') {
     throw new CorruptDataError('member record: empty id or peer');

@@ -45,9 +45,18 @@ import {
   readSnapshotHeader,
   sameRecord,
 } from './member-registry.js';
+import {
+  type AdminAnswer,
+  addMember,
+  autoPromote,
+  type MembershipHost,
+  promoteMember,
+  removeMember,
+} from './membership-admin.js';
 import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
 
 const ok = simple('OK');
+const defaultPromoteLagEntries = 1000;
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
 export type { HostPort } from './host-port.js';
@@ -70,6 +79,8 @@ export interface TandemNodeConfig {
   /** How often the leader looks for expired keys, and how many it deletes per cycle. */
   readonly expireCycleMs: number;
   readonly expireKeysPerCycle: number;
+  /** A learner within this many entries of the leader's log is promoted to voter. */
+  readonly promoteLagEntries?: number;
   /** Addresses clients use, recorded in the member registry ('' if not served). */
   readonly respAddress?: string;
   readonly httpAddress?: string;
@@ -167,6 +178,7 @@ export class TandemNode {
   private registerTimer: NodeJS.Timeout | null = null;
   private registering = false;
   private replacedLogged = false;
+  private learned: MemberRecord[] = [];
   private expiring = false;
   private stopping = false;
   /** Resolves when the node stopped on its own (storage failure). */
@@ -389,7 +401,7 @@ export class TandemNode {
     for (const [id, address] of this.config.members) {
       if (id !== this.config.id) book.set(nodeId(id), address);
     }
-    for (const record of this.machine.registry.all()) {
+    for (const record of [...this.learned, ...this.machine.registry.all()]) {
       if (record.id === this.config.id) continue;
       const address = parseHostPort(record.peer);
       if (address === null) {
@@ -412,6 +424,15 @@ export class TandemNode {
     return this.viaLeader({ kind: 'member', entry }, alone);
   }
 
+  /**
+   * Addresses learned from a member of the cluster this node joins, used
+   * until its own registry (from the log) has them.
+   */
+  learnPeers(records: readonly MemberRecord[]): void {
+    this.learned = [...records];
+    this.updatePeers();
+  }
+
   /** The record this node keeps in the registry: its addresses and incarnation. */
   ownRecord(): MemberRecord {
     const peer = this.config.members.get(this.config.id) ?? this.config.peerListen;
@@ -432,8 +453,16 @@ export class TandemNode {
   private async registerCycle(): Promise<void> {
     const driver = this.driverRef;
     if (this.stopping || this.registering || driver === null || driver.leaderId === '') return;
-    const want = this.ownRecord();
-    const have = this.machine.registry.get(want.id);
+    if (driver.isLeader) {
+      this.registering = true;
+      const lagMax = this.config.promoteLagEntries ?? defaultPromoteLagEntries;
+      await autoPromote(this.membershipHost(), lagMax).finally(() => {
+        this.registering = false;
+      });
+    }
+    const own = this.ownRecord();
+    const have = this.machine.registry.get(own.id);
+    const want = have?.learner === true ? { ...own, learner: true } : own;
     if (have !== undefined && sameRecord(have, want)) return;
     if (have !== undefined && have.incarnation !== '' && have.incarnation !== want.incarnation) {
       if (!this.replacedLogged) {
@@ -458,6 +487,41 @@ export class TandemNode {
     } finally {
       this.registering = false;
     }
+  }
+
+  /** Adds a member as a learner (leader only); see membership-admin.ts. */
+  addMember(record: MemberRecord): Promise<AdminAnswer> {
+    return addMember(this.membershipHost(), record);
+  }
+
+  promoteMember(id: string, force: boolean): Promise<AdminAnswer> {
+    return promoteMember(this.membershipHost(), nodeId(id), force);
+  }
+
+  removeMember(id: string, force: boolean): Promise<AdminAnswer> {
+    return removeMember(this.membershipHost(), nodeId(id), force);
+  }
+
+  private membershipHost(): MembershipHost {
+    const driver = this.driver;
+    return {
+      id: nodeId(this.config.id),
+      isLeader: driver.isLeader,
+      registry: this.machine.registry,
+      view: () => {
+        const info = this.info();
+        return {
+          leader: info.leader,
+          voters: info.voters,
+          learners: info.learners,
+          lastIndex: info.lastIndex,
+          followers: info.followers,
+        };
+      },
+      proposeMember: (entry) => this.proposeMember(entry),
+      proposeConfChange: (change) => driver.proposeConfChange(change),
+      log: this.log,
+    };
   }
 
   /** The member registry's records (addresses of every registered member). */
