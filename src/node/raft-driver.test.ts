@@ -170,6 +170,22 @@ describe('RaftDriver', () => {
     expect(machines.get(again.id)?.items).toEqual(['kept']);
   });
 
+  it('bounds the bytes of proposals waiting to commit, and admits more once they did', async () => {
+    for (const id of ids) await startNode(id, { pendingBytesMax: 250 });
+    const lead = await waitFor('a leader', leader);
+    const first = lead.propose(Buffer.alloc(100, 'a'));
+    const second = lead.propose(Buffer.alloc(100, 'b'));
+    // Nothing can commit within this turn of the event loop: 200 bytes are pending.
+    const third = await lead.propose(Buffer.alloc(100, 'c')).catch((e: unknown) => e);
+    expect(third).toBeInstanceOf(RaftRefusedError);
+    expect((third as Error).message).toMatch(
+      /200 bytes of writes are waiting to commit \(limit 250\)/,
+    );
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    // Committed: the bytes are released. A single proposal over the bound is still admitted.
+    expect(await lead.propose(Buffer.alloc(400, 'd'))).toBe(3);
+  });
+
   it('snapshots, compacts and brings a lagging node up to date by snapshot', async () => {
     for (const id of ids) await startNode(id, { snapshotEntries: 20 });
     const lead = await waitFor('a leader', leader);

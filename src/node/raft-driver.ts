@@ -72,6 +72,12 @@ export interface RaftDriverOptions {
   readonly slowPersistMs: number;
   /** Most proposals waiting for their entry to apply. */
   readonly pendingProposalsMax: number;
+  /**
+   * Payload bytes of proposals not yet applied here. Past it, new proposals
+   * are refused (retryable) so memory stays bounded when the cluster cannot
+   * keep up; one proposal is always admitted, however large.
+   */
+  readonly pendingBytesMax?: number;
   /** Seed of the core's randomized election timeouts. */
   readonly seed: number;
 }
@@ -99,6 +105,8 @@ export interface DriverEvents<Result> {
 
 interface PendingProposal<Result> {
   readonly term: Term;
+  /** Payload bytes, counted against `pendingBytesMax` until settled. */
+  readonly bytes: number;
   readonly resolve: (result: Result | null) => void;
   readonly reject: (error: Error) => void;
 }
@@ -111,6 +119,7 @@ interface PendingRead {
 /** Beyond this many missed ticks every timer has fired; more change nothing. */
 const catchUpTicksFactor = 4;
 const readyLoopMax = 64;
+const defaultPendingBytesMax = 64 * 1024 * 1024;
 
 export class RaftDriver<Result> {
   private core: RaftNode;
@@ -121,6 +130,8 @@ export class RaftDriver<Result> {
   /** The durable halves of Readys, chained so they run in order. */
   private durableChain: Promise<void> = Promise.resolve();
   private readonly proposals = new Map<number, PendingProposal<Result>>();
+  /** Sum of `bytes` over `proposals`. */
+  private pendingBytes = 0;
   /** Reads waiting for the next read index request, and those sent, by context. */
   private readsToSend: PendingRead[] = [];
   private readonly readsSent = new Map<string, { reads: PendingRead[]; tick: number }>();
@@ -280,12 +291,24 @@ export class RaftDriver<Result> {
         }),
       );
     }
+    const bytesMax = this.options.pendingBytesMax ?? defaultPendingBytesMax;
+    if (this.proposals.size > 0 && this.pendingBytes + data.length > bytesMax) {
+      return Promise.reject(
+        new RaftRefusedError({
+          kind: 'tooMany',
+          message:
+            `${this.pendingBytes} bytes of writes are waiting to commit (limit ${bytesMax}): ` +
+            'the cluster is not keeping up; retry after a short pause',
+        }),
+      );
+    }
     const result = this.core.propose(data);
     if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
     this.stats.proposals++;
     this.scheduleReady();
+    this.pendingBytes += data.length;
     return new Promise((resolve, reject) => {
-      this.proposals.set(result.index, { term: result.term, resolve, reject });
+      this.proposals.set(result.index, { term: result.term, bytes: data.length, resolve, reject });
     });
   }
 
@@ -296,7 +319,8 @@ export class RaftDriver<Result> {
     if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
     this.scheduleReady();
     return new Promise((resolve, reject) => {
-      this.proposals.set(result.index, { term: result.term, resolve: () => resolve(), reject });
+      const settle = { term: result.term, bytes: 0, resolve: () => resolve(), reject };
+      this.proposals.set(result.index, settle);
     });
   }
 
@@ -363,6 +387,7 @@ export class RaftDriver<Result> {
   private failWaiting(error: Error): void {
     for (const p of this.proposals.values()) p.reject(error);
     this.proposals.clear();
+    this.pendingBytes = 0;
     for (const r of this.readsToSend) r.reject(error);
     this.readsToSend = [];
     for (const sent of this.readsSent.values()) for (const r of sent.reads) r.reject(error);
@@ -525,7 +550,7 @@ export class RaftDriver<Result> {
     // Proposals at or below the snapshot were decided by others; their results are unknown here.
     for (const [index, p] of this.proposals) {
       if (index > meta.index) continue;
-      this.proposals.delete(index);
+      this.takeProposal(index);
       p.reject(lostError('a snapshot replaced the log before the entry was applied here'));
     }
   }
@@ -543,11 +568,20 @@ export class RaftDriver<Result> {
     this.applied = entry.index;
     this.stats.applied++;
     this.events.onApplied?.(entry.index, result);
-    const pending = this.proposals.get(entry.index);
+    const pending = this.takeProposal(entry.index);
     if (pending === undefined) return;
-    this.proposals.delete(entry.index);
     if (pending.term === entry.term) pending.resolve(result);
     else pending.reject(lostError('a new leader replaced the entry before it committed'));
+  }
+
+  /** Removes the proposal at `index` (if any) and its bytes from the pending count. */
+  private takeProposal(index: number): PendingProposal<Result> | undefined {
+    const pending = this.proposals.get(index);
+    if (pending === undefined) return undefined;
+    this.proposals.delete(index);
+    this.pendingBytes -= pending.bytes;
+    assert(this.pendingBytes >= 0, 'pending proposal bytes never go negative');
+    return pending;
   }
 
   private serveReads(): void {

@@ -79,6 +79,11 @@ export interface TandemNodeConfig {
   /** How often the leader looks for expired keys, and how many it deletes per cycle. */
   readonly expireCycleMs: number;
   readonly expireKeysPerCycle: number;
+  /**
+   * Bytes of writes the leader lets wait for commit; past it, writes wait
+   * (up to requestTimeoutMs) and then fail with TRYAGAIN.
+   */
+  readonly pendingBytesMax?: number;
   /** A learner within this many entries of the leader's log is promoted to voter. */
   readonly promoteLagEntries?: number;
   /** Addresses clients use, recorded in the member registry ('' if not served). */
@@ -256,6 +261,9 @@ export class TandemNode {
           snapshotEntries: config.snapshotEntries,
           slowPersistMs: 500,
           pendingProposalsMax: 100_000,
+          ...(config.pendingBytesMax === undefined
+            ? {}
+            : { pendingBytesMax: config.pendingBytesMax }),
           seed: randomInt(2 ** 31),
         },
         opened,
