@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { MemberRecord } from '../node/member-registry.js';
 import type { AdminAnswer } from '../node/membership-admin.js';
+import { bestTransferee } from '../node/membership-rules.js';
 import { RaftRefusedError } from '../node/raft-driver.js';
 import type { NodeInfo } from '../node/tandem-node.js';
 import type { NodeId, Role } from '../raft/types.js';
@@ -46,6 +47,8 @@ export interface AdminNode {
     readonly snapshots: number;
   };
   transferLeadership(to: NodeId): void;
+  /** Counters kept by the node itself. */
+  readonly counters: { readonly degradedHandovers: number };
 }
 
 export interface AdminServerOptions {
@@ -265,6 +268,15 @@ export class AdminServer {
       'slowPersists',
     );
     counter('tandem_snapshots_total', 'Snapshots taken', 'snapshots');
+    new Counter({
+      name: 'tandem_degraded_handovers_total',
+      help: 'Times this node, as a slow leader (fsync or event-loop delay), handed leadership over',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(node.counters.degradedHandovers);
+      },
+    });
 
     new Gauge({
       name: 'tandem_peer_lag_entries',
@@ -301,20 +313,6 @@ export class AdminServer {
 }
 
 /** The most caught-up active follower, as seen by the leader. */
-function bestTransferee(info: NodeInfo): string | undefined {
-  let best: NodeInfo['followers'][number] | undefined;
-  for (const f of info.followers) {
-    if (!info.voters.includes(f.id) || f.id === info.id) continue;
-    if (
-      best === undefined ||
-      (f.active && !best.active) ||
-      (f.active === best.active && f.match > best.match)
-    )
-      best = f;
-  }
-  return best?.id;
-}
-
 const hostPortText = { type: 'string', maxLength: 300 } as const;
 
 /** A member record as the API takes it: id and peer required. */

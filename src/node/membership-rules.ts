@@ -65,3 +65,31 @@ export function learnerToPromote(
   }
   return null;
 }
+
+export interface FollowerView {
+  readonly id: NodeId;
+  readonly match: number;
+  readonly active: boolean;
+}
+
+/**
+ * The voter to hand leadership to: active before inactive, then the most
+ * caught-up; undefined with no other voter.
+ */
+export function bestTransferee(info: {
+  readonly id: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly followers: readonly FollowerView[];
+}): NodeId | undefined {
+  let best: FollowerView | undefined;
+  for (const f of info.followers) {
+    if (!info.voters.includes(f.id) || f.id === info.id) continue;
+    if (
+      best === undefined ||
+      (f.active && !best.active) ||
+      (f.active === best.active && f.match > best.match)
+    )
+      best = f;
+  }
+  return best?.id;
+}

@@ -101,6 +101,8 @@ export interface DriverEvents<Result> {
   onApplied?(index: LogIndex, result: Result | null): void;
   /** Storage failed: the process must exit and recover from disk. */
   onFatal(error: unknown): void;
+  /** A Ready that had to be synced became durable after `ms` (fsync latency). */
+  onSynced?(ms: number): void;
 }
 
 interface PendingProposal<Result> {
@@ -481,6 +483,7 @@ export class RaftDriver<Result> {
       }
       const tookMs = performanceNow() - startedMs;
       this.stats.persists++;
+      if (rd.mustSync) this.events.onSynced?.(tookMs);
       if (tookMs > this.options.slowPersistMs && rd.mustSync) {
         this.stats.slowPersists++;
         this.log.warn({ ms: Math.round(tookMs), entries: rd.entries.length }, 'slow fsync');

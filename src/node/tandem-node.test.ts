@@ -12,6 +12,20 @@ import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-
 
 const log = pino({ level: 'silent' });
 
+/** A disk whose WAL fdatasyncs take `delayMs` longer (0: as fast as the real one). */
+class SlowableFs extends DelegatingFileSystem {
+  delayMs = 0;
+  protected override wrapFile(file: FsFile): FsFile {
+    if (!file.path.includes('/wal/')) return file;
+    return overrideFile(file, {
+      datasync: async () => {
+        if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+        await file.datasync();
+      },
+    });
+  }
+}
+
 /** A disk whose WAL fdatasyncs fail with EIO once `broken` is set. */
 class BreakableFs extends DelegatingFileSystem {
   broken = false;
@@ -256,4 +270,53 @@ describe('TandemNode over real sockets and disks', () => {
     expect(await reborn.read(0, ['GET', 'k'], true)).toEqual({ kind: 'null' });
     expect(leader.members().find((m) => m.id === 'n3')?.incarnation).toBe(n3.incarnation);
   });
+
+  it('a leader whose disk stays slow hands leadership to a healthy follower', async () => {
+    const members = await loopbackMembers(3);
+    const disks = new Map<string, SlowableFs>();
+    nodes = await Promise.all(
+      [...members].map(([id, address]) => {
+        const fs = new SlowableFs(new NodeFileSystem());
+        disks.set(id, fs);
+        return TandemNode.start(
+          {
+            ...tandemNodeDefaults,
+            id,
+            clusterId: 'test',
+            dataDir: join(root, id),
+            peerListen: address,
+            members,
+            tickMs: 20,
+            degradation: {
+              fsyncP99Ms: 40,
+              windowMs: 1_000,
+              sustainMs: 1_000,
+              loopDelayP99Ms: 5_000,
+            },
+          },
+          fs,
+          log,
+        );
+      }),
+    );
+    const first = await waitFor('a leader', () => nodes.find((n) => n.isLeader));
+    (disks.get(first.config.id) as SlowableFs).delayMs = 80;
+    // Keep writing so the slow disk is measured; bounded by waitFor's deadline.
+    let writing = true;
+    const writer = (async () => {
+      while (writing) await first.write(0, ['INCR', 'n']).catch(() => undefined);
+    })();
+    try {
+      const next = await waitFor(
+        'leadership to move off the slow disk',
+        () => nodes.find((n) => n.isLeader && n !== first),
+        { timeoutMs: 15_000 },
+      );
+      expect(next).not.toBe(first);
+      expect(first.counters.degradedHandovers).toBe(1);
+    } finally {
+      writing = false;
+      await writer;
+    }
+  }, 30_000);
 });

@@ -16,6 +16,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { type ApplyResult, KvStateMachine, type Published, type WatchedKey } from '../kv/index.js';
 import { error, type Reply, simple } from '../kv/reply.js';
@@ -26,6 +27,7 @@ import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
+import { DegradationDetector, type DegradationLimits, degradationDefaults } from './degradation.js';
 import {
   decodeForwardRequest,
   decodeReplyBinary,
@@ -53,10 +55,12 @@ import {
   promoteMember,
   removeMember,
 } from './membership-admin.js';
+import { bestTransferee } from './membership-rules.js';
 import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
 
 const ok = simple('OK');
 const defaultPromoteLagEntries = 1000;
+const degradationCheckMs = 1_000;
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
 export type { HostPort } from './host-port.js';
@@ -84,6 +88,8 @@ export interface TandemNodeConfig {
    * (up to requestTimeoutMs) and then fail with TRYAGAIN.
    */
   readonly pendingBytesMax?: number;
+  /** When a slow leader hands leadership over (see degradation.ts); defaults apply per field. */
+  readonly degradation?: Partial<DegradationLimits>;
   /** A learner within this many entries of the leader's log is promoted to voter. */
   readonly promoteLagEntries?: number;
   /** Addresses clients use, recorded in the member registry ('' if not served). */
@@ -181,6 +187,12 @@ export class TandemNode {
   private readonly publishListeners = new Set<(p: Published) => void>();
   private expireTimer: NodeJS.Timeout | null = null;
   private registerTimer: NodeJS.Timeout | null = null;
+  private degradationTimer: NodeJS.Timeout | null = null;
+  private readonly degradation: DegradationDetector;
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  private noTransfereeLogged = false;
+  /** Counters for metrics. */
+  readonly counters = { degradedHandovers: 0 };
   private registering = false;
   private replacedLogged = false;
   private learned: MemberRecord[] = [];
@@ -199,6 +211,7 @@ export class TandemNode {
     readonly incarnation: string,
     private readonly log: Logger,
   ) {
+    this.degradation = new DegradationDetector({ ...degradationDefaults, ...config.degradation });
     this.fatal = new Promise((resolve) => {
       this.reportFatal = resolve;
     });
@@ -273,6 +286,7 @@ export class TandemNode {
           sendSnapshot: (message, chunks) => transport.sendSnapshot(message.to, message, chunks),
         },
         {
+          onSynced: (ms) => started.degradation.record('fsync', performance.now(), ms),
           onFatal: (failure) => started.onFatal(failure),
           onApplied: (_index, result) => {
             if (result?.published !== undefined) started.deliver(result.published);
@@ -286,6 +300,8 @@ export class TandemNode {
       throw failure;
     }
     started.expireTimer = setInterval(() => started.expireCycle(), config.expireCycleMs);
+    started.loopDelay.enable();
+    started.degradationTimer = setInterval(() => started.degradationCycle(), degradationCheckMs);
     const registerMs = config.tickMs * config.electionTimeoutTicks;
     started.registerTimer = setInterval(() => void started.registerCycle(), registerMs);
     return started;
@@ -393,6 +409,8 @@ export class TandemNode {
     this.stopping = true;
     if (this.expireTimer !== null) clearInterval(this.expireTimer);
     if (this.registerTimer !== null) clearInterval(this.registerTimer);
+    if (this.degradationTimer !== null) clearInterval(this.degradationTimer);
+    this.loopDelay.disable();
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
     await this.transport.close();
@@ -631,6 +649,44 @@ export class TandemNode {
     return request.kind === 'write'
       ? kv.prepareWrite(request.db, request.argv, now, seed)
       : kv.prepareExec(request.db, request.commands, request.watched, now, seed);
+  }
+
+  /**
+   * On the leader: samples the event-loop delay, and hands leadership to an
+   * up-to-date follower once the detector says this node has stayed slow.
+   */
+  private degradationCycle(): void {
+    const now = performance.now();
+    const delayP99Ms = this.loopDelay.percentile(99) / 1e6;
+    if (Number.isFinite(delayP99Ms)) this.degradation.record('loopDelay', now, delayP99Ms);
+    this.loopDelay.reset();
+    const driver = this.driverRef;
+    if (driver === null || !driver.isLeader || this.stopping) return;
+    const verdict = this.degradation.check(now);
+    if (!verdict.degraded) return;
+    const info = this.info();
+    const to = bestTransferee(info);
+    const target = info.followers.find((f) => f.id === to);
+    if (to === undefined || target === undefined || !target.active || target.lag > 0) {
+      if (!this.noTransfereeLogged) {
+        this.noTransfereeLogged = true;
+        this.log.warn(
+          { why: verdict.reason },
+          'leader degraded, but no follower is healthy and up to date',
+        );
+      }
+      return;
+    }
+    this.noTransfereeLogged = false;
+    this.log.warn({ to, why: verdict.reason }, 'leader degraded: handing leadership over');
+    this.counters.degradedHandovers++;
+    this.degradation.handedOver(now);
+    try {
+      driver.transferLeadership(to);
+    } catch (failure) {
+      if (!(failure instanceof RaftRefusedError)) throw failure;
+      this.log.warn({ to, err: failure }, 'leadership transfer refused');
+    }
   }
 
   private expireCycle(): void {

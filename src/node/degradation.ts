@@ -1,0 +1,119 @@
+/**
+ * Failover on degradation (issue 5): a leader whose disk (fsync latency) or
+ * event loop (delay) stays slow hands leadership to a healthy, up-to-date
+ * follower, rather than slowing every write of the cluster.
+ *
+ * The detector is pure and driven by the caller's clock: samples go into a
+ * sliding window; a check computes the window's p99 for each signal, and the
+ * leader is degraded once some p99 has stayed above its threshold for
+ * `sustainMs` without interruption (one healthy check resets it: hysteresis).
+ * After a handover, none is advised again before `minIntervalMs`.
+ */
+
+export interface DegradationLimits {
+  /** fsync p99 above this is slow (ms). */
+  readonly fsyncP99Ms: number;
+  /** Event-loop delay p99 above this is slow (ms). */
+  readonly loopDelayP99Ms: number;
+  /** The sliding window the p99s are computed over (ms). */
+  readonly windowMs: number;
+  /** How long a p99 must stay above its threshold (ms). */
+  readonly sustainMs: number;
+  /** The least time between two handovers (ms). */
+  readonly minIntervalMs: number;
+}
+
+export const degradationDefaults: DegradationLimits = {
+  fsyncP99Ms: 500,
+  loopDelayP99Ms: 500,
+  windowMs: 10_000,
+  sustainMs: 10_000,
+  minIntervalMs: 60_000,
+};
+
+/** Samples kept per signal, at most (a limit on everything). */
+const samplesMax = 10_000;
+
+export type Signal = 'fsync' | 'loopDelay';
+
+export interface Verdict {
+  /** Hand leadership over now. */
+  readonly degraded: boolean;
+  /** Why, for the log line: which p99 is above which threshold, and for how long. */
+  readonly reason: string;
+  readonly fsyncP99Ms: number;
+  readonly loopDelayP99Ms: number;
+}
+
+class Window {
+  private readonly times: number[] = [];
+  private readonly values: number[] = [];
+
+  add(atMs: number, value: number): void {
+    this.times.push(atMs);
+    this.values.push(value);
+    if (this.times.length > samplesMax) {
+      this.times.shift();
+      this.values.shift();
+    }
+  }
+
+  /** p99 of the samples newer than `sinceMs` (0 with none). */
+  p99(sinceMs: number): number {
+    while (this.times.length > 0 && (this.times[0] as number) < sinceMs) {
+      this.times.shift();
+      this.values.shift();
+    }
+    if (this.values.length === 0) return 0;
+    const sorted = [...this.values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] as number;
+  }
+}
+
+export class DegradationDetector {
+  private readonly windows: Record<Signal, Window> = {
+    fsync: new Window(),
+    loopDelay: new Window(),
+  };
+  /** Since when some p99 has been above its threshold, or null. */
+  private slowSinceMs: number | null = null;
+  private lastHandoverMs = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly limits: DegradationLimits = degradationDefaults) {}
+
+  record(signal: Signal, atMs: number, valueMs: number): void {
+    this.windows[signal].add(atMs, valueMs);
+  }
+
+  /** Evaluates the window at `nowMs`; call it periodically (e.g. every second). */
+  check(nowMs: number): Verdict {
+    const since = nowMs - this.limits.windowMs;
+    const fsyncP99Ms = this.windows.fsync.p99(since);
+    const loopDelayP99Ms = this.windows.loopDelay.p99(since);
+    const slow: string[] = [];
+    if (fsyncP99Ms > this.limits.fsyncP99Ms) {
+      slow.push(`fsync p99 ${Math.round(fsyncP99Ms)} ms > ${this.limits.fsyncP99Ms} ms`);
+    }
+    if (loopDelayP99Ms > this.limits.loopDelayP99Ms) {
+      slow.push(
+        `event-loop delay p99 ${Math.round(loopDelayP99Ms)} ms > ${this.limits.loopDelayP99Ms} ms`,
+      );
+    }
+    if (slow.length === 0) {
+      this.slowSinceMs = null;
+      return { degraded: false, reason: 'healthy', fsyncP99Ms, loopDelayP99Ms };
+    }
+    this.slowSinceMs ??= nowMs;
+    const forMs = nowMs - this.slowSinceMs;
+    const reason = `${slow.join(', ')} for ${Math.round(forMs / 1000)} s`;
+    const sustained = forMs >= this.limits.sustainMs;
+    const allowed = nowMs - this.lastHandoverMs >= this.limits.minIntervalMs;
+    return { degraded: sustained && allowed, reason, fsyncP99Ms, loopDelayP99Ms };
+  }
+
+  /** A handover happened at `nowMs`: restart the clocks. */
+  handedOver(nowMs: number): void {
+    this.lastHandoverMs = nowMs;
+    this.slowSinceMs = null;
+  }
+}
