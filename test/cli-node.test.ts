@@ -7,8 +7,8 @@
  * the leader under load, and the killed node catching up after a restart.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -29,7 +29,13 @@ interface Child {
 let root = '';
 let children: Child[] = [];
 
-async function startCluster(size: number): Promise<Child[]> {
+interface ClusterOptions {
+  /** Where node `id` keeps its data (default: under the test's root). */
+  readonly dataDir?: (id: string) => string;
+  readonly extraArgs?: readonly string[];
+}
+
+async function startCluster(size: number, options: ClusterOptions = {}): Promise<Child[]> {
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const ports = new Map<string, { resp: number; http: number; peer: number }>();
   for (const id of ids)
@@ -39,9 +45,11 @@ async function startCluster(size: number): Promise<Child[]> {
     const p = ports.get(id);
     if (p === undefined) throw new Error('no ports');
     const args = [
-      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(root, id)],
+      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id],
+      ...['--data', options.dataDir?.(id) ?? join(root, id)],
       ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
       ...['--initial-cluster', initialCluster, '--tick-ms', '20', '--log-level', 'warn'],
+      ...(options.extraArgs ?? []),
     ];
     return spawnChild(id, args, `http://127.0.0.1:${p.http}`, p.resp);
   });
@@ -406,6 +414,84 @@ describe('membership on real processes', () => {
     const removedDown = await runCli(['members', 'remove', b.id, '--endpoints', endpoints]);
     expect(removedDown.code, removedDown.stderr).toBe(0);
   }, 120_000);
+});
+
+/** Mounts a tmpfs of `sizeMb` at `dir`; false (with the reason) when this machine does not allow it. */
+function mountTmpfs(dir: string, sizeMb: number): { ok: boolean; why: string } {
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  return { ok: result.status === 0, why: (result.stderr || result.error?.message) ?? '' };
+}
+
+describe('disk full on real processes', () => {
+  it('a nearly full tmpfs under one node raises NOSPACE; deleting data and freeing space clears it', async (context) => {
+    const disk = join(root, 'small-disk');
+    await mkdir(disk, { recursive: true });
+    const mounted = mountTmpfs(disk, 64);
+    if (!mounted.ok) {
+      context.skip(
+        `cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): ${mounted.why.trim()}`,
+      );
+      return;
+    }
+    try {
+      const cluster = await startCluster(3, {
+        dataDir: (id) => (id === 'n2' ? join(disk, id) : join(root, id)),
+        extraArgs: ['--space-low-bytes', String(16 * 1024 * 1024)],
+      });
+      for (const child of cluster) {
+        await waitFor(
+          `${child.id} ready`,
+          async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+          30_000,
+        );
+      }
+      const [n1] = cluster as [Child];
+      await setWithRetry(n1.respPort, 'kept', 'v');
+      // Fill the small disk until under 16 MiB are free.
+      const filler = join(disk, 'filler');
+      const fill = spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=52'], {
+        timeout: 30_000,
+      });
+      expect(fill.status).toBe(0);
+      const { Redis } = await import('ioredis');
+      const client = new Redis({ port: n1.respPort, host: '127.0.0.1', maxRetriesPerRequest: 0 });
+      try {
+        const refusal = await waitFor(
+          'writes refused with NOSPACE',
+          async () => {
+            const error = await client.set('x', 'y').then(
+              () => undefined,
+              (e: unknown) => e as Error,
+            );
+            return error?.message.startsWith('NOSPACE') === true ? error.message : undefined;
+          },
+          20_000,
+        );
+        expect(refusal).toMatch(/NOSPACE n2 has \d+ bytes free .*reads and deletes still work/);
+        expect(await client.get('kept')).toBe('v');
+        expect(await client.del('kept')).toBe(1);
+        await rm(filler);
+        await waitFor(
+          'the alarm cleared',
+          async () => ((await client.set('x', 'y').catch(() => null)) === 'OK' ? true : undefined),
+          20_000,
+        );
+      } finally {
+        client.disconnect();
+      }
+    } finally {
+      for (const child of children) {
+        if (child.process.exitCode === null && child.process.pid !== undefined) {
+          process.kill(child.process.pid, 'SIGKILL');
+        }
+      }
+      await Promise.all(children.map((c) => c.exited));
+      spawnSync('umount', [disk], { timeout: 10_000 });
+    }
+  }, 90_000);
 });
 
 /** Runs the tandem CLI to completion (bounded), capturing its output. */

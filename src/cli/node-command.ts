@@ -44,6 +44,10 @@ export function registerNodeCommand(program: Command): void {
     .option('--election-ticks <n>', 'election timeout in ticks (default 10)')
     .option('--heartbeat-ticks <n>', 'heartbeat interval in ticks (default 1)')
     .option('--read-mode <mode>', 'readIndex or lease (default readIndex)')
+    .option(
+      '--space-low-bytes <n>',
+      'raise the NOSPACE alarm below this many free bytes under --data (default 268435456)',
+    )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .action(async (options: Record<string, string | undefined>) => {
@@ -66,6 +70,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['election-ticks', 'electionTicks'],
     ['heartbeat-ticks', 'heartbeatTicks'],
     ['read-mode', 'readMode'],
+    ['space-low-bytes', 'spaceLowBytes'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -124,6 +129,7 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
       electionTimeoutTicks: settings.electionTicks,
       heartbeatTicks: settings.heartbeatTicks,
       readMode: settings.readMode,
+      spaceLowBytes: settings.spaceLowBytes,
       respAddress: formatHostPort(settings.resp),
       httpAddress: formatHostPort(settings.http),
     },

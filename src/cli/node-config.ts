@@ -26,6 +26,8 @@ export interface NodeSettings {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly readMode: ReadMode;
+  /** Free bytes under the data directory below which the NOSPACE alarm is raised. */
+  readonly spaceLowBytes: number;
   readonly logLevel: LogLevel;
 }
 
@@ -50,6 +52,7 @@ export const settingNames = [
   'election-ticks',
   'heartbeat-ticks',
   'read-mode',
+  'space-low-bytes',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -61,6 +64,7 @@ const defaults: RawSettings = {
   'election-ticks': '10',
   'heartbeat-ticks': '1',
   'read-mode': 'readIndex',
+  'space-low-bytes': String(256 * 1024 * 1024),
   'log-level': 'info',
 };
 
@@ -245,6 +249,12 @@ export function validateSettings(raw: RawSettings): NodeSettings {
   if (readMode !== 'readIndex' && readMode !== 'lease') {
     throw new ConfigError(`--read-mode must be readIndex or lease, got '${readMode}'`);
   }
+  const spaceLowBytes = parseInteger(
+    '--space-low-bytes',
+    required(raw, 'space-low-bytes'),
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -274,6 +284,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     electionTicks,
     heartbeatTicks,
     readMode,
+    spaceLowBytes,
     logLevel: logLevel as LogLevel,
   };
 }

@@ -18,7 +18,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { MemberRecord } from '../node/member-registry.js';
+import type { Alarm, MemberRecord } from '../node/member-registry.js';
 import type { AdminAnswer } from '../node/membership-admin.js';
 import { bestTransferee } from '../node/membership-rules.js';
 import { RaftRefusedError } from '../node/raft-driver.js';
@@ -34,6 +34,8 @@ export interface AdminNode {
   info(): NodeInfo;
   /** The member registry: each member's addresses and incarnation. */
   members(): readonly MemberRecord[];
+  /** Raised alarms (NOSPACE), cluster-wide. */
+  alarms(): readonly Alarm[];
   addMember(record: MemberRecord): Promise<AdminAnswer>;
   promoteMember(id: string, force: boolean): Promise<AdminAnswer>;
   removeMember(id: string, force: boolean): Promise<AdminAnswer>;
@@ -136,6 +138,7 @@ export class AdminServer {
       ...node.info(),
       incarnation: node.incarnation,
       members: node.members(),
+      alarms: node.alarms(),
       draining: this.draining,
       peers: node.peerStats(),
       driver: node.driverStats(),

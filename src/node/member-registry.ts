@@ -58,8 +58,37 @@ export function sameRecord(a: MemberRecord, b: MemberRecord): boolean {
   );
 }
 
+/** A member's raised alarm (issue 5): NOSPACE while its disk is nearly full. */
+export interface Alarm {
+  readonly id: string;
+  readonly kind: 'nospace';
+  /** What the member saw, for the error clients get. */
+  readonly detail: string;
+}
+
 export class MemberRegistry {
   private readonly records = new Map<string, MemberRecord>();
+  private readonly alarmed = new Map<string, Alarm>();
+
+  /** Raised alarms, in member id order. */
+  alarms(): Alarm[] {
+    return [...this.alarmed.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  alarmOf(id: string): Alarm | undefined {
+    return this.alarmed.get(id);
+  }
+
+  raise(alarm: Alarm): void {
+    if (!this.alarmed.has(alarm.id) && this.alarmed.size >= membersMax) {
+      throw new CorruptDataError(`member registry: more than ${membersMax} alarms`);
+    }
+    this.alarmed.set(alarm.id, alarm);
+  }
+
+  clear(id: string): void {
+    this.alarmed.delete(id);
+  }
 
   get(id: string): MemberRecord | undefined {
     return this.records.get(id);
@@ -87,10 +116,43 @@ export class MemberRegistry {
   }
 }
 
-/** A registry entry: one member's record, or its removal. */
+/** A registry entry: one member's record or its removal, or one member's alarm raised or cleared. */
 export type MemberEntry =
   | { readonly kind: 'set'; readonly record: MemberRecord }
-  | { readonly kind: 'delete'; readonly id: string };
+  | { readonly kind: 'delete'; readonly id: string }
+  | { readonly kind: 'raise'; readonly alarm: Alarm }
+  | { readonly kind: 'clear'; readonly id: string };
+
+/** The member an entry is about. */
+export function entryMember(entry: MemberEntry): string {
+  switch (entry.kind) {
+    case 'set':
+      return entry.record.id;
+    case 'raise':
+      return entry.alarm.id;
+    default:
+      return entry.id;
+  }
+}
+
+/** Applies `entry` to `registry`. */
+export function applyMemberEntry(registry: MemberRegistry, entry: MemberEntry): void {
+  switch (entry.kind) {
+    case 'set':
+      registry.set(entry.record);
+      return;
+    case 'delete':
+      registry.delete(entry.id);
+      registry.clear(entry.id);
+      return;
+    case 'raise':
+      registry.raise(entry.alarm);
+      return;
+    case 'clear':
+      registry.clear(entry.id);
+      return;
+  }
+}
 
 export function isMemberEntry(data: Uint8Array): boolean {
   return data.length > 0 && data[0] === memberEntryTag;
@@ -121,11 +183,21 @@ export function decodeMemberEntry(data: Uint8Array): MemberEntry {
 
 function checkEntry(value: unknown): MemberEntry {
   const v = value as Partial<Record<string, unknown>>;
-  if (v?.kind === 'delete' && typeof v.id === 'string' && v.id !== '') {
-    return { kind: 'delete', id: v.id };
+  if ((v?.kind === 'delete' || v?.kind === 'clear') && typeof v.id === 'string' && v.id !== '') {
+    return { kind: v.kind, id: v.id };
   }
   if (v?.kind === 'set') return { kind: 'set', record: checkRecord(v.record) };
+  if (v?.kind === 'raise') return { kind: 'raise', alarm: checkAlarm(v.alarm) };
   throw new CorruptDataError('member entry: unknown kind');
+}
+
+function checkAlarm(value: unknown): Alarm {
+  const a = value as Partial<Record<string, unknown>>;
+  if (typeof a?.id !== 'string' || a.id === '' || a.kind !== 'nospace') {
+    throw new CorruptDataError('alarm: bad id or kind');
+  }
+  if (typeof a.detail !== 'string') throw new CorruptDataError('alarm: detail is not a string');
+  return { id: a.id, kind: 'nospace', detail: a.detail };
 }
 
 function checkRecord(value: unknown): MemberRecord {
@@ -155,7 +227,8 @@ function checkRecord(value: unknown): MemberRecord {
 
 /** The snapshot header: magic, u32 length, the records as JSON. */
 export function encodeSnapshotHeader(registry: MemberRegistry): Uint8Array {
-  const json = Buffer.from(JSON.stringify(registry.all()), 'utf8');
+  const state = { members: registry.all(), alarms: registry.alarms() };
+  const json = Buffer.from(JSON.stringify(state), 'utf8');
   const out = Buffer.alloc(snapshotMagic.length + 4 + json.length);
   snapshotMagic.copy(out, 0);
   out.writeUInt32BE(json.length, snapshotMagic.length);
@@ -191,14 +264,17 @@ export async function readSnapshotHeader(
   let restStart = 0;
   if (startsWithMagic(buffered)) {
     if (buffered.length < needed) throw new CorruptDataError('snapshot header: truncated');
-    let records: unknown;
+    let state: { members?: unknown; alarms?: unknown } | null;
     try {
-      records = JSON.parse(buffered.subarray(snapshotMagic.length + 4, needed).toString('utf8'));
+      state = JSON.parse(buffered.subarray(snapshotMagic.length + 4, needed).toString('utf8'));
     } catch {
       throw new CorruptDataError('snapshot header: not JSON');
     }
-    if (!Array.isArray(records)) throw new CorruptDataError('snapshot header: not a list');
-    for (const record of records) registry.set(checkRecord(record));
+    if (!Array.isArray(state?.members) || !Array.isArray(state?.alarms)) {
+      throw new CorruptDataError('snapshot header: no members and alarms lists');
+    }
+    for (const record of state.members) registry.set(checkRecord(record));
+    for (const alarm of state.alarms) registry.raise(checkAlarm(alarm));
     restStart = needed;
   }
   const head = buffered.subarray(restStart);

@@ -319,4 +319,33 @@ describe('TandemNode over real sockets and disks', () => {
       await writer;
     }
   }, 30_000);
+
+  it('raises NOSPACE when a node runs low on disk: writes refused, reads and deletes work, then it clears', async () => {
+    const members = await loopbackMembers(3);
+    const free = new Map<string, number>([...members.keys()].map((id) => [id, 10_000_000]));
+    nodes = await startTestCluster(root, members, log, {
+      spaceLowBytes: 1_000_000,
+      spaceCheckMs: 50,
+      freeSpace: async (dir) => free.get(dir.split('/').pop() ?? '') ?? 0,
+    });
+    const leader = await waitFor('a leader', () => nodes.find((n) => n.isLeader));
+    expect(await leader.write(0, ['SET', 'a', '1'])).toEqual({ kind: 'simple', value: 'OK' });
+    const low = nodes.find((n) => n !== leader) as TandemNode;
+    free.set(low.config.id, 500_000);
+    await waitFor('the alarm on every node', () =>
+      nodes.every((n) => n.alarms().length === 1) ? true : undefined,
+    );
+    const refused = await low.write(0, ['SET', 'b', '2']);
+    expect(refused).toMatchObject({ kind: 'error' });
+    expect((refused as { message: string }).message).toMatch(
+      new RegExp(`^NOSPACE ${low.config.id} has 500000 bytes free .*reads and deletes still work`),
+    );
+    expect(await leader.read(0, ['GET', 'a'], false)).toEqual({ kind: 'bulk', value: '1' });
+    expect(await low.write(0, ['DEL', 'a'])).toEqual({ kind: 'integer', value: 1 });
+    free.set(low.config.id, 2_000_000);
+    await waitFor('the alarm cleared', () =>
+      nodes.every((n) => n.alarms().length === 0) ? true : undefined,
+    );
+    expect(await low.write(0, ['SET', 'b', '2'])).toEqual({ kind: 'simple', value: 'OK' });
+  });
 });

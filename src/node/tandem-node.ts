@@ -16,6 +16,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { type ApplyResult, KvStateMachine, type Published, type WatchedKey } from '../kv/index.js';
@@ -37,9 +38,12 @@ import {
 } from './forward-codec.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import {
+  type Alarm,
+  applyMemberEntry,
   decodeMemberEntry,
   encodeMemberEntry,
   encodeSnapshotHeader,
+  entryMember,
   isMemberEntry,
   type MemberEntry,
   type MemberRecord,
@@ -61,6 +65,37 @@ import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.j
 const ok = simple('OK');
 const defaultPromoteLagEntries = 1000;
 const degradationCheckMs = 1_000;
+const defaultSpaceLowBytes = 256 * 1024 * 1024;
+const defaultSpaceCheckMs = 2_000;
+
+/** Commands that only remove data: allowed while the NOSPACE alarm is raised. */
+const removingCommands = new Set([
+  'del',
+  'unlink',
+  'flushdb',
+  'flushall',
+  'getdel',
+  'hdel',
+  'srem',
+  'zrem',
+  'lrem',
+  'lpop',
+  'rpop',
+  'spop',
+  'zpopmin',
+  'zpopmax',
+  'ltrim',
+  'select',
+]);
+
+function removesOnly(argv: readonly string[]): boolean {
+  return removingCommands.has((argv[0] ?? '').toLowerCase());
+}
+
+async function freeBytes(dir: string): Promise<number> {
+  const stats = await statfs(dir);
+  return stats.bavail * stats.bsize;
+}
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
 export type { HostPort } from './host-port.js';
@@ -88,6 +123,15 @@ export interface TandemNodeConfig {
    * (up to requestTimeoutMs) and then fail with TRYAGAIN.
    */
   readonly pendingBytesMax?: number;
+  /**
+   * Free bytes under the data directory below which this node raises the
+   * cluster's NOSPACE alarm (cleared at 1.25x); default 256 MiB.
+   */
+  readonly spaceLowBytes?: number;
+  /** How often free space is checked (ms); default 2 s. */
+  readonly spaceCheckMs?: number;
+  /** Free bytes of the file system holding `dir`; statfs by default (tests inject one). */
+  readonly freeSpace?: (dir: string) => Promise<number>;
   /** When a slow leader hands leadership over (see degradation.ts); defaults apply per field. */
   readonly degradation?: Partial<DegradationLimits>;
   /** A learner within this many entries of the leader's log is promoted to voter. */
@@ -121,9 +165,7 @@ class NodeMachine implements StateMachine<ApplyResult> {
 
   apply(index: LogIndex, data: Uint8Array): ApplyResult {
     if (!isMemberEntry(data)) return this.kv.apply(index, data);
-    const entry = decodeMemberEntry(data);
-    if (entry.kind === 'set') this.registry.set(entry.record);
-    else this.registry.delete(entry.id);
+    applyMemberEntry(this.registry, decodeMemberEntry(data));
     this.onMembersChanged();
     return { reply: ok };
   }
@@ -188,6 +230,8 @@ export class TandemNode {
   private expireTimer: NodeJS.Timeout | null = null;
   private registerTimer: NodeJS.Timeout | null = null;
   private degradationTimer: NodeJS.Timeout | null = null;
+  private spaceTimer: NodeJS.Timeout | null = null;
+  private checkingSpace = false;
   private readonly degradation: DegradationDetector;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
   private noTransfereeLogged = false;
@@ -301,6 +345,8 @@ export class TandemNode {
     }
     started.expireTimer = setInterval(() => started.expireCycle(), config.expireCycleMs);
     started.loopDelay.enable();
+    const spaceMs = config.spaceCheckMs ?? defaultSpaceCheckMs;
+    started.spaceTimer = setInterval(() => void started.spaceCycle(), spaceMs);
     started.degradationTimer = setInterval(() => started.degradationCycle(), degradationCheckMs);
     const registerMs = config.tickMs * config.electionTimeoutTicks;
     started.registerTimer = setInterval(() => void started.registerCycle(), registerMs);
@@ -410,6 +456,7 @@ export class TandemNode {
     if (this.expireTimer !== null) clearInterval(this.expireTimer);
     if (this.registerTimer !== null) clearInterval(this.registerTimer);
     if (this.degradationTimer !== null) clearInterval(this.degradationTimer);
+    if (this.spaceTimer !== null) clearInterval(this.spaceTimer);
     this.loopDelay.disable();
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
@@ -550,6 +597,11 @@ export class TandemNode {
     };
   }
 
+  /** Raised alarms (NOSPACE), cluster-wide. */
+  alarms(): Alarm[] {
+    return this.machine.registry.alarms();
+  }
+
   /** The member registry's records (addresses of every registered member). */
   members(): MemberRecord[] {
     return this.machine.registry.all();
@@ -636,8 +688,10 @@ export class TandemNode {
 
   /** The entry to propose for `request`, or the error to answer without proposing. */
   private prepare(request: ForwardRequest, from: NodeId | null): Uint8Array | Reply {
+    const refusal = this.spaceRefusal(request);
+    if (refusal !== null) return refusal;
     if (request.kind === 'member') {
-      const id = request.entry.kind === 'set' ? request.entry.record.id : request.entry.id;
+      const id = entryMember(request.entry);
       if (from !== null && id !== from) {
         return error(`ERR ${from} may register only itself, not ${id}`);
       }
@@ -686,6 +740,48 @@ export class TandemNode {
     } catch (failure) {
       if (!(failure instanceof RaftRefusedError)) throw failure;
       this.log.warn({ to, err: failure }, 'leadership transfer refused');
+    }
+  }
+
+  /** NOSPACE while any member's alarm is raised, except for writes that only remove data. */
+  private spaceRefusal(request: ForwardRequest): Reply | null {
+    const alarm = this.machine.registry.alarms()[0];
+    if (alarm === undefined || request.kind === 'member') return null;
+    const commands = request.kind === 'write' ? [request.argv] : request.commands;
+    if (commands.every((argv) => removesOnly(argv))) return null;
+    return error(
+      `NOSPACE ${alarm.detail}: writes are refused until disk space is freed on ${alarm.id} ` +
+        '(reads and deletes still work; the alarm clears by itself)',
+    );
+  }
+
+  /** Raises this node's NOSPACE alarm when its disk runs low, clears it once space is back. */
+  private async spaceCycle(): Promise<void> {
+    const driver = this.driverRef;
+    if (this.stopping || this.checkingSpace || driver === null || driver.leaderId === '') return;
+    this.checkingSpace = true;
+    try {
+      const lowBytes = this.config.spaceLowBytes ?? defaultSpaceLowBytes;
+      const free = await (this.config.freeSpace ?? freeBytes)(this.config.dataDir);
+      const raised = this.machine.registry.alarmOf(this.config.id);
+      if (raised === undefined && free < lowBytes) {
+        const detail =
+          `${this.config.id} has ${free} bytes free under its data directory ` +
+          `(the alarm threshold is ${lowBytes})`;
+        this.log.error({ free, lowBytes }, 'disk nearly full: raising the NOSPACE alarm');
+        const alarm = { id: this.config.id, kind: 'nospace' as const, detail };
+        await this.viaLeader({ kind: 'member', entry: { kind: 'raise', alarm } }, alone);
+      } else if (raised !== undefined && free >= lowBytes * 1.25) {
+        this.log.warn({ free, lowBytes }, 'disk space is back: clearing the NOSPACE alarm');
+        await this.viaLeader(
+          { kind: 'member', entry: { kind: 'clear', id: this.config.id } },
+          alone,
+        );
+      }
+    } catch (failure) {
+      this.log.warn({ err: failure }, 'cannot check free disk space');
+    } finally {
+      this.checkingSpace = false;
     }
   }
 
