@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerBackupCommands } from './backup-commands.js';
 import { registerClusterCommands } from './cluster-commands.js';
 import { registerMembersCommands } from './members-commands.js';
 import { registerNodeCommand } from './node-command.js';
@@ -37,5 +38,6 @@ registerNodeCommand(program);
 registerStartCommand(program);
 registerClusterCommands(program);
 registerMembersCommands(program);
+registerBackupCommands(program);
 
 await program.parseAsync(process.argv);

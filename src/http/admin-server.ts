@@ -10,6 +10,7 @@
  * await admin.close();
  */
 
+import { Readable } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -18,6 +19,8 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Reply } from '../kv/reply.js';
+import type { BackupMeta } from '../node/backup.js';
 import type { Alarm, MemberRecord } from '../node/member-registry.js';
 import type { AdminAnswer } from '../node/membership-admin.js';
 import { bestTransferee } from '../node/membership-rules.js';
@@ -49,6 +52,8 @@ export interface AdminNode {
     readonly snapshots: number;
   };
   transferLeadership(to: NodeId): void;
+  /** A backup as of a committed index (see src/node/backup.ts), or the error why not. */
+  backup(): Promise<{ meta: BackupMeta; stream: AsyncIterable<Uint8Array> } | Reply>;
   /** Counters kept by the node itself. */
   readonly counters: { readonly degradedHandovers: number };
 }
@@ -188,6 +193,18 @@ export class AdminServer {
       const leaderHttp = node.members().find((m) => m.id === leader)?.http ?? '';
       return reply.code(result.status).send({ error: result.error, leader, leaderHttp });
     };
+    this.app.get('/v1/admin/backup', async (_request, reply) => {
+      const backup = await node.backup();
+      if (!('stream' in backup)) {
+        return reply.code(503).send({ error: 'message' in backup ? backup.message : 'no backup' });
+      }
+      const { snapshot } = backup.meta;
+      return reply
+        .type('application/octet-stream')
+        .header('x-tandem-backup-index', String(snapshot.index))
+        .header('x-tandem-backup-term', String(snapshot.term))
+        .send(Readable.from(backup.stream));
+    });
     this.app.get('/v1/admin/members', async () => {
       const info = node.info();
       return {

@@ -624,6 +624,20 @@ export class RaftDriver<Result> {
     this.events.onRoleChange?.(role, leader, term);
   }
 
+  /**
+   * The state machine's image as of the last applied entry, captured now,
+   * with its snapshot meta (a backup). Null before anything was applied.
+   */
+  captureImage(): { meta: SnapshotMeta; data: AsyncIterable<Uint8Array> } | null {
+    const index = logIndex(this.applied);
+    const status = this.core.status();
+    const term =
+      index === status.snapshot.index ? status.snapshot.term : this.core.entry(index)?.term;
+    if (index === 0 || term === undefined) return null;
+    const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
+    return { meta, data: this.machine.snapshot() };
+  }
+
   private maybeSnapshot(): void {
     if (this.snapshotting || this.applied - this.snapshotIndex < this.options.snapshotEntries)
       return;

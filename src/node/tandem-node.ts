@@ -28,6 +28,7 @@ import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
+import { type BackupMeta, writeBackup } from './backup.js';
 import { DegradationDetector, type DegradationLimits, degradationDefaults } from './degradation.js';
 import {
   decodeForwardRequest,
@@ -595,6 +596,25 @@ export class TandemNode {
       proposeConfChange: (change) => driver.proposeConfChange(change),
       log: this.log,
     };
+  }
+
+  /**
+   * A backup as of a committed index: after a read barrier (so it holds
+   * every write acknowledged before the call), the state machine's image,
+   * streamed with a checksum (backup.ts).
+   */
+  async backup(): Promise<{ meta: BackupMeta; stream: AsyncIterable<Uint8Array> } | Reply> {
+    const failure = await this.barrier();
+    if (failure !== null) return failure;
+    const image = this.driver.captureImage();
+    if (image === null) return error('ERR nothing to back up yet: no entry was applied');
+    const meta: BackupMeta = {
+      snapshot: image.meta,
+      clusterId: this.config.clusterId,
+      node: this.config.id,
+      createdAt: new Date().toISOString(),
+    };
+    return { meta, stream: writeBackup(meta, image.data) };
   }
 
   /** Raised alarms (NOSPACE), cluster-wide. */
