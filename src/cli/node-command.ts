@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Logger, pino } from 'pino';
 import { AdminServer } from '../http/admin-server.js';
+import { forceNewCluster } from '../node/force-new-cluster.js';
 import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
+import { nodeId } from '../raft/types.js';
 import { RespServer } from '../resp/server.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { joinCluster } from './join.js';
@@ -47,6 +49,10 @@ export function registerNodeCommand(program: Command): void {
     .option(
       '--space-low-bytes <n>',
       'raise the NOSPACE alarm below this many free bytes under --data (default 268435456)',
+    )
+    .option(
+      '--force-new-cluster',
+      "after losing a majority for good: start a one-node cluster from this node's data (others rejoin with --join)",
     )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
@@ -97,6 +103,11 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
     pino.destination({ dest: 1, sync: true }),
   );
   try {
+    if (options.forceNewCluster !== undefined) {
+      await forceNewCluster(new NodeFileSystem(), settings.dataDir, nodeId(settings.id), log);
+      const own = new Map([[settings.id, settings.peer]]);
+      settings = { ...settings, initialCluster: own, join: null };
+    }
     return await serve(settings, log);
   } catch (failure) {
     log.fatal({ err: failure }, 'could not start');

@@ -19,10 +19,10 @@ import { randomInt } from 'node:crypto';
 import { statfs } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { type ApplyResult, KvStateMachine, type Published, type WatchedKey } from '../kv/index.js';
-import { error, type Reply, simple } from '../kv/reply.js';
+import type { ApplyResult, KvStateMachine, Published, WatchedKey } from '../kv/index.js';
+import { error, type Reply } from '../kv/reply.js';
 import type { ReadMode } from '../raft/config.js';
-import type { LogIndex, NodeId, Role, Term } from '../raft/types.js';
+import type { NodeId, Role, Term } from '../raft/types.js';
 import { nodeId } from '../raft/types.js';
 import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
@@ -40,16 +40,10 @@ import {
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
 import {
   type Alarm,
-  applyMemberEntry,
-  decodeMemberEntry,
   encodeMemberEntry,
-  encodeSnapshotHeader,
   entryMember,
-  isMemberEntry,
   type MemberEntry,
   type MemberRecord,
-  MemberRegistry,
-  readSnapshotHeader,
   sameRecord,
 } from './member-registry.js';
 import {
@@ -61,9 +55,9 @@ import {
   removeMember,
 } from './membership-admin.js';
 import { bestTransferee } from './membership-rules.js';
-import { RaftDriver, RaftRefusedError, type StateMachine } from './raft-driver.js';
+import { NodeMachine } from './node-machine.js';
+import { RaftDriver, RaftRefusedError } from './raft-driver.js';
 
-const ok = simple('OK');
 const defaultPromoteLagEntries = 1000;
 const degradationCheckMs = 1_000;
 const defaultSpaceLowBytes = 256 * 1024 * 1024;
@@ -152,50 +146,6 @@ export const tandemNodeDefaults = {
   expireCycleMs: 100,
   expireKeysPerCycle: 200,
 } as const;
-
-/**
- * The node's state machine behind the driver's interface: the kv keyspace,
- * and the member registry (member-registry.ts) whose entries share the log.
- * Restore swaps both.
- */
-class NodeMachine implements StateMachine<ApplyResult> {
-  kv = new KvStateMachine();
-  registry = new MemberRegistry();
-  /** Called after the registry changed (an applied member entry, a restore). */
-  onMembersChanged: () => void = () => undefined;
-
-  apply(index: LogIndex, data: Uint8Array): ApplyResult {
-    if (!isMemberEntry(data)) return this.kv.apply(index, data);
-    applyMemberEntry(this.registry, decodeMemberEntry(data));
-    this.onMembersChanged();
-    return { reply: ok };
-  }
-
-  /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
-  snapshot(): AsyncIterable<Uint8Array> {
-    const header = encodeSnapshotHeader(this.registry);
-    const image = this.kv.snapshot();
-    return (async function* () {
-      try {
-        yield header;
-        for (const chunk of image) {
-          yield chunk;
-          // Let the event loop breathe between chunks; the image stays as of the capture.
-          await new Promise((resolve) => setImmediate(resolve));
-        }
-      } finally {
-        image.close();
-      }
-    })();
-  }
-
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const { registry, rest } = await readSnapshotHeader(chunks);
-    this.kv = await KvStateMachine.restoreAsync(rest);
-    this.registry = registry;
-    this.onMembersChanged();
-  }
-}
 
 /** Whether a write refused with TRYAGAIN may be retried without overtaking a later one. */
 export interface WriteOrder {
