@@ -9,6 +9,9 @@ export class CorruptDataError extends Error {
   override readonly name = 'CorruptDataError';
 }
 
+/** The bytes end before the value being read: truncated (or, when streaming, not here yet). */
+export class TruncatedDataError extends CorruptDataError {}
+
 export class ByteWriter {
   private buf: Buffer;
   private pos = 0;
@@ -99,7 +102,7 @@ export class ByteReader {
 
   private need(bytes: number): void {
     if (this.pos + bytes > this.end) {
-      throw new CorruptDataError(
+      throw new TruncatedDataError(
         `${this.what}: truncated at byte ${this.pos} (needed ${bytes} more, ${this.end - this.pos} left)`,
       );
     }

@@ -121,6 +121,39 @@ describe('snapshot and restore', () => {
     expect((await KvStateMachine.restoreAsync(stream())).digest()).toBe(h.sm.digest());
   });
 
+  test('restoreAsync streams: any chunking gives the same state, any damage or cut is refused', async () => {
+    const h = new Harness();
+    populate(h);
+    h.write('SET', 'big', 'x'.repeat(300_000)); // one value across many chunks
+    const image = Buffer.concat([...h.sm.snapshot()]);
+    async function* pieces(bytes: Buffer, size: number) {
+      for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+    }
+    for (const size of [1, 7, 4096, 1 << 20]) {
+      const source = size === 1 ? pieces(image.subarray(0, 2_000), 1) : pieces(image, size);
+      if (size === 1) {
+        await expect(KvStateMachine.restoreAsync(source)).rejects.toThrow(CorruptDataError);
+        continue;
+      }
+      expect((await KvStateMachine.restoreAsync(source)).digest()).toBe(h.sm.digest());
+    }
+    for (const at of [3, 40, 1_000, image.length - 100, image.length - 5]) {
+      const flipped = Buffer.from(image);
+      flipped[at] = (flipped[at] as number) ^ 0x04;
+      await expect(KvStateMachine.restoreAsync(pieces(flipped, 4096))).rejects.toThrow(
+        CorruptDataError,
+      );
+    }
+    for (const cut of [5, 100, image.length - 33, image.length - 1]) {
+      await expect(
+        KvStateMachine.restoreAsync(pieces(image.subarray(0, cut), 4096)),
+      ).rejects.toThrow(CorruptDataError);
+    }
+    await expect(
+      KvStateMachine.restoreAsync(pieces(Buffer.concat([image, Buffer.from([0])]), 4096)),
+    ).rejects.toThrow(/checksum mismatch/);
+  });
+
   test('digest is independent of insertion order', () => {
     const a = new Harness();
     const b = new Harness();

@@ -11,7 +11,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { assert } from '../raft/assert.js';
-import { ByteReader, ByteWriter, CorruptDataError } from './bytes.js';
+import { ByteReader, ByteWriter, CorruptDataError, TruncatedDataError } from './bytes.js';
 import { Deque } from './deque.js';
 import { dbCount } from './entry-codec.js';
 import {
@@ -239,6 +239,119 @@ export function restoreKeyspace(chunks: Iterable<Uint8Array>): Keyspace {
   }
   r.expectEnd();
   return ks;
+}
+
+/**
+ * Restores a keyspace from a stream of chunks without holding the image in
+ * memory: records are decoded as their bytes arrive and the checksum is
+ * verified at the end (a damaged image throws `CorruptDataError` then, and
+ * the partial keyspace is dropped). Memory: the keyspace, plus about one
+ * record or one chunk of buffer.
+ */
+export async function restoreKeyspaceAsync(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<Keyspace> {
+  const cursor = new StreamCursor(chunks);
+  const hash = createHash('sha256');
+  const ks = new Keyspace();
+  await cursor.next(hash, (r) => {
+    for (let i = 0; i < magic.length; i++) {
+      if (r.u8() !== magic.charCodeAt(i)) {
+        throw new CorruptDataError('kv snapshot: bad magic (not a kv snapshot)');
+      }
+    }
+    const version = r.u32();
+    if (version !== snapshotFormatVersion) {
+      throw new CorruptDataError(`kv snapshot: unsupported version ${version}`);
+    }
+    ks.clockMs = r.f64();
+    ks.appliedIndex = r.f64();
+    const dbs = r.u32();
+    if (dbs !== dbCount) throw new CorruptDataError(`kv snapshot: ${dbs} dbs, expected ${dbCount}`);
+  });
+  let records = 0;
+  for (;;) {
+    const record = await cursor.next(hash, (r) => {
+      const type = r.u8();
+      if (type === 0) return null;
+      const db = r.u8();
+      if (db >= dbCount) throw new CorruptDataError(`kv snapshot: db ${db}`);
+      const key = r.str();
+      const expireAtMs = r.f64();
+      const revision = r.f64();
+      return { db, key, entry: new KeyEntry(readValue(r, type), expireAtMs, revision) };
+    });
+    if (record === null) break;
+    if (ks.map(record.db).has(record.key)) throw new CorruptDataError('kv snapshot: duplicate key');
+    ks.put(record.db, record.key, record.entry);
+    records++;
+  }
+  const count = await cursor.next(hash, (r) => r.f64());
+  const rest = await cursor.rest();
+  if (rest.length !== hashBytes || !hash.digest().equals(rest)) {
+    throw new CorruptDataError('kv snapshot: checksum mismatch (corrupt or truncated image)');
+  }
+  if (count !== records) {
+    throw new CorruptDataError(`kv snapshot: ${records} records, trailer says ${count}`);
+  }
+  return ks;
+}
+
+/**
+ * Decodes a stream piece by piece: each `next` runs a synchronous reader on
+ * the bytes buffered so far; when they end too soon, more are read (at least
+ * doubling the buffer, so a value spanning many chunks costs linear time)
+ * and the reader runs again. Consumed bytes are hashed, then dropped.
+ */
+class StreamCursor {
+  private buffer = Buffer.alloc(0);
+  private ended = false;
+  private readonly iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+
+  constructor(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+    this.iterator =
+      Symbol.asyncIterator in chunks
+        ? chunks[Symbol.asyncIterator]()
+        : (chunks as Iterable<Uint8Array>)[Symbol.iterator]();
+  }
+
+  async next<T>(hash: Hash, read: (r: ByteReader) => T): Promise<T> {
+    for (;;) {
+      const r = new ByteReader(this.buffer, 'kv snapshot');
+      try {
+        const value = read(r);
+        hash.update(this.buffer.subarray(0, r.offset));
+        this.buffer = this.buffer.subarray(r.offset);
+        return value;
+      } catch (failure) {
+        if (!(failure instanceof TruncatedDataError) || this.ended) throw failure;
+        await this.more();
+      }
+    }
+  }
+
+  /** Everything after the last `next`, once the stream ended. */
+  async rest(): Promise<Buffer> {
+    while (!this.ended) await this.more();
+    return this.buffer;
+  }
+
+  private async more(): Promise<void> {
+    const target = Math.max(this.buffer.length * 2, this.buffer.length + 1);
+    const parts: Buffer[] = [this.buffer];
+    let length = this.buffer.length;
+    while (length < target) {
+      const next = await this.iterator.next();
+      if (next.done === true) {
+        this.ended = true;
+        break;
+      }
+      const chunk = next.value;
+      parts.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      length += chunk.byteLength;
+    }
+    this.buffer = Buffer.concat(parts, length);
+  }
 }
 
 /** SHA-256 (hex) of the logical state in canonical order: equal states, equal digests. */

@@ -13,7 +13,7 @@ import { KvError, msg } from './errors.js';
 import { type DbStats, Keyspace } from './keyspace.js';
 import { parseLong } from './parse.js';
 import { bulk, error, integer, nullArray, ok, type Reply, simple } from './reply.js';
-import { digestKeyspace, KvSnapshot, restoreKeyspace } from './snapshot.js';
+import { digestKeyspace, KvSnapshot, restoreKeyspace, restoreKeyspaceAsync } from './snapshot.js';
 
 export interface ApplyResult {
   readonly reply: Reply;
@@ -196,12 +196,11 @@ export class KvStateMachine {
     return new KvStateMachine(restoreKeyspace(chunks));
   }
 
+  /** Restores from a stream without holding the whole image in memory. */
   static async restoreAsync(
     chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   ): Promise<KvStateMachine> {
-    const all: Uint8Array[] = [];
-    for await (const c of chunks) all.push(c);
-    return KvStateMachine.restore(all);
+    return new KvStateMachine(await restoreKeyspaceAsync(chunks));
   }
 
   /** Hex SHA-256 of the whole logical state (canonical order), for cross-node comparison. */
