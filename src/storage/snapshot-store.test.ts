@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, type SnapshotMeta, term } from '../raft/types.js';
 import { crc32c } from './crc32c.js';
+import { DelegatingFileSystem } from './delegating-fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import {
   decodeMeta,
@@ -167,6 +168,18 @@ describe('SnapshotStore over NodeFileSystem', () => {
     );
     expect(second).toEqual([formatSnapshotName(logIndex(30), term(3))]);
     expect(store.list().map((s) => s.meta.index)).toEqual([40]);
+  });
+
+  it('retires despite a stale listing: a temporary file gone by the time it is deleted', async () => {
+    class StaleListing extends DelegatingFileSystem {
+      override async readdir(path: string): Promise<string[]> {
+        const names = await super.readdir(path);
+        return [...names, `${formatSnapshotName(logIndex(77), term(7))}.tmp`];
+      }
+    }
+    const store = await SnapshotStore.open(new StaleListing(fs), dir);
+    for (const i of [1, 2, 3]) await writeSnapshot(store, meta(i * 10, i), data(i, 100));
+    expect(await store.retire(2)).toEqual([formatSnapshotName(logIndex(10), term(1))]);
   });
 
   it('ignores a leftover temporary file on open and replaces it on a new write', async () => {

@@ -371,7 +371,14 @@ export class SnapshotStore {
       const path = posix.join(this.dir, name);
       if (!name.endsWith(tempSuffix) || this.activeTemps.has(path)) continue;
       if (parseSnapshotName(name.slice(0, -tempSuffix.length)) === null) continue;
-      await this.fs.unlink(path);
+      try {
+        await this.fs.unlink(path);
+      } catch (error) {
+        // The listing may be stale: a writer that was active when it was
+        // taken has since renamed its file into place.
+        if (error instanceof FsError && error.code === 'ENOENT') continue;
+        throw error;
+      }
       removed.push(name);
     }
     if (removed.length > 0) await this.fs.syncDir(this.dir);
