@@ -3,8 +3,9 @@
  * over a simulated disk and clock. It owns a consensus core and drives it
  * (Ready → persist → send → apply → advance), persists through the real
  * `RaftStorage` over its own simulated disk, applies committed writes to the
- * KV state machine, serves reads once their read index is applied, and
- * snapshots/compacts the log.
+ * real KV state machine (`KvStateMachine`; kv-ops.ts maps the clients'
+ * operations onto it), serves reads (and the read of a cas) once their read
+ * index is applied, and snapshots/compacts the log.
  *
  * Storage is asynchronous: its promises settle while the simulation drains
  * microtasks after the event that completed a disk operation (sim/disk). A
@@ -13,6 +14,7 @@
  * checked against what storage acknowledged as durable before (`durable`).
  */
 
+import { KvStateMachine, type Reply } from '../src/kv/index.js';
 import type { PersistedState, ReadMode } from '../src/raft/config.js';
 import type { Message } from '../src/raft/messages.js';
 import type { Prng } from '../src/raft/prng.js';
@@ -37,7 +39,17 @@ import { entryDigest, type SafetyChecker } from './checker/safety.js';
 import type { NodeDisk } from './disk/node-disk.js';
 import { DurableStore } from './durable-store.js';
 import { digestBytes } from './hash.js';
-import { decodeCommand, encodeCommand, Kv } from './kv.js';
+import {
+  getValue,
+  type KvCas,
+  type KvWrite,
+  prepareCas,
+  restoreKv,
+  simDb,
+  snapshotBytes,
+  writeArgv,
+  writeOutput,
+} from './kv-ops.js';
 import type { MakeNode, SimRaft } from './raft-core.js';
 import type { Trace } from './trace.js';
 
@@ -130,11 +142,13 @@ interface PendingWrite {
 interface PendingProposal {
   readonly term: number;
   readonly request: NodeRequest;
+  readonly input: KvWrite;
 }
 
+/** A get, or the read a cas starts with: served once the read index is applied. */
 interface PendingRead {
   readonly request: NodeRequest;
-  readonly key: string;
+  readonly input: Extract<KvInput, { readonly op: 'get' }> | KvCas;
   index: number | null;
 }
 
@@ -167,7 +181,8 @@ export class SimNode {
   leader: NodeId = noNode;
   /** Invariant: applied equals the index the state machine reflects. */
   applied = 0;
-  kv = new Kv();
+  /** The real kv state machine; its appliedIndex is the last kv entry at or below `applied`. */
+  kv = new KvStateMachine();
   driftFactor: number;
   /**
    * What storage acknowledged as durable (each persist and snapshot save as
@@ -197,6 +212,8 @@ export class SimNode {
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
   private readonly received = new Map<string, Uint8Array>();
+  /** The seeds this node stamps into the kv entries it proposes, and reads' randomness. */
+  private readonly kvRandom: Prng;
 
   constructor(
     private readonly host: NodeHost,
@@ -209,8 +226,14 @@ export class SimNode {
     readonly disk: NodeDisk,
   ) {
     this.driftFactor = driftFactor;
-    this.durable = new DurableStore(emptyState, new Kv().serialize());
+    this.kvRandom = random.fork();
+    this.durable = new DurableStore(emptyState, emptyKvBytes);
     this.appliedMembership = emptyState.snapshot.membership;
+  }
+
+  /** The digest of the state machine's snapshot image, for the replica convergence check. */
+  kvDigest(): number {
+    return digestBytes(snapshotBytes(this.kv));
   }
 
   get up(): boolean {
@@ -253,7 +276,7 @@ export class SimNode {
       });
       state = this.bootstrap;
     }
-    let kvBytes = new Kv().serialize();
+    let kvBytes = emptyKvBytes;
     if (state.snapshot.index > 0) kvBytes = await readAll(storage, state.snapshot);
     return { storage, persisted: state, kvBytes, dir };
   }
@@ -295,7 +318,7 @@ export class SimNode {
       },
       { ...persisted, entries: [...persisted.entries] },
     );
-    this.kv = Kv.restore(r.kvBytes);
+    this.kv = restoreKv(r.kvBytes);
     this.applied = persisted.snapshot.index;
     this.appliedMembership = persisted.snapshot.membership;
     this.role = 'follower';
@@ -520,7 +543,7 @@ export class SimNode {
       }
     }
     for (const m of rd.messages) this.host.send(this, m);
-    for (const rs of rd.readStates) this.onReadState(rs);
+    for (const rs of rd.readStates) this.onReadState(raft, rs);
     if (rd.hardState !== null) this.knownTerm = rd.hardState.term;
     const noop = rd.entries.length === 0 && rd.snapshot === null && !rd.mustSync;
     this.writes.push({
@@ -602,7 +625,7 @@ export class SimNode {
     if (rd.snapshot !== null && snapshotBytes !== null)
       this.installSnapshot(rd.snapshot, snapshotBytes, term);
     for (const e of rd.committedEntries) this.apply(e, term);
-    this.serveReads();
+    this.serveReads(raft);
     raft.advance(rd);
     this.maybeSnapshot(raft);
   }
@@ -650,7 +673,7 @@ export class SimNode {
       );
       return;
     }
-    this.kv = Kv.restore(bytes);
+    this.kv = restoreKv(bytes);
     this.applied = meta.index;
     this.appliedMembership = meta.membership;
     this.host.checker.onSnapshotInstalled(this.id, meta.index, meta.term, term);
@@ -675,19 +698,36 @@ export class SimNode {
     this.applied = e.index;
     this.host.checker.onApply(this.id, e.index, e.term, entryDigest(e), term);
     this.host.trace.apply(this.host.nowMs, this.id, e);
-    let output: KvOutput | null = null;
+    let reply: Reply | null = null;
     if (e.kind === 'conf') {
       this.appliedMembership = changeMembership(this.appliedMembership, e.change);
       this.host.onConfApplied(this, e);
     } else if (e.data.length > 0) {
-      output = this.kv.apply(decodeCommand(e.data).input);
+      // Every node applies; the reply matters only to the proposer's client.
+      reply = this.kv.apply(e.index, e.data).reply;
     }
     const pending = this.proposals.get(e.index);
     if (pending === undefined) return;
     this.proposals.delete(e.index);
     for (const p of pending) {
-      if (p.term === e.term && output !== null) p.request.done({ kind: 'ok', output });
-      else p.request.done({ kind: 'failed', reason: `${e.index}@${e.term} was applied instead` });
+      if (p.term !== e.term || reply === null) {
+        p.request.done({ kind: 'failed', reason: `${e.index}@${e.term} was applied instead` });
+        continue;
+      }
+      const output = writeOutput(p.input, reply);
+      if (output !== null) {
+        if (p.input.op === 'cas' && reply.kind === 'nullArray') {
+          this.trace(
+            `op${p.request.opId}: EXEC aborted, ${p.input.key} was modified after its read`,
+          );
+        }
+        p.request.done({ kind: 'ok', output });
+        continue;
+      }
+      this.host.checker.violation(
+        `${this.id}: ${p.input.op} applied at ${e.index}@${e.term} replied ${JSON.stringify(reply)}`,
+      );
+      p.request.done({ kind: 'lost', reason: 'unexpected reply' });
     }
   }
 
@@ -709,7 +749,7 @@ export class SimNode {
       );
       return;
     }
-    const bytes = this.kv.serialize();
+    const bytes = snapshotBytes(this.kv);
     const meta: SnapshotMeta = {
       index: logIndex(this.applied),
       term,
@@ -756,55 +796,117 @@ export class SimNode {
 
   private onRequest(raft: SimRaft, request: NodeRequest): void {
     const input = request.input;
-    if (input.op === 'get') {
-      if (!this.settings.followerReads && this.role !== 'leader') {
-        request.done({ kind: 'refused', refusal: notLeader(this.leader, 'a read') });
+    switch (input.op) {
+      case 'get':
+        if (!this.settings.followerReads && this.role !== 'leader') {
+          request.done({ kind: 'refused', refusal: notLeader(this.leader, 'a read') });
+          return;
+        }
+        this.startRead(raft, request, input);
+        return;
+      case 'cas':
+        // Its EXEC must be proposed here, after the read: only a leader can.
+        if (this.role !== 'leader') {
+          request.done({ kind: 'refused', refusal: notLeader(this.leader, 'a write') });
+          return;
+        }
+        this.startRead(raft, request, input);
+        return;
+      case 'put':
+      case 'append': {
+        const data = this.kv.prepareWrite(simDb, writeArgv(input), this.host.nowMs, this.seed());
+        if (!(data instanceof Uint8Array)) {
+          this.host.checker.violation(
+            `${this.id}: prepareWrite refused ${input.op}: ${JSON.stringify(data)}`,
+          );
+          request.done({ kind: 'refused', refusal: { kind: 'overloaded', message: 'refused' } });
+          return;
+        }
+        this.propose(raft, request, input, data);
         return;
       }
-      if (this.reads.size >= pendingReadsMax) {
-        request.done({
-          kind: 'refused',
-          refusal: { kind: 'overloaded', message: 'too many reads' },
-        });
-        return;
-      }
-      const context = `${this.id}.${this.epoch}.${++this.readSeq}`;
-      const result = raft.readIndex(context);
-      if (!result.ok) {
-        request.done({ kind: 'refused', refusal: result.refusal });
-        return;
-      }
-      this.reads.set(context, { request, key: input.key, index: null });
-      return;
     }
-    const result = raft.propose(encodeCommand({ opId: request.opId, input }));
+  }
+
+  /** The u32 seed a proposer stamps into a kv entry (apply never draws randomness itself). */
+  private seed(): number {
+    return this.kvRandom.uint32();
+  }
+
+  private propose(raft: SimRaft, request: NodeRequest, input: KvWrite, data: Uint8Array): void {
+    const result = raft.propose(data);
     if (!result.ok) {
       request.done({ kind: 'refused', refusal: result.refusal });
       return;
     }
+    this.host.trace.noteProposal(result.index, result.term, request.opId);
     this.trace(`proposed op${request.opId} at ${result.index}@${result.term}`);
     const list = this.proposals.get(result.index);
-    const pending = { term: result.term, request };
+    const pending = { term: result.term, request, input };
     if (list === undefined) this.proposals.set(result.index, [pending]);
     else list.push(pending);
   }
 
-  private onReadState(rs: ReadState): void {
+  /** A read barrier (ReadIndex, or the lease) for a get or the read of a cas. */
+  private startRead(raft: SimRaft, request: NodeRequest, input: PendingRead['input']): void {
+    if (this.reads.size >= pendingReadsMax) {
+      request.done({
+        kind: 'refused',
+        refusal: { kind: 'overloaded', message: 'too many reads' },
+      });
+      return;
+    }
+    const context = `${this.id}.${this.epoch}.${++this.readSeq}`;
+    const result = raft.readIndex(context);
+    if (!result.ok) {
+      request.done({ kind: 'refused', refusal: result.refusal });
+      return;
+    }
+    this.reads.set(context, { request, input, index: null });
+  }
+
+  private onReadState(raft: SimRaft, rs: ReadState): void {
     const read = this.reads.get(rs.context);
     if (read === undefined) return;
     read.index = rs.index;
-    if (this.applied >= rs.index) this.serveRead(rs.context, read);
+    if (this.applied >= rs.index) this.serveRead(raft, rs.context, read);
   }
 
-  private serveReads(): void {
+  private serveReads(raft: SimRaft): void {
     for (const [context, read] of this.reads) {
-      if (read.index !== null && read.index <= this.applied) this.serveRead(context, read);
+      if (read.index !== null && read.index <= this.applied) this.serveRead(raft, context, read);
     }
   }
 
-  private serveRead(context: string, read: PendingRead): void {
+  private serveRead(raft: SimRaft, context: string, read: PendingRead): void {
     this.reads.delete(context);
-    read.request.done({ kind: 'ok', output: { value: this.kv.get(read.key) } });
+    const { request, input } = read;
+    const reply = this.kv.read(simDb, ['GET', input.key], this.host.nowMs, () =>
+      this.kvRandom.float(),
+    );
+    const value = getValue(reply);
+    if (value === undefined) {
+      this.host.checker.violation(`${this.id}: GET ${input.key} replied ${JSON.stringify(reply)}`);
+      request.done({ kind: 'lost', reason: 'unexpected reply' });
+      return;
+    }
+    if (input.op === 'get') {
+      request.done({ kind: 'ok', output: { value } });
+      return;
+    }
+    // A cas: as a WATCH client would, swap only if the value read is the expected one.
+    if (value !== input.expected) {
+      this.trace(`op${request.opId}: ${input.key} is not the expected value; nothing proposed`);
+      request.done({ kind: 'ok', output: { ok: false } });
+      return;
+    }
+    const revision = this.kv.watchRevision(simDb, input.key);
+    this.propose(
+      raft,
+      request,
+      input,
+      prepareCas(this.kv, input, revision, this.host.nowMs, this.seed()),
+    );
   }
 
   private keepReceivedSnapshot(meta: SnapshotMeta, bytes: Uint8Array): void {
@@ -831,6 +933,8 @@ const emptyState: PersistedState = {
   },
   entries: [],
 };
+
+const emptyKvBytes = snapshotBytes(new KvStateMachine());
 
 const noopReady: Ready = {
   softState: null,

@@ -357,7 +357,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       for (const id of [...status.membership.voters, ...status.membership.learners]) {
         const node = this.nodeMap.get(id);
         if (node === undefined) continue;
-        const digest = node.kv.digest();
+        const digest = node.kvDigest();
         this.checker.onKvDigest(node.id, node.applied, digest);
         this.trace.mix(digest);
       }

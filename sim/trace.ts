@@ -6,7 +6,7 @@
 import type { Message } from '../src/raft/messages.js';
 import type { Entry } from '../src/raft/types.js';
 import { hashNumber, hashSeed, hashString } from './hash.js';
-import { decodeCommand } from './kv.js';
+import { formatKvEntry } from './kv-ops.js';
 
 type TraceItem =
   | { readonly timeMs: number; readonly kind: 'text'; readonly node: string; readonly text: string }
@@ -22,12 +22,19 @@ type TraceItem =
       readonly kind: 'apply';
       readonly node: string;
       readonly entry: Entry;
+      /** The client operation that proposed the entry, when known. */
+      readonly opId: number | undefined;
     };
+
+/** Bound on the proposals remembered for naming applied entries (oldest forgotten first). */
+const proposalsMax = 4096;
 
 export class Trace {
   private readonly ring: (TraceItem | undefined)[];
   private next = 0;
   private digestCurrent = hashSeed;
+  /** `index@term` of recently proposed kv entries → the client op id (entries do not carry it). */
+  private readonly proposals = new Map<string, number>();
   eventCount = 0;
 
   /** `sink`, when set, receives every line as it happens (--verbose). */
@@ -63,7 +70,20 @@ export class Trace {
       hashNumber(entry.term, hashNumber(timeMs, this.digestCurrent)),
     );
     this.digestCurrent = hashString(node, h);
-    this.push({ timeMs, kind: 'apply', node, entry });
+    const opId =
+      entry.kind === 'conf' || entry.data.length === 0
+        ? undefined
+        : this.proposals.get(`${entry.index}@${entry.term}`);
+    this.push({ timeMs, kind: 'apply', node, entry, opId });
+  }
+
+  /** Remembers which client op an entry carries, so its applies can name it. */
+  noteProposal(index: number, term: number, opId: number): void {
+    this.proposals.set(`${index}@${term}`, opId);
+    if (this.proposals.size > proposalsMax) {
+      const oldest = this.proposals.keys().next().value;
+      if (oldest !== undefined) this.proposals.delete(oldest);
+    }
   }
 
   /** Mixes a value into the digest without recording a line (e.g. a final state digest). */
@@ -99,7 +119,7 @@ function formatItem(item: TraceItem): string {
     case 'message':
       return `${time} ${item.node.padEnd(4)} ${item.verb} ${formatMessage(item.message)}`;
     case 'apply':
-      return `${time} ${item.node.padEnd(4)} apply ${formatEntry(item.entry)}`;
+      return `${time} ${item.node.padEnd(4)} apply ${formatEntry(item.entry, item.opId)}`;
   }
 }
 
@@ -136,18 +156,14 @@ export function formatMessage(m: Message): string {
   }
 }
 
-export function formatEntry(e: Entry): string {
+export function formatEntry(e: Entry, opId?: number): string {
   const at = `${e.index}@${e.term}`;
   if (e.kind === 'conf') return `${at} conf ${e.change.type} ${e.change.node}`;
   if (e.data.length === 0) return `${at} no-op`;
+  const op = opId === undefined ? '' : ` op${opId}`;
   try {
-    const { opId, input } = decodeCommand(e.data);
-    const value = JSON.stringify(
-      input.value.length > 24 ? `…${input.value.slice(-24)}` : input.value,
-    );
-    const expected = input.op === 'cas' ? ` if ${JSON.stringify(input.expected)}` : '';
-    return `${at} op${opId} ${input.op} ${input.key}${expected} ${value}`;
+    return `${at}${op} ${formatKvEntry(e.data)}`;
   } catch {
-    return `${at} (${e.data.length} undecodable bytes)`;
+    return `${at}${op} (${e.data.length} undecodable bytes)`;
   }
 }

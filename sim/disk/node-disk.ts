@@ -12,6 +12,7 @@
  * The data directory is `<root>/data`.
  */
 
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import type { Prng } from '../../src/raft/prng.js';
 import { DelegatingFileSystem } from '../../src/storage/delegating-fs.js';
@@ -93,6 +94,8 @@ export class NodeDisk {
   private view: IncarnationFs | null = null;
   /** Bumped by every crash: completions of earlier incarnations are dropped. */
   private incarnation = 0;
+  /** Data-directory incarnations made on this disk so far. */
+  private incarnations = 0;
   readonly dataDir: string;
 
   constructor(
@@ -141,8 +144,21 @@ export class NodeDisk {
 
   /** Opens the node's storage (creating the data directory on the first start). */
   async open(fs: FileSystem): Promise<OpenedStorage> {
-    const opened = await RaftStorage.open(fs, this.dataDir, this.storageOptions);
+    const opened = await RaftStorage.open(fs, this.dataDir, {
+      ...this.storageOptions,
+      // Deterministic, unlike the default random one: a seed must replay exactly.
+      dataDir: { newIncarnation: () => this.nextIncarnation() },
+    });
     return { ...opened, dir: this.dataDir };
+  }
+
+  /** A new data-directory incarnation: 32 hex digits derived from the disk and a counter. */
+  private nextIncarnation(): string {
+    this.incarnations++;
+    return createHash('sha256')
+      .update(`${this.root}#${this.incarnations}`)
+      .digest('hex')
+      .slice(0, 32);
   }
 
   /** Files of the data directory in use that a bad sector may hit: WAL segments and snapshots. */
