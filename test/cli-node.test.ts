@@ -110,6 +110,17 @@ async function leaderAmong(
   return undefined;
 }
 
+/** Waits until every node answers 200 on /ready. */
+async function allReady(nodes: readonly Child[]): Promise<void> {
+  for (const child of nodes) {
+    await waitFor(
+      `${child.id} ready`,
+      async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
+      30_000,
+    );
+  }
+}
+
 /** Retries while the cluster is electing (TRYAGAIN or a dropped connection). */
 async function setWithRetry(port: number, key: string, value: string): Promise<void> {
   const { Redis } = await import('ioredis');
@@ -168,13 +179,7 @@ afterEach(async () => {
 describe('tandem node (3 processes)', () => {
   it('elects, replicates, survives kill -9 of the leader and stops gracefully', async () => {
     const cluster = await startCluster(3);
-    for (const child of cluster) {
-      await waitFor(
-        `${child.id} ready`,
-        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-        30_000,
-      );
-    }
+    await allReady(cluster);
     const [n1, n2] = cluster;
     if (n1 === undefined || n2 === undefined) throw new Error('no nodes');
     await setWithRetry(n1.respPort, 'greeting', 'hello');
@@ -210,13 +215,7 @@ describe('tandem node (3 processes)', () => {
 
   it('tandem status shows every node, tandem failover moves leadership', async () => {
     const cluster = await startCluster(3);
-    for (const child of cluster) {
-      await waitFor(
-        `${child.id} ready`,
-        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-        30_000,
-      );
-    }
+    await allReady(cluster);
     const endpoints = cluster.map((c) => c.http).join(',');
     const shown = await runCli(['status', '--endpoints', endpoints, '--json']);
     expect(shown.code, shown.stderr).toBe(0);
@@ -248,13 +247,7 @@ describe('acknowledged writes across kill -9 and restart (3 processes)', () => {
   it('keeps every acknowledged write, the same TTL everywhere, and catches the restarted node up', async () => {
     const { Redis } = await import('ioredis');
     const cluster = await startCluster(3);
-    for (const child of cluster) {
-      await waitFor(
-        `${child.id} ready`,
-        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-        30_000,
-      );
-    }
+    await allReady(cluster);
     const clients = cluster.map(
       (c) =>
         new Redis({
@@ -336,13 +329,7 @@ describe('acknowledged writes across kill -9 and restart (3 processes)', () => {
 describe('membership on real processes', () => {
   it('a node joins with --join, is promoted to voter once caught up, and serves', async () => {
     const cluster = await startCluster(3);
-    for (const child of cluster) {
-      await waitFor(
-        `${child.id} ready`,
-        async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-        30_000,
-      );
-    }
+    await allReady(cluster);
     const [n1] = cluster as [Child];
     await setWithRetry(n1.respPort, 'before-join', 'yes');
     const p = { resp: await freePort(), http: await freePort(), peer: await freePort() };
@@ -441,13 +428,7 @@ describe('disk full on real processes', () => {
         dataDir: (id) => (id === 'n2' ? join(disk, id) : join(root, id)),
         extraArgs: ['--space-low-bytes', String(16 * 1024 * 1024)],
       });
-      for (const child of cluster) {
-        await waitFor(
-          `${child.id} ready`,
-          async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-          30_000,
-        );
-      }
+      await allReady(cluster);
       const [n1] = cluster as [Child];
       await setWithRetry(n1.respPort, 'kept', 'v');
       // Fill the small disk until under 16 MiB are free.

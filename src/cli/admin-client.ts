@@ -55,6 +55,16 @@ export function parseEndpoints(text: string | undefined): string[] {
   return endpoints;
 }
 
+/** `parseEndpoints`, printing the problem and returning null if the text is bad. */
+export function endpointsOrExit(text: string | undefined): string[] | null {
+  try {
+    return parseEndpoints(text);
+  } catch (failure) {
+    process.stderr.write(`tandem: ${(failure as Error).message}\n`);
+    return null;
+  }
+}
+
 function describe(failure: unknown): string {
   const cause = (failure as { cause?: { code?: string; message?: string } }).cause;
   const detail = cause?.code ?? cause?.message;

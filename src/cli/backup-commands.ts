@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { restoreBackup } from '../node/restore.js';
 import { nodeId } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
-import { parseEndpoints } from './admin-client.js';
+import { endpointsOrExit } from './admin-client.js';
 
 /** A backup taking longer than this is abandoned (a limit on everything). */
 const backupTimeoutMs = 60 * 60 * 1000;
@@ -38,13 +38,8 @@ export function registerBackupCommands(program: Command): void {
 }
 
 async function backup(to: string, endpointsText: string | undefined): Promise<number> {
-  let endpoints: string[];
-  try {
-    endpoints = parseEndpoints(endpointsText);
-  } catch (failure) {
-    process.stderr.write(`tandem: ${(failure as Error).message}\n`);
-    return 2;
-  }
+  const endpoints = endpointsOrExit(endpointsText);
+  if (endpoints === null) return 2;
   const temp = `${to}.tmp`;
   for (const endpoint of endpoints) {
     let response: Response;

@@ -4,9 +4,9 @@
 
 import type { Command } from 'commander';
 import {
+  endpointsOrExit,
   findLeader,
   type Probe,
-  parseEndpoints,
   probeAll,
   sleep,
   transferLeadership,
@@ -37,15 +37,6 @@ export function registerClusterCommands(program: Command): void {
     .action(async (options: { to?: string; endpoints?: string }) => {
       process.exitCode = await failover(options);
     });
-}
-
-function endpointsOrExit(text: string | undefined): string[] | null {
-  try {
-    return parseEndpoints(text);
-  } catch (failure) {
-    process.stderr.write(`tandem: ${(failure as Error).message}\n`);
-    return null;
-  }
 }
 
 /** One table row per endpoint; lag as the leader sees each follower. */

@@ -8,8 +8,8 @@
 
 import type { Command } from 'commander';
 import {
+  endpointsOrExit,
   findLeader,
-  parseEndpoints,
   probeAll,
   requestJson,
   sleep,
@@ -105,13 +105,8 @@ async function run(
   endpointsText: string | undefined,
   action: (leader: Leader, endpoints: readonly string[]) => Promise<number>,
 ): Promise<number> {
-  let endpoints: string[];
-  try {
-    endpoints = parseEndpoints(endpointsText);
-  } catch (failure) {
-    process.stderr.write(`tandem: ${(failure as Error).message}\n`);
-    return 2;
-  }
+  const endpoints = endpointsOrExit(endpointsText);
+  if (endpoints === null) return 2;
   const leader = await waitForLeader(endpoints, null);
   if (leader === null) {
     process.stderr.write('tandem members: no node reports itself leader; try again shortly\n');

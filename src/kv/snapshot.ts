@@ -210,27 +210,11 @@ export function restoreKeyspace(chunks: Iterable<Uint8Array>): Keyspace {
     throw new CorruptDataError('kv snapshot: checksum mismatch (corrupt or truncated image)');
   }
   const r = new ByteReader(bytes, 'kv snapshot', magic.length, body);
-  const version = r.u32();
-  if (version !== snapshotFormatVersion) {
-    throw new CorruptDataError(`kv snapshot: unsupported version ${version}`);
-  }
   const ks = new Keyspace();
-  ks.clockMs = r.f64();
-  ks.appliedIndex = r.f64();
-  const dbs = r.u32();
-  if (dbs !== dbCount) throw new CorruptDataError(`kv snapshot: ${dbs} dbs, expected ${dbCount}`);
+  readHeader(r, ks);
   let records = 0;
-  for (;;) {
-    const type = r.u8();
-    if (type === 0) break;
-    const db = r.u8();
-    if (db >= dbCount) throw new CorruptDataError(`kv snapshot: db ${db}`);
-    const key = r.str();
-    const expireAtMs = r.f64();
-    const revision = r.f64();
-    const value = readValue(r, type);
-    if (ks.map(db).has(key)) throw new CorruptDataError('kv snapshot: duplicate key');
-    ks.put(db, key, new KeyEntry(value, expireAtMs, revision));
+  for (let record = readRecord(r); record !== null; record = readRecord(r)) {
+    putRecord(ks, record);
     records++;
   }
   const count = r.f64();
@@ -239,6 +223,41 @@ export function restoreKeyspace(chunks: Iterable<Uint8Array>): Keyspace {
   }
   r.expectEnd();
   return ks;
+}
+
+/** The header after the magic: version, clock, applied index, db count. */
+function readHeader(r: ByteReader, ks: Keyspace): void {
+  const version = r.u32();
+  if (version !== snapshotFormatVersion) {
+    throw new CorruptDataError(`kv snapshot: unsupported version ${version}`);
+  }
+  ks.clockMs = r.f64();
+  ks.appliedIndex = r.f64();
+  const dbs = r.u32();
+  if (dbs !== dbCount) throw new CorruptDataError(`kv snapshot: ${dbs} dbs, expected ${dbCount}`);
+}
+
+interface SnapshotRecord {
+  readonly db: number;
+  readonly key: string;
+  readonly entry: KeyEntry;
+}
+
+/** One record, or null at the end-of-records marker. */
+function readRecord(r: ByteReader): SnapshotRecord | null {
+  const type = r.u8();
+  if (type === 0) return null;
+  const db = r.u8();
+  if (db >= dbCount) throw new CorruptDataError(`kv snapshot: db ${db}`);
+  const key = r.str();
+  const expireAtMs = r.f64();
+  const revision = r.f64();
+  return { db, key, entry: new KeyEntry(readValue(r, type), expireAtMs, revision) };
+}
+
+function putRecord(ks: Keyspace, record: SnapshotRecord): void {
+  if (ks.map(record.db).has(record.key)) throw new CorruptDataError('kv snapshot: duplicate key');
+  ks.put(record.db, record.key, record.entry);
 }
 
 /**
@@ -260,30 +279,13 @@ export async function restoreKeyspaceAsync(
         throw new CorruptDataError('kv snapshot: bad magic (not a kv snapshot)');
       }
     }
-    const version = r.u32();
-    if (version !== snapshotFormatVersion) {
-      throw new CorruptDataError(`kv snapshot: unsupported version ${version}`);
-    }
-    ks.clockMs = r.f64();
-    ks.appliedIndex = r.f64();
-    const dbs = r.u32();
-    if (dbs !== dbCount) throw new CorruptDataError(`kv snapshot: ${dbs} dbs, expected ${dbCount}`);
+    readHeader(r, ks);
   });
   let records = 0;
   for (;;) {
-    const record = await cursor.next(hash, (r) => {
-      const type = r.u8();
-      if (type === 0) return null;
-      const db = r.u8();
-      if (db >= dbCount) throw new CorruptDataError(`kv snapshot: db ${db}`);
-      const key = r.str();
-      const expireAtMs = r.f64();
-      const revision = r.f64();
-      return { db, key, entry: new KeyEntry(readValue(r, type), expireAtMs, revision) };
-    });
+    const record = await cursor.next(hash, readRecord);
     if (record === null) break;
-    if (ks.map(record.db).has(record.key)) throw new CorruptDataError('kv snapshot: duplicate key');
-    ks.put(record.db, record.key, record.entry);
+    putRecord(ks, record);
     records++;
   }
   const count = await cursor.next(hash, (r) => r.f64());

@@ -7,8 +7,13 @@ import { nodeId } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { BackupError, readBackup } from './backup.js';
 import { restoreBackup } from './restore.js';
-import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
-import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
+import type { TandemNode } from './tandem-node.js';
+import {
+  loopbackMembers,
+  startTestCluster,
+  startTestNode,
+  waitFor,
+} from './test-cluster.test-util.js';
 
 const log = pino({ level: 'silent' });
 let root = '';
@@ -46,27 +51,13 @@ describe('backup and restore', () => {
     expect(backup.meta.snapshot.index).toBeGreaterThanOrEqual(120);
     const bytes = await collect(backup.stream);
 
-    const [id, address] = [...(await loopbackMembers(1))][0] as [string, HostPort];
-    const restored = await restoreBackup(
-      new NodeFileSystem(),
-      join(root, 'r'),
-      once(bytes),
-      nodeId(id),
-    );
+    const alone = await loopbackMembers(1);
+    const id = [...alone.keys()][0] as string;
+    const newRoot = join(root, 'restored');
+    const dir = join(newRoot, id);
+    const restored = await restoreBackup(new NodeFileSystem(), dir, once(bytes), nodeId(id));
     expect(restored.snapshot.membership).toEqual({ voters: [id], learners: [] });
-    const node = await TandemNode.start(
-      {
-        ...tandemNodeDefaults,
-        id,
-        clusterId: 'restored',
-        dataDir: join(root, 'r'),
-        peerListen: address,
-        members: new Map([[id, address]]),
-        tickMs: 20,
-      },
-      new NodeFileSystem(),
-      log,
-    );
+    const node = await startTestNode(newRoot, id, alone, log, { clusterId: 'restored' });
     nodes.push(node);
     await waitFor('the restored node to lead', () => (node.isLeader ? true : undefined));
     for (let i = 0; i < 120; i += 17) {

@@ -6,8 +6,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeId } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { forceNewCluster } from './force-new-cluster.js';
-import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
-import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
+import type { HostPort, TandemNode } from './tandem-node.js';
+import {
+  loopbackMembers,
+  startTestCluster,
+  startTestNode,
+  waitFor,
+} from './test-cluster.test-util.js';
 
 const silent = pino({ level: 'silent' });
 let root = '';
@@ -43,20 +48,8 @@ describe('force-new-cluster', () => {
     expect(snapshot.membership).toEqual({ voters: [id], learners: [] });
     expect(lines.join('')).toMatch(/FORCE-NEW-CLUSTER: .* must rejoin with a new data directory/);
 
-    const address = members.get(id) as HostPort;
-    const alone = await TandemNode.start(
-      {
-        ...tandemNodeDefaults,
-        id,
-        clusterId: 'test',
-        dataDir: join(root, id),
-        peerListen: address,
-        members: new Map([[id, address]]),
-        tickMs: 20,
-      },
-      new NodeFileSystem(),
-      silent,
-    );
+    const own = new Map([[id, members.get(id) as HostPort]]);
+    const alone = await startTestNode(root, id, own, silent);
     nodes = [alone];
     await waitFor('the survivor to lead alone', () => (alone.isLeader ? true : undefined));
     expect(alone.info().voters).toEqual([id]);

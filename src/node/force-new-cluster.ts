@@ -17,11 +17,11 @@
 
 import type { Logger } from 'pino';
 import { applyConfChange } from '../raft/membership.js';
-import type { Ready } from '../raft/ready.js';
-import { logIndex, type NodeId, noNode, type SnapshotMeta, term } from '../raft/types.js';
+import { logIndex, type NodeId, type SnapshotMeta, term } from '../raft/types.js';
 import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import { NodeMachine } from './node-machine.js';
+import { startFromSnapshot } from './restore.js';
 
 export async function forceNewCluster(
   fs: FileSystem,
@@ -70,18 +70,7 @@ export async function forceNewCluster(
     );
     await storage.receiveSnapshot(snapshot, machine.snapshot());
     const hardTerm = Math.max(persisted.hardState.term, lastTerm);
-    const ready: Ready = {
-      softState: null,
-      hardState: { term: term(hardTerm), vote: noNode, commit: snapshot.index },
-      snapshot,
-      entries: [],
-      mustSync: true,
-      messages: [],
-      messagesAfterPersist: [],
-      committedEntries: [],
-      readStates: [],
-    };
-    await storage.persist(ready);
+    await storage.persist(startFromSnapshot(snapshot, term(hardTerm)));
     return snapshot;
   } finally {
     await opened.storage.close();

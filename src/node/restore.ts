@@ -11,7 +11,7 @@
  */
 
 import type { Ready } from '../raft/ready.js';
-import { type NodeId, noNode, type SnapshotMeta } from '../raft/types.js';
+import { type NodeId, noNode, type SnapshotMeta, type Term } from '../raft/types.js';
 import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage, RaftStorageError } from '../storage/raft-storage.js';
 import { type BackupMeta, readBackup } from './backup.js';
@@ -43,20 +43,28 @@ export async function restoreBackup(
       membership: { voters: [self], learners: [] },
     };
     await opened.storage.receiveSnapshot(snapshot, image);
-    const ready: Ready = {
-      softState: null,
-      hardState: { term: snapshot.term, vote: noNode, commit: snapshot.index },
-      snapshot,
-      entries: [],
-      mustSync: true,
-      messages: [],
-      messagesAfterPersist: [],
-      committedEntries: [],
-      readStates: [],
-    };
-    await opened.storage.persist(ready);
+    await opened.storage.persist(startFromSnapshot(snapshot, snapshot.term));
     return { backup: meta, snapshot };
   } finally {
     await opened.storage.close();
   }
+}
+
+/**
+ * The Ready that makes a stored snapshot the whole state: the log restarts
+ * after it, committed up to it, in `hardTerm` (at least the snapshot's term)
+ * with no vote.
+ */
+export function startFromSnapshot(snapshot: SnapshotMeta, hardTerm: Term): Ready {
+  return {
+    softState: null,
+    hardState: { term: hardTerm, vote: noNode, commit: snapshot.index },
+    snapshot,
+    entries: [],
+    mustSync: true,
+    messages: [],
+    messagesAfterPersist: [],
+    committedEntries: [],
+    readStates: [],
+  };
 }

@@ -7,8 +7,13 @@ import { DelegatingFileSystem, overrideFile } from '../storage/delegating-fs.js'
 import { FsError, type FsFile } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { WalFailedError } from '../storage/wal-errors.js';
-import { type HostPort, TandemNode, tandemNodeDefaults } from './tandem-node.js';
-import { loopbackMembers, startTestCluster, waitFor } from './test-cluster.test-util.js';
+import { type HostPort, type TandemNode, tandemNodeDefaults } from './tandem-node.js';
+import {
+  loopbackMembers,
+  startTestCluster,
+  startTestNode,
+  waitFor,
+} from './test-cluster.test-util.js';
 
 const log = pino({ level: 'silent' });
 
@@ -126,21 +131,7 @@ describe('TandemNode over real sockets and disks', () => {
   it('retries a refused write only while no later write of its client went out', async () => {
     // One member of three: never a quorum, so every write is refused with TRYAGAIN.
     const members = await loopbackMembers(3);
-    const [id, address] = [...members][0] as [string, HostPort];
-    const node = await TandemNode.start(
-      {
-        ...tandemNodeDefaults,
-        id,
-        clusterId: 'test',
-        dataDir: join(root, id),
-        peerListen: address,
-        members,
-        tickMs: 20,
-        requestTimeoutMs: 400,
-      },
-      new NodeFileSystem(),
-      log,
-    );
+    const node = await startTestNode(root, 'n1', members, log, { requestTimeoutMs: 400 });
     nodes = [node];
     // Alone: retried until the request timeout.
     let asked = 0;
@@ -163,22 +154,8 @@ describe('TandemNode over real sockets and disks', () => {
 
   it('reports a failed fdatasync as fatal and never acknowledges the write', async () => {
     const members = await loopbackMembers(1);
-    const [id, address] = [...members][0] as [string, HostPort];
     const fs = new BreakableFs(new NodeFileSystem());
-    const node = await TandemNode.start(
-      {
-        ...tandemNodeDefaults,
-        id,
-        clusterId: 'test',
-        dataDir: join(root, id),
-        peerListen: address,
-        members,
-        tickMs: 20,
-        requestTimeoutMs: 1_000,
-      },
-      fs,
-      log,
-    );
+    const node = await startTestNode(root, 'n1', members, log, { requestTimeoutMs: 1_000 }, fs);
     nodes = [node];
     await waitFor('a leader', () => (node.isLeader ? true : undefined));
     expect(await node.write(0, ['SET', 'kept', '1'])).toEqual({ kind: 'simple', value: 'OK' });
@@ -244,21 +221,7 @@ describe('TandemNode over real sockets and disks', () => {
     const [n1, n2, n3] = cluster as [TandemNode, TandemNode, TandemNode];
     await n3.stop();
     await rm(join(root, 'n3'), { recursive: true, force: true });
-    const [id, address] = [...members][2] as [string, HostPort];
-    const reborn = await TandemNode.start(
-      {
-        ...tandemNodeDefaults,
-        id,
-        clusterId: 'test',
-        dataDir: join(root, id),
-        peerListen: address,
-        members,
-        tickMs: 20,
-        requestTimeoutMs: 300,
-      },
-      new NodeFileSystem(),
-      log,
-    );
+    const reborn = await startTestNode(root, 'n3', members, log, { requestTimeoutMs: 300 });
     nodes = [n1, n2, reborn];
     expect(reborn.incarnation).not.toBe(n3.incarnation);
     // Its peers refuse it, so it never catches up and the others go on without it.
@@ -275,28 +238,16 @@ describe('TandemNode over real sockets and disks', () => {
     const members = await loopbackMembers(3);
     const disks = new Map<string, SlowableFs>();
     nodes = await Promise.all(
-      [...members].map(([id, address]) => {
+      [...members.keys()].map((id) => {
         const fs = new SlowableFs(new NodeFileSystem());
         disks.set(id, fs);
-        return TandemNode.start(
-          {
-            ...tandemNodeDefaults,
-            id,
-            clusterId: 'test',
-            dataDir: join(root, id),
-            peerListen: address,
-            members,
-            tickMs: 20,
-            degradation: {
-              fsyncP99Ms: 40,
-              windowMs: 1_000,
-              sustainMs: 1_000,
-              loopDelayP99Ms: 5_000,
-            },
-          },
-          fs,
-          log,
-        );
+        const degradation = {
+          fsyncP99Ms: 40,
+          windowMs: 1_000,
+          sustainMs: 1_000,
+          loopDelayP99Ms: 5_000,
+        };
+        return startTestNode(root, id, members, log, { degradation }, fs);
       }),
     );
     const first = await waitFor('a leader', () => nodes.find((n) => n.isLeader));

@@ -7,6 +7,7 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { FileSystem } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import {
   type HostPort,
@@ -64,6 +65,36 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * Starts member `id` of `members` in this process, its data under `root`,
+ * with test timings (20 ms ticks); `fs` defaults to the real disk.
+ */
+export function startTestNode(
+  root: string,
+  id: string,
+  members: ReadonlyMap<string, HostPort>,
+  log: Logger,
+  overrides: Partial<TandemNodeConfig> = {},
+  fs: FileSystem = new NodeFileSystem(),
+): Promise<TandemNode> {
+  const address = members.get(id);
+  if (address === undefined) throw new Error(`${id} is not in the members given`);
+  return TandemNode.start(
+    {
+      ...tandemNodeDefaults,
+      id,
+      clusterId: 'test',
+      dataDir: join(root, id),
+      peerListen: address,
+      members,
+      tickMs: 20,
+      ...overrides,
+    },
+    fs,
+    log.child({ node: id }),
+  );
+}
+
 /** Starts every member of `members` in this process, data under `root`, on real disks. */
 export function startTestCluster(
   root: string,
@@ -72,21 +103,6 @@ export function startTestCluster(
   overrides: Partial<TandemNodeConfig> = {},
 ): Promise<TandemNode[]> {
   return Promise.all(
-    [...members].map(([id, address]) =>
-      TandemNode.start(
-        {
-          ...tandemNodeDefaults,
-          id,
-          clusterId: 'test',
-          dataDir: join(root, id),
-          peerListen: address,
-          members,
-          tickMs: 20,
-          ...overrides,
-        },
-        new NodeFileSystem(),
-        log.child({ node: id }),
-      ),
-    ),
+    [...members.keys()].map((id) => startTestNode(root, id, members, log, overrides)),
   );
 }
