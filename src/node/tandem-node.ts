@@ -300,7 +300,11 @@ export class TandemNode {
     started.spaceTimer = setInterval(() => void started.spaceCycle(), spaceMs);
     started.degradationTimer = setInterval(() => started.degradationCycle(), degradationCheckMs);
     const registerMs = config.tickMs * config.electionTimeoutTicks;
-    started.registerTimer = setInterval(() => void started.registerCycle(), registerMs);
+    started.registerTimer = setInterval(() => {
+      started.registerCycle().catch((failure: unknown) => {
+        started.log.warn({ err: failure }, 'member registration or promotion failed; will retry');
+      });
+    }, registerMs);
     return started;
   }
 
@@ -664,6 +668,15 @@ export class TandemNode {
       const id = entryMember(request.entry);
       if (from !== null && id !== from) {
         return error(`ERR ${from} may register only itself, not ${id}`);
+      }
+      const info = from === null ? null : this.info();
+      if (
+        info !== null &&
+        !info.voters.includes(nodeId(id)) &&
+        !info.learners.includes(nodeId(id))
+      ) {
+        // A removed node must not put itself back: joining goes through the admin API.
+        return error(`ERR ${id} is not a member of the cluster; join it first (--join)`);
       }
       return encodeMemberEntry(request.entry);
     }
