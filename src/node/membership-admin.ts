@@ -60,12 +60,17 @@ const notLeader = (host: MembershipHost): AdminAnswer => ({
  * Repeating it is harmless; a member known by another data directory is
  * refused (it must be removed first).
  */
-export async function addMember(host: MembershipHost, record: MemberRecord): Promise<AdminAnswer> {
+export async function addMember(host: MembershipHost, given: MemberRecord): Promise<AdminAnswer> {
   if (!host.isLeader) return notLeader(host);
-  const id = nodeId(record.id);
+  const id = nodeId(given.id);
   const view = host.view();
   const member = view.voters.includes(id) || view.learners.includes(id);
-  const known = host.registry.get(record.id);
+  const known = host.registry.get(given.id);
+  // An operator's `members add` names no incarnation: keep the one known (if any).
+  const record =
+    given.incarnation === '' && known !== undefined
+      ? { ...given, incarnation: known.incarnation }
+      : given;
   if (
     member &&
     known !== undefined &&
