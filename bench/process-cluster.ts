@@ -32,6 +32,8 @@ export interface NodeStatus {
 }
 
 export class ProcessCluster {
+  private readonly joiners: BenchNode[] = [];
+
   private constructor(
     readonly root: string,
     readonly nodes: readonly BenchNode[],
@@ -61,6 +63,20 @@ export class ProcessCluster {
       return { id, args, http: `http://127.0.0.1:${p.http}`, respPort: p.resp, child: null };
     });
     return new ProcessCluster(root, nodes);
+  }
+
+  /** Plans one more node that joins through `via`'s admin HTTP address (not started). */
+  async planJoiner(id: string, via: BenchNode, extraArgs: readonly string[]): Promise<BenchNode> {
+    const p = { resp: await freePort(), http: await freePort(), peer: await freePort() };
+    const args = [
+      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(this.root, id)],
+      ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
+      ...['--peer', `127.0.0.1:${p.peer}`, '--join', via.http.replace('http://', '')],
+      ...extraArgs,
+    ];
+    const node = { id, args, http: `http://127.0.0.1:${p.http}`, respPort: p.resp, child: null };
+    this.joiners.push(node);
+    return node;
   }
 
   /** Starts every node and waits until the cluster settles. */
@@ -115,7 +131,7 @@ export class ProcessCluster {
 
   /** SIGTERM to every live node, SIGKILL to those still running after the stop timeout. */
   async stop(): Promise<void> {
-    const live = this.nodes.flatMap((n) =>
+    const live = [...this.nodes, ...this.joiners].flatMap((n) =>
       n.child !== null && n.child.exitCode === null && n.child.signalCode === null ? [n.child] : [],
     );
     const exited = live.map((c) => new Promise<void>((done) => c.once('exit', () => done())));
