@@ -20,7 +20,7 @@ import { NodeFileSystem } from '../src/storage/node-fs.js';
 import { RaftStorage } from '../src/storage/raft-storage.js';
 import { ready } from '../src/storage/raft-storage.test-util.js';
 import { runAsChild, say } from './kill-loop.js';
-import { payloadFor } from './wal-child.js';
+import { entriesFrom, payloadFor } from './wal-child.js';
 
 export const childSegmentBytesMax = 256 * 1024;
 const appendersInFlight = 4;
@@ -109,16 +109,8 @@ async function main(dataDir: string): Promise<void> {
   const persister = async (): Promise<never> => {
     for (;;) {
       const count = 1 + (persists++ % entriesPerPersistMax);
-      const batch: Entry[] = [];
-      for (let i = 0; i < count; i++) {
-        const index = nextIndex++;
-        batch.push({
-          kind: 'normal',
-          index: logIndex(index),
-          term: term(1),
-          data: payloadFor(index),
-        });
-      }
+      const batch = entriesFrom(nextIndex, count);
+      nextIndex += count;
       const last = (batch[batch.length - 1] as Entry).index;
       const hs: HardState = { term: term(1), vote: nodeId('n1'), commit: logIndex(last - count) };
       await storage.persist(ready({ entries: batch, hardState: hs }));

@@ -37,6 +37,16 @@ export function payloadFor(index: number): Buffer {
   return data;
 }
 
+/** `count` entries of term 1 from `first` on, with their payloads. */
+export function entriesFrom(first: number, count: number): Entry[] {
+  return Array.from({ length: count }, (_, i) => ({
+    kind: 'normal' as const,
+    index: logIndex(first + i),
+    term: term(1),
+    data: payloadFor(first + i),
+  }));
+}
+
 /** Why the recovered log is wrong, or null when it is contiguous from 1 with the right payloads. */
 export function checkRecovered(entries: readonly Entry[]): string | null {
   for (const [i, entry] of entries.entries()) {
@@ -76,16 +86,8 @@ async function main(dataDir: string): Promise<void> {
   const appender = async (): Promise<never> => {
     for (;;) {
       const count = 1 + (appends++ % entriesPerAppendMax);
-      const batch: Entry[] = [];
-      for (let i = 0; i < count; i++) {
-        const index = nextIndex++;
-        batch.push({
-          kind: 'normal',
-          index: logIndex(index),
-          term: term(1),
-          data: payloadFor(index),
-        });
-      }
+      const batch = entriesFrom(nextIndex, count);
+      nextIndex += count;
       const last = batch[batch.length - 1] as Entry;
       // Now and then a hard state rides along, committing what is already durable.
       const hs: HardState | null =

@@ -45,28 +45,39 @@ export interface Verdict {
   readonly loopDelayP99Ms: number;
 }
 
+/**
+ * Samples of one signal, oldest first, at most `samplesMax`. Dropping old
+ * samples moves a start index (the arrays are compacted now and then), so
+ * recording stays O(1) on the persist path.
+ */
 class Window {
-  private readonly times: number[] = [];
-  private readonly values: number[] = [];
+  private times: number[] = [];
+  private values: number[] = [];
+  private start = 0;
 
   add(atMs: number, value: number): void {
     this.times.push(atMs);
     this.values.push(value);
-    if (this.times.length > samplesMax) {
-      this.times.shift();
-      this.values.shift();
-    }
+    if (this.times.length - this.start > samplesMax) this.start++;
+    this.compact();
   }
 
   /** p99 of the samples newer than `sinceMs` (0 with none). */
   p99(sinceMs: number): number {
-    while (this.times.length > 0 && (this.times[0] as number) < sinceMs) {
-      this.times.shift();
-      this.values.shift();
+    while (this.start < this.times.length && (this.times[this.start] as number) < sinceMs) {
+      this.start++;
     }
-    if (this.values.length === 0) return 0;
-    const sorted = [...this.values].sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] as number;
+    this.compact();
+    const live = this.values.slice(this.start).sort((a, b) => a - b);
+    if (live.length === 0) return 0;
+    return live[Math.min(live.length - 1, Math.floor(live.length * 0.99))] as number;
+  }
+
+  private compact(): void {
+    if (this.start < samplesMax) return;
+    this.times = this.times.slice(this.start);
+    this.values = this.values.slice(this.start);
+    this.start = 0;
   }
 }
 

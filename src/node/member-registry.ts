@@ -75,6 +75,11 @@ export class MemberRegistry {
     return [...this.alarmed.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** Some raised alarm (the lowest member id), or undefined; O(1) when none is raised. */
+  anyAlarm(): Alarm | undefined {
+    return this.alarmed.size === 0 ? undefined : this.alarms()[0];
+  }
+
   alarmOf(id: string): Alarm | undefined {
     return this.alarmed.get(id);
   }

@@ -124,21 +124,21 @@ export async function removeMember(
   if (!host.isLeader) return notLeader(host);
   const view = host.view();
   const voter = view.voters.includes(id);
-  if (!voter && !view.learners.includes(id)) {
-    if (host.registry.get(id) === undefined) {
-      return { ok: false, status: 404, error: `${id} is not a member` };
-    }
-  } else {
-    if (id === host.id) {
-      return {
-        ok: false,
-        status: 409,
-        error: `${id} is the leader: hand leadership over first (tandem failover), then remove it`,
-      };
-    }
-    const problem =
-      force || !voter ? null : quorumProblem(health(host, view), { type: 'removeNode', node: id });
-    if (problem !== null) return { ok: false, status: 409, error: problem };
+  const member = voter || view.learners.includes(id);
+  if (!member && host.registry.get(id) === undefined) {
+    return { ok: false, status: 404, error: `${id} is not a member` };
+  }
+  if (member && id === host.id) {
+    return {
+      ok: false,
+      status: 409,
+      error: `${id} is the leader: hand leadership over first (tandem failover), then remove it`,
+    };
+  }
+  const problem =
+    force || !voter ? null : quorumProblem(health(host, view), { type: 'removeNode', node: id });
+  if (problem !== null) return { ok: false, status: 409, error: problem };
+  if (member) {
     const removed = await change(host, { type: 'removeNode', node: id }, `${id} removed`);
     if (!removed.ok) return removed;
   }
@@ -174,8 +174,11 @@ export async function autoPromote(host: MembershipHost, lagMax: number): Promise
 /** The leader and the followers it hears from; a learner counts only if caught up. */
 function health(host: MembershipHost, view: MembershipView): VoterHealth {
   const healthy = new Set<NodeId>([host.id]);
-  for (const f of view.followers) if (f.active && f.match >= view.lastIndex - 1) healthy.add(f.id);
-  for (const f of view.followers) if (f.active && view.voters.includes(f.id)) healthy.add(f.id);
+  for (const f of view.followers) {
+    if (f.active && (view.voters.includes(f.id) || f.match >= view.lastIndex - 1)) {
+      healthy.add(f.id);
+    }
+  }
   return { voters: view.voters, healthy };
 }
 

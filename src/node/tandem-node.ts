@@ -728,7 +728,7 @@ export class TandemNode {
 
   /** NOSPACE while any member's alarm is raised, except for writes that only remove data. */
   private spaceRefusal(request: ForwardRequest): Reply | null {
-    const alarm = this.machine.registry.alarms()[0];
+    const alarm = this.machine.registry.anyAlarm();
     if (alarm === undefined || request.kind === 'member') return null;
     const commands = request.kind === 'write' ? [request.argv] : request.commands;
     if (commands.every((argv) => removesOnly(argv))) return null;

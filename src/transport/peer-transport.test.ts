@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HeartbeatMessage, Message, SnapshotMessage } from '../raft/messages.js';
-import { logIndex, type NodeId, nodeId, term } from '../raft/types.js';
+import { logIndex, type Membership, type NodeId, nodeId, term } from '../raft/types.js';
 import { TransportError } from './errors.js';
 import {
   type PeerAddress,
@@ -77,6 +77,25 @@ async function until(what: string, condition: () => boolean, timeoutMs = 5_000):
 
 function heartbeat(from: NodeId, to: NodeId, seq: number): HeartbeatMessage {
   return { type: 'heartbeat', from, to, term: term(1), commit: logIndex(0), seq };
+}
+
+/** A snapshot message from n1 to n2 in term 2. */
+function snapshotMessage(
+  index: number,
+  membership: Membership = { voters: [n1, n2], learners: [] },
+): SnapshotMessage {
+  return {
+    type: 'snapshot',
+    from: n1,
+    to: n2,
+    term: term(2),
+    snapshot: { index: logIndex(index), term: term(2), membership },
+  };
+}
+
+/** Chunks of `bytes` zeros, for as long as the reader takes them. */
+async function* endless(bytes: number): AsyncGenerator<Uint8Array> {
+  for (;;) yield new Uint8Array(bytes);
 }
 
 async function connected(nodes: readonly Node[]): Promise<void> {
@@ -245,17 +264,7 @@ describe('PeerTransport', () => {
         yield piece;
       }
     }
-    const message: SnapshotMessage = {
-      type: 'snapshot',
-      from: n1,
-      to: n2,
-      term: term(2),
-      snapshot: {
-        index: logIndex(100),
-        term: term(2),
-        membership: { voters: [n1, n2], learners: [] },
-      },
-    };
+    const message = snapshotMessage(100);
     let maxQueued = 0;
     let maxAheadBytes = 0;
     const sampler = setInterval(() => {
@@ -310,21 +319,8 @@ describe('PeerTransport', () => {
     const a = await startNode(n1);
     link([a, b]);
     await connected([a, b]);
-    async function* endless(): AsyncGenerator<Uint8Array> {
-      for (;;) yield new Uint8Array(64 * 1024);
-    }
-    const message: SnapshotMessage = {
-      type: 'snapshot',
-      from: n1,
-      to: n2,
-      term: term(2),
-      snapshot: {
-        index: logIndex(5),
-        term: term(2),
-        membership: { voters: [n1, n2], learners: [] },
-      },
-    };
-    const done = a.transport.sendSnapshot(n2, message, endless());
+    const message = snapshotMessage(5);
+    const done = a.transport.sendSnapshot(n2, message, endless(64 * 1024));
     await chunkSeen;
     a.transport.disconnect(n2);
     await expect(done).rejects.toMatchObject({ code: 'disconnected' });
@@ -341,13 +337,7 @@ describe('PeerTransport', () => {
     const a = await startNode(n1);
     link([a, b]);
     await connected([a, b]);
-    const message: SnapshotMessage = {
-      type: 'snapshot',
-      from: n1,
-      to: n2,
-      term: term(2),
-      snapshot: { index: logIndex(5), term: term(2), membership: { voters: [n1], learners: [n2] } },
-    };
+    const message = snapshotMessage(5, { voters: [n1], learners: [n2] });
     async function* one(): AsyncGenerator<Uint8Array> {
       yield new Uint8Array(10);
     }
@@ -372,21 +362,8 @@ describe('PeerTransport', () => {
     const a = await startNode(n1);
     link([a, b]);
     await connected([a, b]);
-    async function* endless(): AsyncGenerator<Uint8Array> {
-      for (;;) yield new Uint8Array(256 * 1024);
-    }
-    const message: SnapshotMessage = {
-      type: 'snapshot',
-      from: n1,
-      to: n2,
-      term: term(2),
-      snapshot: {
-        index: logIndex(5),
-        term: term(2),
-        membership: { voters: [n1, n2], learners: [] },
-      },
-    };
-    await a.transport.sendSnapshot(n2, message, endless());
+    const message = snapshotMessage(5);
+    await a.transport.sendSnapshot(n2, message, endless(256 * 1024));
     // The connection stays usable.
     a.transport.send([heartbeat(n1, n2, 3)]);
     await until('heartbeat after snapshot', () => b.received.length === 1);
