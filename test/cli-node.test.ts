@@ -7,174 +7,27 @@
  * the leader under load, and the killed node catching up after a restart.
  */
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { freePort, waitFor as waitUntil } from '../src/node/test-cluster.test-util.js';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../src/node/test-cluster.test-util.js';
+import {
+  allReady,
+  type Child,
+  get,
+  getJson,
+  leaderAmong,
+  restart,
+  rootDir,
+  runCli,
+  type Status,
+  setWithRetry,
+  spawnChild,
+  startCluster,
+  useProcesses,
+  waitFor,
+} from './processes.test-util.js';
 
-const repo = resolve(import.meta.dirname, '..');
-
-interface Child {
-  readonly id: string;
-  readonly args: readonly string[];
-  readonly process: ChildProcess;
-  readonly http: string;
-  readonly respPort: number;
-  readonly output: string[];
-  readonly exited: Promise<number | null>;
-}
-
-let root = '';
-let children: Child[] = [];
-
-interface ClusterOptions {
-  /** Where node `id` keeps its data (default: under the test's root). */
-  readonly dataDir?: (id: string) => string;
-  readonly extraArgs?: readonly string[];
-}
-
-async function startCluster(size: number, options: ClusterOptions = {}): Promise<Child[]> {
-  const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
-  const ports = new Map<string, { resp: number; http: number; peer: number }>();
-  for (const id of ids)
-    ports.set(id, { resp: await freePort(), http: await freePort(), peer: await freePort() });
-  const initialCluster = ids.map((id) => `${id}=127.0.0.1:${ports.get(id)?.peer}`).join(',');
-  return ids.map((id) => {
-    const p = ports.get(id);
-    if (p === undefined) throw new Error('no ports');
-    const args = [
-      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id],
-      ...['--data', options.dataDir?.(id) ?? join(root, id)],
-      ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
-      ...['--initial-cluster', initialCluster, '--tick-ms', '20', '--log-level', 'warn'],
-      ...(options.extraArgs ?? []),
-    ];
-    return spawnChild(id, args, `http://127.0.0.1:${p.http}`, p.resp);
-  });
-}
-
-function spawnChild(id: string, args: readonly string[], http: string, respPort: number): Child {
-  const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const started: Child = { id, args, process: child, http, respPort, output, exited };
-  children.push(started);
-  return started;
-}
-
-/** Starts a node again with the same flags and data directory. */
-function restart(node: Child): Child {
-  return spawnChild(node.id, node.args, node.http, node.respPort);
-}
-
-interface Status {
-  id: string;
-  role: string;
-  leader: string;
-  term: number;
-  commit: number;
-  applied: number;
-}
-
-async function getJson<T>(url: string): Promise<{ status: number; body: T } | null> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    return { status: response.status, body: (await response.json()) as T };
-  } catch {
-    return null;
-  }
-}
-
-/** Polls with the nodes' recent output in the timeout error. */
-function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const context = (): string =>
-    children.map((c) => `--- ${c.id}\n${c.output.join('').slice(-2_000)}`).join('\n');
-  return waitUntil(what, probe, { timeoutMs, intervalMs: 50, context });
-}
-
-async function leaderAmong(
-  nodes: readonly Child[],
-): Promise<{ child: Child; status: Status } | undefined> {
-  for (const child of nodes) {
-    const answer = await getJson<Status>(`${child.http}/status`);
-    if (answer?.body.role === 'leader') return { child, status: answer.body };
-  }
-  return undefined;
-}
-
-/** Waits until every node answers 200 on /ready. */
-async function allReady(nodes: readonly Child[]): Promise<void> {
-  for (const child of nodes) {
-    await waitFor(
-      `${child.id} ready`,
-      async () => ((await getJson(`${child.http}/ready`))?.status === 200 ? true : undefined),
-      30_000,
-    );
-  }
-}
-
-/** Retries while the cluster is electing (TRYAGAIN or a dropped connection). */
-async function setWithRetry(port: number, key: string, value: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await waitFor(
-      `SET ${key} on port ${port}`,
-      async () => {
-        try {
-          if (client.status !== 'ready') await client.connect().catch(() => undefined);
-          return (await client.set(key, value)) === 'OK' ? true : undefined;
-        } catch {
-          return undefined;
-        }
-      },
-      15_000,
-    );
-  } finally {
-    client.disconnect();
-  }
-}
-
-async function get(port: number, key: string): Promise<string | null> {
-  const { Redis } = await import('ioredis');
-  const client = new Redis({ port, host: '127.0.0.1' });
-  try {
-    return await client.get(key);
-  } finally {
-    client.disconnect();
-  }
-}
-
-beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'tandem-cli-'));
-});
-
-afterEach(async () => {
-  for (const child of children) {
-    if (
-      child.process.exitCode === null &&
-      child.process.signalCode === null &&
-      child.process.pid !== undefined
-    ) {
-      try {
-        process.kill(child.process.pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
-  }
-  await Promise.all(children.map((c) => c.exited));
-  children = [];
-  await rm(root, { recursive: true, force: true });
-});
+useProcesses();
 
 describe('tandem node (3 processes)', () => {
   it('elects, replicates, survives kill -9 of the leader and stops gracefully', async () => {
@@ -335,7 +188,16 @@ describe('membership on real processes', () => {
     const p = { resp: await freePort(), http: await freePort(), peer: await freePort() };
     const joinVia = n1.http.replace('http://', '');
     const args = [
-      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', 'n4', '--data', join(root, 'n4')],
+      ...[
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'node',
+        '--id',
+        'n4',
+        '--data',
+        join(rootDir(), 'n4'),
+      ],
       ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
       ...['--peer', `127.0.0.1:${p.peer}`, '--join', joinVia, '--tick-ms', '20'],
       ...['--log-level', 'warn'],
@@ -402,95 +264,3 @@ describe('membership on real processes', () => {
     expect(removedDown.code, removedDown.stderr).toBe(0);
   }, 120_000);
 });
-
-/** Mounts a tmpfs of `sizeMb` at `dir`; false (with the reason) when this machine does not allow it. */
-function mountTmpfs(dir: string, sizeMb: number): { ok: boolean; why: string } {
-  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m`, 'tmpfs', dir], {
-    encoding: 'utf8',
-    timeout: 10_000,
-  });
-  return { ok: result.status === 0, why: (result.stderr || result.error?.message) ?? '' };
-}
-
-describe('disk full on real processes', () => {
-  it('a nearly full tmpfs under one node raises NOSPACE; deleting data and freeing space clears it', async (context) => {
-    const disk = join(root, 'small-disk');
-    await mkdir(disk, { recursive: true });
-    const mounted = mountTmpfs(disk, 64);
-    if (!mounted.ok) {
-      context.skip(
-        `cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): ${mounted.why.trim()}`,
-      );
-      return;
-    }
-    try {
-      const cluster = await startCluster(3, {
-        dataDir: (id) => (id === 'n2' ? join(disk, id) : join(root, id)),
-        extraArgs: ['--space-low-bytes', String(16 * 1024 * 1024)],
-      });
-      await allReady(cluster);
-      const [n1] = cluster as [Child];
-      await setWithRetry(n1.respPort, 'kept', 'v');
-      // Fill the small disk until under 16 MiB are free.
-      const filler = join(disk, 'filler');
-      const fill = spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=52'], {
-        timeout: 30_000,
-      });
-      expect(fill.status).toBe(0);
-      const { Redis } = await import('ioredis');
-      const client = new Redis({ port: n1.respPort, host: '127.0.0.1', maxRetriesPerRequest: 0 });
-      try {
-        const refusal = await waitFor(
-          'writes refused with NOSPACE',
-          async () => {
-            const error = await client.set('x', 'y').then(
-              () => undefined,
-              (e: unknown) => e as Error,
-            );
-            return error?.message.startsWith('NOSPACE') === true ? error.message : undefined;
-          },
-          20_000,
-        );
-        expect(refusal).toMatch(/NOSPACE n2 has \d+ bytes free .*reads and deletes still work/);
-        expect(await client.get('kept')).toBe('v');
-        expect(await client.del('kept')).toBe(1);
-        await rm(filler);
-        await waitFor(
-          'the alarm cleared',
-          async () => ((await client.set('x', 'y').catch(() => null)) === 'OK' ? true : undefined),
-          20_000,
-        );
-      } finally {
-        client.disconnect();
-      }
-    } finally {
-      for (const child of children) {
-        if (child.process.exitCode === null && child.process.pid !== undefined) {
-          process.kill(child.process.pid, 'SIGKILL');
-        }
-      }
-      await Promise.all(children.map((c) => c.exited));
-      spawnSync('umount', [disk], { timeout: 10_000 });
-    }
-  }, 90_000);
-});
-
-/** Runs the tandem CLI to completion (bounded), capturing its output. */
-function runCli(
-  args: readonly string[],
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    timeout: 30_000,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((done) => child.on('close', (code) => done({ code, stdout, stderr })));
-}

@@ -10,10 +10,13 @@ import type { Command } from 'commander';
 import { type Logger, pino } from 'pino';
 import { AdminServer } from '../http/admin-server.js';
 import { forceNewCluster } from '../node/force-new-cluster.js';
+import { diskFullCause } from '../node/space-guard.js';
 import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
 import { nodeId } from '../raft/types.js';
 import { RespServer } from '../resp/server.js';
+import type { FileSystem } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
+import { SlowSyncFileSystem } from '../storage/slow-sync-fs.js';
 import { joinCluster } from './join.js';
 import {
   ConfigError,
@@ -51,6 +54,15 @@ export function registerNodeCommand(program: Command): void {
       'raise the NOSPACE alarm below this many free bytes under --data (default 268435456)',
     )
     .option(
+      '--degraded-fsync-ms <ms>',
+      'a leader whose fsync p99 stays above this hands leadership to a healthy follower (default 500)',
+    )
+    .option('--degraded-for-ms <ms>', '... when it stayed above it this long (default 10000)')
+    .option(
+      '--fault-fsync-delay-ms <ms>',
+      'fault injection for tests and drills: delay every fsync by this much (default 0)',
+    )
+    .option(
       '--force-new-cluster',
       "after losing a majority for good: start a one-node cluster from this node's data (others rejoin with --join)",
     )
@@ -77,6 +89,9 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['heartbeat-ticks', 'heartbeatTicks'],
     ['read-mode', 'readMode'],
     ['space-low-bytes', 'spaceLowBytes'],
+    ['degraded-fsync-ms', 'degradedFsyncMs'],
+    ['degraded-for-ms', 'degradedForMs'],
+    ['fault-fsync-delay-ms', 'faultFsyncDelayMs'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -141,10 +156,15 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
       heartbeatTicks: settings.heartbeatTicks,
       readMode: settings.readMode,
       spaceLowBytes: settings.spaceLowBytes,
+      degradation: {
+        fsyncP99Ms: settings.degradedFsyncMs,
+        windowMs: settings.degradedForMs,
+        sustainMs: settings.degradedForMs,
+      },
       respAddress: formatHostPort(settings.resp),
       httpAddress: formatHostPort(settings.http),
     },
-    new NodeFileSystem(),
+    storageFileSystem(settings, log),
     log,
   );
   const admin = new AdminServer({
@@ -176,6 +196,17 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
     void joinCluster(node, settings.join, log, () => stopped);
   }
   return ended;
+}
+
+/** The disk, slowed down when fault injection asks for it. */
+function storageFileSystem(settings: NodeSettings, log: Logger): FileSystem {
+  const disk = new NodeFileSystem();
+  if (settings.faultFsyncDelayMs === 0) return disk;
+  log.warn(
+    { delayMs: settings.faultFsyncDelayMs },
+    'FAULT INJECTION: every fsync of this node is delayed (--fault-fsync-delay-ms); for tests only',
+  );
+  return new SlowSyncFileSystem(disk, settings.faultFsyncDelayMs);
 }
 
 /** Resolves with the exit code: 0 after a graceful stop, 1 on a fatal storage failure. */
@@ -220,7 +251,17 @@ function waitForEnd(
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     node.fatal.then((failure) => {
-      log.fatal({ err: failure }, 'storage failure: stopping; restart to recover from the log');
+      const full = diskFullCause(failure);
+      if (full === null) {
+        log.fatal({ err: failure }, 'storage failure: stopping; restart to recover from the log');
+      } else {
+        log.fatal(
+          { err: failure, path: full.path },
+          'disk full: this node cannot write its log and stops; free space under its data ' +
+            'directory, then restart it (the cluster refuses writes with NOSPACE meanwhile; ' +
+            'the alarm clears once this node is back with room)',
+        );
+      }
       process.exit(1);
     });
   });

@@ -28,6 +28,12 @@ export interface NodeSettings {
   readonly readMode: ReadMode;
   /** Free bytes under the data directory below which the NOSPACE alarm is raised. */
   readonly spaceLowBytes: number;
+  /** A leader whose fsync p99 stays above this (ms) hands leadership over. */
+  readonly degradedFsyncMs: number;
+  /** ... for this long (ms): the detector's window and sustain time. */
+  readonly degradedForMs: number;
+  /** Fault injection (tests, drills): extra delay of every fsync (ms); 0 = none. */
+  readonly faultFsyncDelayMs: number;
   readonly logLevel: LogLevel;
 }
 
@@ -53,6 +59,9 @@ export const settingNames = [
   'heartbeat-ticks',
   'read-mode',
   'space-low-bytes',
+  'degraded-fsync-ms',
+  'degraded-for-ms',
+  'fault-fsync-delay-ms',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -65,6 +74,9 @@ const defaults: RawSettings = {
   'heartbeat-ticks': '1',
   'read-mode': 'readIndex',
   'space-low-bytes': String(256 * 1024 * 1024),
+  'degraded-fsync-ms': '500',
+  'degraded-for-ms': '10000',
+  'fault-fsync-delay-ms': '0',
   'log-level': 'info',
 };
 
@@ -255,6 +267,24 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     Number.MAX_SAFE_INTEGER,
   );
+  const degradedFsyncMs = parseInteger(
+    '--degraded-fsync-ms',
+    required(raw, 'degraded-fsync-ms'),
+    1,
+    3_600_000,
+  );
+  const degradedForMs = parseInteger(
+    '--degraded-for-ms',
+    required(raw, 'degraded-for-ms'),
+    1_000,
+    3_600_000,
+  );
+  const faultFsyncDelayMs = parseInteger(
+    '--fault-fsync-delay-ms',
+    required(raw, 'fault-fsync-delay-ms'),
+    0,
+    60_000,
+  );
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -285,6 +315,9 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     heartbeatTicks,
     readMode,
     spaceLowBytes,
+    degradedFsyncMs,
+    degradedForMs,
+    faultFsyncDelayMs,
     logLevel: logLevel as LogLevel,
   };
 }

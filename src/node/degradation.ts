@@ -36,6 +36,13 @@ const samplesMax = 10_000;
 
 export type Signal = 'fsync' | 'loopDelay';
 
+/** One node's p99s now; `slow` names the signals above their thresholds ('' if none). */
+export interface HealthState {
+  readonly fsyncP99Ms: number;
+  readonly loopDelayP99Ms: number;
+  readonly slow: string;
+}
+
 export interface Verdict {
   /** Hand leadership over now. */
   readonly degraded: boolean;
@@ -96,8 +103,12 @@ export class DegradationDetector {
     this.windows[signal].add(atMs, valueMs);
   }
 
-  /** Evaluates the window at `nowMs`; call it periodically (e.g. every second). */
-  check(nowMs: number): Verdict {
+  /**
+   * The window's p99s at `nowMs` and which signals are above their
+   * thresholds, without hysteresis: what a follower answers when the leader
+   * asks whether it is healthy enough to take over.
+   */
+  state(nowMs: number): HealthState {
     const since = nowMs - this.limits.windowMs;
     const fsyncP99Ms = this.windows.fsync.p99(since);
     const loopDelayP99Ms = this.windows.loopDelay.p99(since);
@@ -110,13 +121,19 @@ export class DegradationDetector {
         `event-loop delay p99 ${Math.round(loopDelayP99Ms)} ms > ${this.limits.loopDelayP99Ms} ms`,
       );
     }
-    if (slow.length === 0) {
+    return { fsyncP99Ms, loopDelayP99Ms, slow: slow.join(', ') };
+  }
+
+  /** Evaluates the window at `nowMs`; call it periodically (e.g. every second). */
+  check(nowMs: number): Verdict {
+    const { fsyncP99Ms, loopDelayP99Ms, slow } = this.state(nowMs);
+    if (slow === '') {
       this.slowSinceMs = null;
       return { degraded: false, reason: 'healthy', fsyncP99Ms, loopDelayP99Ms };
     }
     this.slowSinceMs ??= nowMs;
     const forMs = nowMs - this.slowSinceMs;
-    const reason = `${slow.join(', ')} for ${Math.round(forMs / 1000)} s`;
+    const reason = `${slow} for ${Math.round(forMs / 1000)} s`;
     const sustained = forMs >= this.limits.sustainMs;
     const allowed = nowMs - this.lastHandoverMs >= this.limits.minIntervalMs;
     return { degraded: sustained && allowed, reason, fsyncP99Ms, loopDelayP99Ms };

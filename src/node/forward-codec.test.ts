@@ -25,6 +25,7 @@ const request: fc.Arbitrary<ForwardRequest> = fc.oneof(
     commands: fc.array(argv, { maxLength: 5 }),
     watched: fc.array(fc.record({ db, key: bytes, revision: fc.nat() }), { maxLength: 4 }),
   }),
+  fc.constant({ kind: 'health' as const }),
 );
 
 const { reply } = fc.letrec<{ reply: Reply }>((tie) => ({

@@ -20,7 +20,9 @@ export type ForwardRequest =
       readonly commands: readonly (readonly string[])[];
       readonly watched: readonly WatchedKey[];
     }
-  | { readonly kind: 'member'; readonly entry: MemberEntry };
+  | { readonly kind: 'member'; readonly entry: MemberEntry }
+  /** The leader asks a follower how its disk and event loop are doing (degradation.ts). */
+  | { readonly kind: 'health' };
 
 export class ForwardDecodeError extends Error {
   override readonly name = 'ForwardDecodeError';
@@ -30,6 +32,7 @@ const formatVersion = 1;
 const kindWrite = 1;
 const kindExec = 2;
 const kindMember = 3;
+const kindHealth = 4;
 /** Bounds on what a peer may make us allocate. */
 const listLengthMax = 1 << 20;
 const depthMax = 32;
@@ -157,6 +160,11 @@ function readArgv(r: Reader): string[] {
 export function encodeForwardRequest(request: ForwardRequest): Uint8Array {
   const w = new Writer();
   w.u8(formatVersion);
+  if (request.kind === 'health') {
+    w.u8(kindHealth);
+    w.u8(0);
+    return w.finish();
+  }
   if (request.kind === 'member') {
     w.u8(kindMember);
     w.u8(0);
@@ -207,6 +215,8 @@ export function decodeForwardRequest(bytes: Uint8Array): ForwardRequest {
     } catch (failure) {
       throw new ForwardDecodeError(`forwarded member entry: ${(failure as Error).message}`);
     }
+  } else if (kind === kindHealth) {
+    request = { kind: 'health' };
   } else {
     throw new ForwardDecodeError(`unknown forwarded request kind ${kind}`);
   }

@@ -16,8 +16,6 @@
  */
 
 import { randomInt } from 'node:crypto';
-import { statfs } from 'node:fs/promises';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ApplyResult, KvStateMachine, Published, WatchedKey } from '../kv/index.js';
 import { error, type Reply } from '../kv/reply.js';
@@ -29,7 +27,7 @@ import { RaftStorage } from '../storage/raft-storage.js';
 import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { type BackupMeta, writeBackup } from './backup.js';
-import { DegradationDetector, type DegradationLimits, degradationDefaults } from './degradation.js';
+import type { DegradationLimits, HealthState } from './degradation.js';
 import {
   decodeForwardRequest,
   decodeReplyBinary,
@@ -38,6 +36,7 @@ import {
   type ForwardRequest,
 } from './forward-codec.js';
 import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { decodeHealth, encodeHealth, LeaderHealth } from './leader-health.js';
 import {
   type Alarm,
   encodeMemberEntry,
@@ -57,40 +56,20 @@ import {
 import { bestTransferee } from './membership-rules.js';
 import { NodeMachine } from './node-machine.js';
 import { RaftDriver, RaftRefusedError } from './raft-driver.js';
+import {
+  defaultSpaceCheckMs,
+  defaultSpaceLowBytes,
+  diskFullCause,
+  freeBytes,
+  raiseThroughPeers,
+  SpaceMonitor,
+  spaceRefusal,
+} from './space-guard.js';
 
 const defaultPromoteLagEntries = 1000;
 const degradationCheckMs = 1_000;
-const defaultSpaceLowBytes = 256 * 1024 * 1024;
-const defaultSpaceCheckMs = 2_000;
-
-/** Commands that only remove data: allowed while the NOSPACE alarm is raised. */
-const removingCommands = new Set([
-  'del',
-  'unlink',
-  'flushdb',
-  'flushall',
-  'getdel',
-  'hdel',
-  'srem',
-  'zrem',
-  'lrem',
-  'lpop',
-  'rpop',
-  'spop',
-  'zpopmin',
-  'zpopmax',
-  'ltrim',
-  'select',
-]);
-
-function removesOnly(argv: readonly string[]): boolean {
-  return removingCommands.has((argv[0] ?? '').toLowerCase());
-}
-
-async function freeBytes(dir: string): Promise<number> {
-  const stats = await statfs(dir);
-  return stats.bavail * stats.bsize;
-}
+/** How long the leader waits for a follower's health answer. */
+const healthAskMs = 1_000;
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
 export type { HostPort } from './host-port.js';
@@ -182,12 +161,8 @@ export class TandemNode {
   private registerTimer: NodeJS.Timeout | null = null;
   private degradationTimer: NodeJS.Timeout | null = null;
   private spaceTimer: NodeJS.Timeout | null = null;
-  private checkingSpace = false;
-  private readonly degradation: DegradationDetector;
-  private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  private noTransfereeLogged = false;
-  /** Counters for metrics. */
-  readonly counters = { degradedHandovers: 0 };
+  private readonly health: LeaderHealth;
+  private readonly space: SpaceMonitor;
   private registering = false;
   private replacedLogged = false;
   private learned: MemberRecord[] = [];
@@ -206,7 +181,42 @@ export class TandemNode {
     readonly incarnation: string,
     private readonly log: Logger,
   ) {
-    this.degradation = new DegradationDetector({ ...degradationDefaults, ...config.degradation });
+    this.health = new LeaderHealth(
+      {
+        isLeader: () => this.driverRef?.isLeader === true && !this.stopping,
+        // The most caught-up active voter, if it is close behind: the
+        // transfer itself brings it up to date (proposals wait meanwhile).
+        transferee: () => {
+          const info = this.info();
+          const to = bestTransferee(info);
+          const target = info.followers.find((f) => f.id === to);
+          const lagMax = config.promoteLagEntries ?? defaultPromoteLagEntries;
+          return target?.active === true && target.lag <= lagMax ? to : undefined;
+        },
+        askHealth: (to) => this.askHealth(to),
+        transfer: (to) => {
+          try {
+            this.driver.transferLeadership(to);
+            return null;
+          } catch (failure) {
+            if (failure instanceof RaftRefusedError) return failure.message;
+            throw failure;
+          }
+        },
+        log,
+      },
+      config.degradation,
+    );
+    this.space = new SpaceMonitor({
+      id: config.id,
+      dataDir: config.dataDir,
+      lowBytes: config.spaceLowBytes ?? defaultSpaceLowBytes,
+      freeSpace: config.freeSpace ?? freeBytes,
+      registry: machine.registry,
+      log,
+      ready: () => !this.stopping && this.driverRef !== null && this.driverRef.leaderId !== '',
+      propose: (entry) => this.viaLeader({ kind: 'member', entry }, alone),
+    });
     this.fatal = new Promise((resolve) => {
       this.reportFatal = resolve;
     });
@@ -248,7 +258,9 @@ export class TandemNode {
       },
       onRequest: async (from, payload) => {
         if (node === null) throw new Error('the node is starting');
-        return encodeReplyBinary(await node.runForwarded(decodeForwardRequest(payload), from));
+        const request = decodeForwardRequest(payload);
+        if (request.kind === 'health') return encodeReplyBinary(encodeHealth(node.health.state()));
+        return encodeReplyBinary(await node.runForwarded(request, from));
       },
     });
     node = new TandemNode(config, machine, transport, null, opened.storage.incarnation, log);
@@ -281,7 +293,7 @@ export class TandemNode {
           sendSnapshot: (message, chunks) => transport.sendSnapshot(message.to, message, chunks),
         },
         {
-          onSynced: (ms) => started.degradation.record('fsync', performance.now(), ms),
+          onSynced: (ms) => started.health.recordFsync(ms),
           onFatal: (failure) => started.onFatal(failure),
           onApplied: (_index, result) => {
             if (result?.published !== undefined) started.deliver(result.published);
@@ -295,10 +307,10 @@ export class TandemNode {
       throw failure;
     }
     started.expireTimer = setInterval(() => started.expireCycle(), config.expireCycleMs);
-    started.loopDelay.enable();
+    started.health.start();
     const spaceMs = config.spaceCheckMs ?? defaultSpaceCheckMs;
-    started.spaceTimer = setInterval(() => void started.spaceCycle(), spaceMs);
-    started.degradationTimer = setInterval(() => started.degradationCycle(), degradationCheckMs);
+    started.spaceTimer = setInterval(() => void started.space.cycle(), spaceMs);
+    started.degradationTimer = setInterval(() => void started.health.cycle(), degradationCheckMs);
     const registerMs = config.tickMs * config.electionTimeoutTicks;
     started.registerTimer = setInterval(() => {
       started.registerCycle().catch((failure: unknown) => {
@@ -412,7 +424,7 @@ export class TandemNode {
     if (this.registerTimer !== null) clearInterval(this.registerTimer);
     if (this.degradationTimer !== null) clearInterval(this.degradationTimer);
     if (this.spaceTimer !== null) clearInterval(this.spaceTimer);
-    this.loopDelay.disable();
+    this.health.stop();
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
     await this.transport.close();
@@ -581,8 +593,55 @@ export class TandemNode {
     return this.machine.registry.all();
   }
 
+  /** Counters for metrics. */
+  get counters(): { readonly degradedHandovers: number } {
+    return { degradedHandovers: this.health.handovers };
+  }
+
+  /** A follower's health, as it answers (null if it did not answer in time). */
+  private async askHealth(to: NodeId): Promise<HealthState | null> {
+    try {
+      const payload = encodeForwardRequest({ kind: 'health' });
+      return decodeHealth(
+        decodeReplyBinary(await this.transport.request(to, payload, healthAskMs)),
+      );
+    } catch (failure) {
+      if (failure instanceof TransportError) return null;
+      throw failure;
+    }
+  }
+
+  /**
+   * Storage failed: the node must stop. If the disk is full, its peers are
+   * asked first to raise the NOSPACE alarm for it (this node can no longer
+   * write its own log), so the cluster refuses writes instead of filling
+   * the other nodes' disks too.
+   */
   private onFatal(failure: unknown): void {
-    this.reportFatal(failure);
+    const full = diskFullCause(failure);
+    if (full === null || this.stopping) {
+      this.reportFatal(failure);
+      return;
+    }
+    const alarm = {
+      id: this.config.id,
+      kind: 'nospace' as const,
+      detail: `${this.config.id} could not write its log: disk full (${full.path})`,
+    };
+    const info = this.info();
+    const peers = [...info.voters, ...info.learners].filter((id) => id !== info.id);
+    const electionMs = this.config.tickMs * this.config.electionTimeoutTicks;
+    this.log.error({ path: full.path }, 'disk full: asking the cluster to raise the NOSPACE alarm');
+    const ask = async (peer: NodeId, request: ForwardRequest, timeoutMs: number) =>
+      decodeReplyBinary(
+        await this.transport.request(peer, encodeForwardRequest(request), timeoutMs),
+      );
+    raiseThroughPeers(peers, alarm, ask, 4 * electionMs, this.config.tickMs)
+      .then((raised) => {
+        if (raised) this.log.warn('the NOSPACE alarm is raised');
+        else this.log.error('could not raise the NOSPACE alarm: no leader answered in time');
+      })
+      .finally(() => this.reportFatal(failure));
   }
 
   private deliver(published: readonly Published[]): void {
@@ -662,7 +721,8 @@ export class TandemNode {
 
   /** The entry to propose for `request`, or the error to answer without proposing. */
   private prepare(request: ForwardRequest, from: NodeId | null): Uint8Array | Reply {
-    const refusal = this.spaceRefusal(request);
+    if (request.kind === 'health') return error('ERR internal: a health question is not a write');
+    const refusal = spaceRefusal(this.machine.registry, request);
     if (refusal !== null) return refusal;
     if (request.kind === 'member') {
       const id = entryMember(request.entry);
@@ -686,86 +746,6 @@ export class TandemNode {
     return request.kind === 'write'
       ? kv.prepareWrite(request.db, request.argv, now, seed)
       : kv.prepareExec(request.db, request.commands, request.watched, now, seed);
-  }
-
-  /**
-   * On the leader: samples the event-loop delay, and hands leadership to an
-   * up-to-date follower once the detector says this node has stayed slow.
-   */
-  private degradationCycle(): void {
-    const now = performance.now();
-    const delayP99Ms = this.loopDelay.percentile(99) / 1e6;
-    if (Number.isFinite(delayP99Ms)) this.degradation.record('loopDelay', now, delayP99Ms);
-    this.loopDelay.reset();
-    const driver = this.driverRef;
-    if (driver === null || !driver.isLeader || this.stopping) return;
-    const verdict = this.degradation.check(now);
-    if (!verdict.degraded) return;
-    const info = this.info();
-    const to = bestTransferee(info);
-    const target = info.followers.find((f) => f.id === to);
-    if (to === undefined || target === undefined || !target.active || target.lag > 0) {
-      if (!this.noTransfereeLogged) {
-        this.noTransfereeLogged = true;
-        this.log.warn(
-          { why: verdict.reason },
-          'leader degraded, but no follower is healthy and up to date',
-        );
-      }
-      return;
-    }
-    this.noTransfereeLogged = false;
-    this.log.warn({ to, why: verdict.reason }, 'leader degraded: handing leadership over');
-    this.counters.degradedHandovers++;
-    this.degradation.handedOver(now);
-    try {
-      driver.transferLeadership(to);
-    } catch (failure) {
-      if (!(failure instanceof RaftRefusedError)) throw failure;
-      this.log.warn({ to, err: failure }, 'leadership transfer refused');
-    }
-  }
-
-  /** NOSPACE while any member's alarm is raised, except for writes that only remove data. */
-  private spaceRefusal(request: ForwardRequest): Reply | null {
-    const alarm = this.machine.registry.anyAlarm();
-    if (alarm === undefined || request.kind === 'member') return null;
-    const commands = request.kind === 'write' ? [request.argv] : request.commands;
-    if (commands.every((argv) => removesOnly(argv))) return null;
-    return error(
-      `NOSPACE ${alarm.detail}: writes are refused until disk space is freed on ${alarm.id} ` +
-        '(reads and deletes still work; the alarm clears by itself)',
-    );
-  }
-
-  /** Raises this node's NOSPACE alarm when its disk runs low, clears it once space is back. */
-  private async spaceCycle(): Promise<void> {
-    const driver = this.driverRef;
-    if (this.stopping || this.checkingSpace || driver === null || driver.leaderId === '') return;
-    this.checkingSpace = true;
-    try {
-      const lowBytes = this.config.spaceLowBytes ?? defaultSpaceLowBytes;
-      const free = await (this.config.freeSpace ?? freeBytes)(this.config.dataDir);
-      const raised = this.machine.registry.alarmOf(this.config.id);
-      if (raised === undefined && free < lowBytes) {
-        const detail =
-          `${this.config.id} has ${free} bytes free under its data directory ` +
-          `(the alarm threshold is ${lowBytes})`;
-        this.log.error({ free, lowBytes }, 'disk nearly full: raising the NOSPACE alarm');
-        const alarm = { id: this.config.id, kind: 'nospace' as const, detail };
-        await this.viaLeader({ kind: 'member', entry: { kind: 'raise', alarm } }, alone);
-      } else if (raised !== undefined && free >= lowBytes * 1.25) {
-        this.log.warn({ free, lowBytes }, 'disk space is back: clearing the NOSPACE alarm');
-        await this.viaLeader(
-          { kind: 'member', entry: { kind: 'clear', id: this.config.id } },
-          alone,
-        );
-      }
-    } catch (failure) {
-      this.log.warn({ err: failure }, 'cannot check free disk space');
-    } finally {
-      this.checkingSpace = false;
-    }
   }
 
   private expireCycle(): void {

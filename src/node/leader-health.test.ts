@@ -1,0 +1,84 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { nodeId } from '../raft/types.js';
+import type { HealthState } from './degradation.js';
+import {
+  decodeHealth,
+  encodeHealth,
+  LeaderHealth,
+  type LeaderHealthHost,
+} from './leader-health.js';
+
+const healthy: HealthState = { fsyncP99Ms: 3, loopDelayP99Ms: 1, slow: '' };
+const slow: HealthState = { fsyncP99Ms: 900, loopDelayP99Ms: 1, slow: 'fsync p99 900 ms > 500 ms' };
+const limits = { windowMs: 2_000, sustainMs: 2_000, minIntervalMs: 10_000 };
+
+/** A leader whose fsyncs take `fsyncMs`, checked every second for `seconds`. */
+async function run(options: {
+  fsyncMs: number;
+  answer: HealthState | null;
+  transferee?: string;
+  seconds: number;
+}): Promise<{ handovers: number; transfers: string[]; warnings: string[] }> {
+  let clock = 0;
+  const transfers: string[] = [];
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+  const host: LeaderHealthHost = {
+    isLeader: () => true,
+    transferee: () => (options.transferee === undefined ? undefined : nodeId(options.transferee)),
+    askHealth: async () => options.answer,
+    transfer: (to) => {
+      transfers.push(to);
+      return null;
+    },
+    log,
+  };
+  const health = new LeaderHealth(host, limits, () => clock);
+  for (let t = 0; t < options.seconds * 10; t++) {
+    clock += 100;
+    health.recordFsync(options.fsyncMs);
+    if (clock % 1000 === 0) await health.cycle();
+  }
+  return { handovers: health.handovers, transfers, warnings };
+}
+
+describe('LeaderHealth', () => {
+  it('hands a slow leader over to a healthy follower, once per minimum interval', async () => {
+    const result = await run({ fsyncMs: 800, answer: healthy, transferee: 'n2', seconds: 15 });
+    // Slow from the start: sustained at 2 s, then again 10 s later.
+    expect(result.transfers).toEqual(['n2', 'n2']);
+    expect(result.handovers).toBe(2);
+    expect(result.warnings[0]).toMatch(/handing leadership over/);
+    expect(result.warnings[0]).toMatch(/"why":"fsync p99 800 ms > 500 ms for 2 s"/);
+  });
+
+  it('keeps leadership when the follower is as slow, and says so once', async () => {
+    const result = await run({ fsyncMs: 800, answer: slow, transferee: 'n2', seconds: 15 });
+    expect(result.transfers).toEqual([]);
+    const refusals = result.warnings.filter((w) => w.includes('keeps leadership'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/n2 is slow too: fsync p99 900 ms/);
+  });
+
+  it('keeps leadership when the follower does not answer or none is close behind', async () => {
+    const silent = await run({ fsyncMs: 800, answer: null, transferee: 'n2', seconds: 5 });
+    expect(silent.transfers).toEqual([]);
+    expect(silent.warnings.join('')).toMatch(/n2 did not answer/);
+    const none = await run({ fsyncMs: 800, answer: healthy, seconds: 5 });
+    expect(none.transfers).toEqual([]);
+    expect(none.warnings.join('')).toMatch(/no follower is active and close behind/);
+  });
+
+  it('does nothing with a fast disk', async () => {
+    const result = await run({ fsyncMs: 4, answer: healthy, transferee: 'n2', seconds: 15 });
+    expect(result.transfers).toEqual([]);
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('encodes a health answer and refuses anything else', () => {
+    expect(decodeHealth(encodeHealth(slow))).toEqual(slow);
+    expect(decodeHealth({ kind: 'error', message: 'ERR unknown' })).toBeNull();
+    expect(decodeHealth({ kind: 'array', items: [] })).toBeNull();
+  });
+});
