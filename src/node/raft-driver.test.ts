@@ -4,15 +4,18 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
-import type { LogIndex, NodeId } from '../raft/types.js';
-import { nodeId } from '../raft/types.js';
+import type { Entry, LogIndex, NodeId } from '../raft/types.js';
+import { logIndex, nodeId, term } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import {
+  compactionTarget,
+  type FollowerRetention,
   type PeerNetwork,
   RaftDriver,
   type RaftDriverOptions,
   RaftRefusedError,
+  retentionFloor,
   roleChangeReason,
   type StateMachine,
 } from './raft-driver.js';
@@ -36,10 +39,33 @@ class ListMachine implements StateMachine<number> {
   }
 }
 
-/** Delivers messages between in-process drivers on the next turn; links can be cut. */
+/**
+ * Delivers messages between in-process drivers on the next turn; links can
+ * be cut, and snapshot streams held back (as a slow transfer would be).
+ */
 class LocalNetwork {
   readonly drivers = new Map<NodeId, RaftDriver<number>>();
   readonly down = new Set<NodeId>();
+  /** The snapshots streamed to each node (their indexes), counted when a stream starts. */
+  readonly snapshotsTo = new Map<NodeId, LogIndex[]>();
+  private held: Promise<void> = Promise.resolve();
+  private releaseHeld = (): void => undefined;
+
+  /** Snapshot streams started from now on stall until `releaseSnapshots`. */
+  holdSnapshots(): void {
+    this.held = new Promise((resolve) => {
+      this.releaseHeld = resolve;
+    });
+  }
+
+  releaseSnapshots(): void {
+    this.releaseHeld();
+    this.held = Promise.resolve();
+  }
+
+  snapshotCount(to: NodeId): number {
+    return this.snapshotsTo.get(to)?.length ?? 0;
+  }
   endpoint(from: NodeId): PeerNetwork {
     return {
       send: (messages: readonly Message[]) => {
@@ -55,6 +81,9 @@ class LocalNetwork {
         if (target === undefined || this.down.has(from) || this.down.has(message.to)) {
           throw new Error(`${message.to} unreachable`);
         }
+        const sent = this.snapshotsTo.get(message.to) ?? [];
+        this.snapshotsTo.set(message.to, [...sent, message.snapshot.index]);
+        await this.held;
         const parts: Uint8Array[] = [];
         for await (const c of chunks) parts.push(Buffer.from(c));
         await target.receiveSnapshot(message, toIterable(parts));
@@ -82,6 +111,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   for (const d of network.drivers.values()) await d.stop(0);
+  network.releaseSnapshots();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -187,7 +217,9 @@ describe('RaftDriver', () => {
   });
 
   it('snapshots, compacts and brings a lagging node up to date by snapshot', async () => {
-    for (const id of ids) await startNode(id, { snapshotEntries: 20 });
+    // No entries kept after a snapshot: the lagging node needs one.
+    const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 0 };
+    for (const id of ids) await startNode(id, overrides);
     const lead = await waitFor('a leader', leader);
     const lagging = ids.find((id) => id !== lead.id) ?? ids[0];
     if (lagging === undefined) throw new Error('no follower');
@@ -199,6 +231,201 @@ describe('RaftDriver', () => {
       machines.get(lagging)?.items.length === 60 ? true : undefined,
     );
     expect(machines.get(lagging)?.items).toEqual(machines.get(lead.id)?.items);
+    expect(network.snapshotCount(lagging)).toBeGreaterThan(0);
+  });
+});
+
+/** Entries the log of `d` keeps at or before its latest snapshot's index. */
+function retainedBeforeSnapshot(d: RaftDriver<number>): number {
+  const s = d.status();
+  return s.snapshot.index - (s.firstIndex - 1);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Long enough (tickMs 10, election timeout 10 ticks) that the leader counts a silent follower unresponsive. */
+const unresponsiveMs = 300;
+
+async function leaderAndFollower(): Promise<{ lead: RaftDriver<number>; follower: NodeId }> {
+  const lead = await waitFor('a leader', leader);
+  const follower = ids.find((id) => id !== lead.id);
+  if (follower === undefined) throw new Error('no follower');
+  return { lead, follower };
+}
+
+async function proposeMany(lead: RaftDriver<number>, from: number, count: number): Promise<void> {
+  for (let i = from; i < from + count; i++) await lead.propose(Buffer.from(`v${i}`));
+}
+
+async function waitForItems(id: NodeId, count: number): Promise<void> {
+  await waitFor(`${id} to apply ${count} items`, () =>
+    machines.get(id)?.items.length === count ? true : undefined,
+  );
+}
+
+describe('RaftDriver log retention after snapshots', () => {
+  it('lets a follower a few entries behind catch up by appends after a snapshot (default catch-up entries)', async () => {
+    for (const id of ids) await startNode(id, { snapshotEntries: 20 });
+    const { lead, follower } = await leaderAndFollower();
+    await proposeMany(lead, 0, 5);
+    await waitForItems(follower, 5);
+    network.down.add(follower);
+    // Silent long enough not to hold the log back as a responsive follower:
+    // only the catch-up entries keep what it needs.
+    await sleep(unresponsiveMs);
+    await proposeMany(lead, 5, 25);
+    await waitFor('the leader to snapshot', () => (lead.stats.snapshots > 0 ? true : undefined));
+    const status = lead.status();
+    expect(status.snapshot.index).toBeGreaterThanOrEqual(20);
+    expect(status.firstIndex).toBeLessThanOrEqual(5);
+    network.down.delete(follower);
+    await waitForItems(follower, 30);
+    expect(machines.get(follower)?.items).toEqual(machines.get(lead.id)?.items);
+    expect(network.snapshotCount(follower)).toBe(0);
+    expect(lead.stats.snapshotsSent).toBe(0);
+  });
+
+  it("keeps the entries after a follower's pending snapshot while it streams, then compacts further", async () => {
+    // Without followers holding it back, the log would be compacted to each snapshot.
+    const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 1000 };
+    for (const id of ids) await startNode(id, overrides);
+    const { lead, follower } = await leaderAndFollower();
+    network.down.add(follower);
+    await sleep(unresponsiveMs);
+    await proposeMany(lead, 0, 30);
+    await waitFor('the leader to compact to its snapshot', () =>
+      lead.stats.snapshots > 0 && retainedBeforeSnapshot(lead) === 0 ? true : undefined,
+    );
+    // The follower comes back; its snapshot stream is slow.
+    network.holdSnapshots();
+    network.down.delete(follower);
+    const pending = await waitFor('the follower to be sent a snapshot', () => {
+      const pr = lead.status().progress.get(follower);
+      return pr?.state === 'snapshot' ? pr.pendingSnapshot : undefined;
+    });
+    // Meanwhile the leader takes newer snapshots.
+    const snapshotsBefore = lead.stats.snapshots;
+    await proposeMany(lead, 30, 45);
+    await waitFor('the leader to snapshot twice more', () =>
+      lead.stats.snapshots >= snapshotsBefore + 2 ? true : undefined,
+    );
+    const held = lead.status();
+    expect(held.snapshot.index).toBeGreaterThan(pending);
+    // The follower will need the entries after `pending`, and the term at it.
+    expect(held.firstIndex - 1).toBeLessThanOrEqual(pending);
+    network.releaseSnapshots();
+    await waitForItems(follower, 75);
+    expect(machines.get(follower)?.items).toEqual(machines.get(lead.id)?.items);
+    expect(network.snapshotsTo.get(follower)).toEqual([pending]);
+    // Once it caught up, the log is compacted without waiting for another snapshot.
+    await waitFor('the leader to compact past the finished snapshot', () =>
+      lead.status().firstIndex - 1 > pending ? true : undefined,
+    );
+  });
+
+  it('bounds the entries kept for a follower that never answers', async () => {
+    // The catch-up entries (default 5,000) would keep everything: the bound wins.
+    for (const id of ids) await startNode(id, { snapshotEntries: 20, retainEntriesMax: 30 });
+    const { lead, follower } = await leaderAndFollower();
+    network.down.add(follower);
+    for (let i = 0; i < 100; i++) {
+      await lead.propose(Buffer.from(`v${i}`));
+      expect(retainedBeforeSnapshot(lead)).toBeLessThanOrEqual(30);
+    }
+    await waitFor('the leader to snapshot past index 60', () =>
+      lead.status().snapshot.index > 60 ? true : undefined,
+    );
+    expect(retainedBeforeSnapshot(lead)).toBe(30);
+  });
+
+  it('bounds the entries kept for a follower whose snapshot never finishes', async () => {
+    const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 30 };
+    for (const id of ids) await startNode(id, overrides);
+    const { lead, follower } = await leaderAndFollower();
+    network.down.add(follower);
+    await sleep(unresponsiveMs);
+    await proposeMany(lead, 0, 30);
+    await waitFor('the leader to compact to its snapshot', () =>
+      lead.stats.snapshots > 0 && retainedBeforeSnapshot(lead) === 0 ? true : undefined,
+    );
+    network.holdSnapshots();
+    network.down.delete(follower);
+    const pending = await waitFor('the follower to be sent a snapshot', () => {
+      const pr = lead.status().progress.get(follower);
+      return pr?.state === 'snapshot' ? pr.pendingSnapshot : undefined;
+    });
+    for (let i = 30; i < 130; i++) {
+      await lead.propose(Buffer.from(`v${i}`));
+      expect(retainedBeforeSnapshot(lead)).toBeLessThanOrEqual(30);
+    }
+    await waitFor('the leader to snapshot 60 entries past the pending one', () =>
+      lead.status().snapshot.index > pending + 60 ? true : undefined,
+    );
+    expect(lead.status().progress.get(follower)?.state).toBe('snapshot');
+    expect(retainedBeforeSnapshot(lead)).toBe(30);
+  });
+});
+
+describe('compactionTarget', () => {
+  const follower = (
+    state: FollowerRetention['state'],
+    match: number,
+    responsive: boolean,
+    pendingSnapshot = 0,
+  ): FollowerRetention => ({
+    state,
+    match: logIndex(match),
+    next: logIndex(match + 1),
+    recentActive: responsive,
+    pendingSnapshot: logIndex(pendingSnapshot),
+    responsive,
+  });
+  const base = { snapshotIndex: 10_000, retainFloor: 0, catchUpEntries: 100 };
+
+  it('keeps the catch-up entries before the snapshot', () => {
+    expect(compactionTarget({ ...base, followers: [] })).toBe(9_900);
+  });
+
+  it('keeps what a responsive follower or one receiving a snapshot needs, not a silent one', () => {
+    const followers = [follower('replicate', 9_500, true), follower('probe', 100, false)];
+    expect(compactionTarget({ ...base, followers })).toBe(9_500);
+    const installing = [follower('snapshot', 3, false, 8_000), ...followers];
+    expect(compactionTarget({ ...base, followers: installing })).toBe(8_000);
+  });
+
+  it('never goes below the retention floor nor beyond the snapshot', () => {
+    const installing = [follower('snapshot', 3, true, 8_000)];
+    expect(compactionTarget({ ...base, retainFloor: 9_000, followers: installing })).toBe(9_000);
+    expect(compactionTarget({ ...base, catchUpEntries: 0, followers: [] })).toBe(10_000);
+    const ahead = [follower('replicate', 12_000, true)];
+    expect(compactionTarget({ ...base, catchUpEntries: 0, followers: ahead })).toBe(10_000);
+  });
+});
+
+describe('retentionFloor', () => {
+  // Entry i (1..100) carries i bytes of data, plus the core's 24 bytes of overhead.
+  const entryAt = (index: number): Entry | undefined =>
+    index >= 1 && index <= 100
+      ? { kind: 'normal', index: logIndex(index), term: term(1), data: new Uint8Array(index) }
+      : undefined;
+  const base = { snapshotIndex: 100, compactedTo: 0, entryAt };
+
+  it('keeps at most the entry bound before the snapshot', () => {
+    expect(retentionFloor({ ...base, entriesMax: 30, bytesMax: Infinity })).toBe(70);
+    expect(retentionFloor({ ...base, entriesMax: 0, bytesMax: Infinity })).toBe(100);
+  });
+
+  it('keeps at most the byte bound before the snapshot', () => {
+    // Entries 100 and 99 take 124 + 123 bytes; a third (122) would pass 300.
+    expect(retentionFloor({ ...base, entriesMax: 1000, bytesMax: 300 })).toBe(98);
+  });
+
+  it('stops at what is already compacted', () => {
+    expect(retentionFloor({ ...base, compactedTo: 90, entriesMax: 1000, bytesMax: Infinity })).toBe(
+      90,
+    );
   });
 });
 

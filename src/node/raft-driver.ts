@@ -24,7 +24,7 @@ import { bootstrapState, defaultConfig } from '../raft/config.js';
 import { applyConfChange } from '../raft/membership.js';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
 import { Prng } from '../raft/prng.js';
-import { RaftNode, type Status } from '../raft/raft.js';
+import { type FollowerStatus, RaftNode, type Status } from '../raft/raft.js';
 import type { Ready } from '../raft/ready.js';
 import type { Refusal } from '../raft/results.js';
 import type {
@@ -37,7 +37,7 @@ import type {
   SnapshotMeta,
   Term,
 } from '../raft/types.js';
-import { logIndex, noNode } from '../raft/types.js';
+import { entryBytes, logIndex, noNode } from '../raft/types.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 
 /** The replicated application: applies committed entries, snapshots and restores. */
@@ -68,6 +68,31 @@ export interface RaftDriverOptions {
   readonly raft: Omit<RaftConfigInput, 'id' | 'random'>;
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotEntries: number;
+  /**
+   * Entries kept in memory before each new snapshot, so that a follower up
+   * to this far behind catches up by appends instead of a whole snapshot
+   * (etcd's SnapshotCatchUpEntries). On the leader, followers hold the log
+   * back further: one receiving a snapshot keeps the entries after that
+   * snapshot's index, a responsive one those after its match index; always
+   * within `retainEntriesMax` and `retainBytesMax`, which win. Default 5,000
+   * (about 5 MiB with 1 KiB values).
+   */
+  readonly catchUpEntries?: number;
+  /**
+   * Most entries kept in memory at or before the latest snapshot's index,
+   * however far behind (or dead) a follower is. Default
+   * max(4 × snapshotEntries, catchUpEntries): a snapshot stream to a new
+   * node may span a few snapshots of the leader and still continue by
+   * appends.
+   */
+  readonly retainEntriesMax?: number;
+  /**
+   * Most bytes (entry sizes as the core counts them) kept in memory at or
+   * before the latest snapshot's index. Default 128 MiB: with 1 KiB values
+   * about 125,000 entries, on top of the up to `snapshotEntries` entries
+   * after the snapshot the log holds anyway.
+   */
+  readonly retainBytesMax?: number;
   /** A persist slower than this is logged as a slow fsync. */
   readonly slowPersistMs: number;
   /** Most proposals waiting for their entry to apply. */
@@ -122,6 +147,10 @@ interface PendingRead {
 const catchUpTicksFactor = 4;
 const readyLoopMax = 64;
 const defaultPendingBytesMax = 64 * 1024 * 1024;
+const defaultCatchUpEntries = 5_000;
+/** `retainEntriesMax` defaults to this many snapshot intervals (at least `catchUpEntries`). */
+const defaultRetainSnapshots = 4;
+const defaultRetainBytesMax = 128 * 1024 * 1024;
 
 export class RaftDriver<Result> {
   private core: RaftNode;
@@ -144,6 +173,16 @@ export class RaftDriver<Result> {
   private appliedMembership: Membership;
   private snapshotIndex: number;
   private snapshotting = false;
+  /** Where the core's in-memory log starts (entries up to it are discarded); may lag the core. */
+  private compactedTo: number;
+  /** The lowest index the retention bounds let the log start at for `snapshotIndex`. */
+  private retainFloor: number;
+  private lastRetentionCheckTick = 0;
+  /** Leader: the tick each peer was last heard from (responsive followers hold the log back). */
+  private readonly lastHeardTick = new Map<NodeId, number>();
+  private readonly catchUpEntries: number;
+  private readonly retainEntriesMax: number;
+  private readonly retainBytesMax: number;
   private role: Role = 'follower';
   private leader: NodeId = noNode;
   private stopped = false;
@@ -154,7 +193,15 @@ export class RaftDriver<Result> {
   private transferFrom: NodeId | null = null;
   private readonly electionTimeoutTicks: number;
   /** Counters for metrics. */
-  readonly stats = { proposals: 0, applied: 0, persists: 0, slowPersists: 0, snapshots: 0 };
+  readonly stats = {
+    proposals: 0,
+    applied: 0,
+    persists: 0,
+    slowPersists: 0,
+    snapshots: 0,
+    /** Snapshots this node started streaming to followers. */
+    snapshotsSent: 0,
+  };
 
   private constructor(
     private readonly options: RaftDriverOptions,
@@ -173,7 +220,14 @@ export class RaftDriver<Result> {
       options.raft.electionTimeoutTicks ?? defaultConfig.electionTimeoutTicks;
     this.applied = persisted.snapshot.index;
     this.snapshotIndex = persisted.snapshot.index;
+    this.compactedTo = persisted.snapshot.index;
+    this.retainFloor = persisted.snapshot.index;
     this.appliedMembership = persisted.snapshot.membership;
+    this.catchUpEntries = options.catchUpEntries ?? defaultCatchUpEntries;
+    this.retainEntriesMax =
+      options.retainEntriesMax ??
+      Math.max(defaultRetainSnapshots * options.snapshotEntries, this.catchUpEntries);
+    this.retainBytesMax = options.retainBytesMax ?? defaultRetainBytesMax;
   }
 
   /**
@@ -252,6 +306,7 @@ export class RaftDriver<Result> {
     if (this.stopped) return;
     this.catchUpTicks();
     if (message.from === this.leader) this.lastFromLeaderMs = performanceNow();
+    if (this.role === 'leader') this.lastHeardTick.set(message.from, this.ticksDone);
     if (message.type === 'timeoutNow') this.transferFrom = message.from;
     this.core.step(message);
     this.scheduleReady();
@@ -401,6 +456,7 @@ export class RaftDriver<Result> {
   private onTimer(): void {
     this.catchUpTicks();
     this.expireReads();
+    this.maybeCompactHeldBack();
     this.scheduleReady();
   }
 
@@ -515,6 +571,7 @@ export class RaftDriver<Result> {
 
   private sendSnapshot(message: SnapshotMessage): void {
     const meta = message.snapshot;
+    this.stats.snapshotsSent++;
     this.log.info({ to: message.to, index: meta.index }, 'sending a snapshot');
     const send = async (): Promise<void> => {
       const reader = await this.storage.openSnapshot(meta);
@@ -548,6 +605,9 @@ export class RaftDriver<Result> {
     }
     this.applied = meta.index;
     this.snapshotIndex = meta.index;
+    // The core replaced its whole log with the snapshot.
+    this.compactedTo = meta.index;
+    this.retainFloor = meta.index;
     this.appliedMembership = meta.membership;
     this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
     // Proposals at or below the snapshot were decided by others; their results are unknown here.
@@ -614,6 +674,7 @@ export class RaftDriver<Result> {
       this.log.info({ role, leader, term, why }, `became ${role}`);
     } else this.log.info({ leader, term }, 'leader changed');
     if (role === 'leader' || role === 'follower') this.transferFrom = null;
+    if (role !== previousRole) this.lastHeardTick.clear();
     if (leader !== previousLeader) this.lastFromLeaderMs = now;
     // Read requests sent to (or as) the old leader will not be confirmed now.
     for (const sent of this.readsSent.values()) {
@@ -650,17 +711,77 @@ export class RaftDriver<Result> {
     this.storage.saveSnapshot(meta, this.machine.snapshot()).then(
       (info) => {
         this.snapshotting = false;
-        this.snapshotIndex = index;
         this.stats.snapshots++;
-        if (this.stopped) return;
-        this.core.compact(index);
+        // A newer snapshot from the leader may have been installed meanwhile.
+        if (index <= this.snapshotIndex || this.stopped) return;
+        this.snapshotIndex = index;
+        this.retainFloor = retentionFloor({
+          snapshotIndex: index,
+          compactedTo: this.core.status().firstIndex - 1,
+          entriesMax: this.retainEntriesMax,
+          bytesMax: this.retainBytesMax,
+          entryAt: (i) => this.core.entry(logIndex(i)),
+        });
+        // The core sends this snapshot from now on; what it discards is decided next.
+        this.core.compact(index, logIndex(0));
+        this.compactLog();
         this.log.info(
-          { index, bytes: info.dataBytes, ms: Math.round(performanceNow() - started) },
+          {
+            index,
+            bytes: info.dataBytes,
+            ms: Math.round(performanceNow() - started),
+            keptFrom: this.compactedTo + 1,
+          },
           'snapshot saved; log compacted',
         );
       },
       (error: unknown) => this.onFatal(error),
     );
+  }
+
+  /**
+   * Discards the log entries up to the index `compactionTarget` picks: as
+   * far as the catch-up margin and the leader's followers allow, at least
+   * as far as the retention bounds demand, never past the latest snapshot.
+   */
+  private compactLog(): void {
+    const status = this.core.status();
+    this.compactedTo = status.firstIndex - 1;
+    const followers: FollowerRetention[] = [];
+    if (status.role === 'leader') {
+      const recentTicks = this.electionTimeoutTicks;
+      for (const [id, pr] of status.progress) {
+        const heard = this.lastHeardTick.get(id);
+        const responsive =
+          pr.recentActive || (heard !== undefined && this.ticksDone - heard <= recentTicks);
+        followers.push({ ...pr, responsive });
+      }
+      for (const id of this.lastHeardTick.keys()) {
+        if (!status.progress.has(id)) this.lastHeardTick.delete(id);
+      }
+    }
+    const target = compactionTarget({
+      snapshotIndex: this.snapshotIndex,
+      retainFloor: this.retainFloor,
+      catchUpEntries: this.catchUpEntries,
+      followers,
+    });
+    if (target <= this.compactedTo) return;
+    this.core.compact(logIndex(this.snapshotIndex), logIndex(target));
+    this.compactedTo = target;
+  }
+
+  /**
+   * Once per election timeout: when followers held the log back beyond the
+   * catch-up margin (one was receiving a snapshot, or catching up), compact
+   * further as they progress, without waiting for the next snapshot.
+   */
+  private maybeCompactHeldBack(): void {
+    if (this.ticksDone - this.lastRetentionCheckTick < this.electionTimeoutTicks) return;
+    this.lastRetentionCheckTick = this.ticksDone;
+    if (this.snapshotting || this.stopped || this.fatal) return;
+    if (this.compactedTo >= this.snapshotIndex - this.catchUpEntries) return;
+    this.compactLog();
   }
 
   private onFatal(error: unknown): void {
@@ -672,6 +793,61 @@ export class RaftDriver<Result> {
     );
     this.events.onFatal(error);
   }
+}
+
+/** A follower as the leader's log retention sees it. */
+export interface FollowerRetention extends FollowerStatus {
+  /** Heard from recently (an append or heartbeat response within about an election timeout). */
+  readonly responsive: boolean;
+}
+
+/**
+ * The index the log may be compacted to (entries up to it discarded) after
+ * a snapshot at `snapshotIndex`: `catchUpEntries` before it, lower while a
+ * follower needs older entries (one receiving a snapshot needs those after
+ * the snapshot's index; a responsive one those after its match index; an
+ * unresponsive one nothing, it will get a snapshot), but never below
+ * `retainFloor` (the retention bounds), nor beyond the snapshot.
+ */
+export function compactionTarget(c: {
+  readonly snapshotIndex: number;
+  readonly retainFloor: number;
+  readonly catchUpEntries: number;
+  readonly followers: Iterable<FollowerRetention>;
+}): number {
+  assert(c.retainFloor <= c.snapshotIndex, 'the retention floor is at or before the snapshot');
+  let target = c.snapshotIndex - c.catchUpEntries;
+  for (const f of c.followers) {
+    if (f.state === 'snapshot') target = Math.min(target, Math.max(f.match, f.pendingSnapshot));
+    else if (f.responsive) target = Math.min(target, f.match);
+  }
+  return Math.min(c.snapshotIndex, Math.max(target, c.retainFloor));
+}
+
+/**
+ * The lowest index the log may start after while keeping at most
+ * `entriesMax` entries and `bytesMax` bytes in (floor, snapshotIndex]: walks
+ * back from the snapshot over the entries still in memory (after
+ * `compactedTo`).
+ */
+export function retentionFloor(r: {
+  readonly snapshotIndex: number;
+  readonly compactedTo: number;
+  readonly entriesMax: number;
+  readonly bytesMax: number;
+  readonly entryAt: (index: number) => Entry | undefined;
+}): number {
+  const lowest = Math.max(r.compactedTo, r.snapshotIndex - r.entriesMax);
+  let floor = r.snapshotIndex;
+  let bytes = 0;
+  while (floor > lowest) {
+    const entry = r.entryAt(floor);
+    if (entry === undefined) break;
+    bytes += entryBytes(entry);
+    if (bytes > r.bytesMax) break;
+    floor--;
+  }
+  return floor;
 }
 
 function performanceNow(): number {

@@ -13,9 +13,19 @@ import { entryBytes, logIndex } from './types.js';
  *
  * `persisting` and `applying` are what has been handed out to the runtime;
  * `stable` and `applied` what it acknowledged through `advance()`.
+ *
+ * Two snapshots are tracked: `snapshot`, the point the in-memory log starts
+ * after (entries up to it are discarded), and `latestSnapshot`, the newest
+ * one the runtime holds durably (the one a leader sends). The runtime may
+ * keep entries before the latest snapshot in memory so that followers a
+ * little behind catch up by appends (etcd's SnapshotCatchUpEntries):
+ *
+ *   snapshot.index <= latestSnapshot.index <= applying
  */
 export class RaftLog {
   private snap: SnapshotMeta;
+  /** The newest snapshot stored durably; at or after `snap`. */
+  private latest: SnapshotMeta;
   /** Invariant: entries[k].index === snap.index + 1 + k, terms non-decreasing. */
   private entries: Entry[];
   /** Indexes of the conf entries in `entries`, ascending. */
@@ -36,6 +46,7 @@ export class RaftLog {
 
   constructor(snapshot: SnapshotMeta, entries: readonly Entry[], committed: LogIndex) {
     this.snap = snapshot;
+    this.latest = snapshot;
     this.entries = [];
     this.membershipCache = snapshot.membership;
     this.appendUnchecked(entries, snapshot.index, snapshot.term);
@@ -51,8 +62,14 @@ export class RaftLog {
     this.stable = last;
   }
 
+  /** Where the in-memory log starts: entries up to it are discarded. */
   get snapshot(): SnapshotMeta {
     return this.snap;
+  }
+
+  /** The newest snapshot stored durably, the one a leader sends (at or after `snapshot`). */
+  get latestSnapshot(): SnapshotMeta {
+    return this.latest;
   }
 
   firstIndex(): LogIndex {
@@ -289,6 +306,7 @@ export class RaftLog {
       `restoring snapshot ${s.index} at or below commit ${this.committed}`,
     );
     this.snap = s;
+    this.latest = s;
     this.entries = [];
     this.confIndexes = [];
     this.membershipCache = s.membership;
@@ -318,19 +336,39 @@ export class RaftLog {
   }
 
   /**
-   * The application saved a snapshot at `index`; discard entries up to it
-   * (§7). Returns the new snapshot metadata, or null if nothing changes.
+   * The application durably saved a snapshot at `index` (<= applied): it
+   * becomes the latest snapshot, unless a newer one is. Entries up to
+   * `compactTo` (at most the latest snapshot's index; default `index`) are
+   * discarded (§7); those after it stay for followers to catch up from.
+   * Calling again with the same `index` and a higher `compactTo` discards
+   * more. Returns the latest snapshot's metadata, or null if nothing changes.
    */
-  compact(index: LogIndex): SnapshotMeta | null {
-    if (index <= this.snap.index) return null;
-    assert(index <= this.applied, `compact to ${index} beyond applied ${this.applied}`);
+  compact(index: LogIndex, compactTo: LogIndex = index): SnapshotMeta | null {
+    let changed = false;
+    if (index > this.latest.index) {
+      assert(index <= this.applied, `snapshot at ${index} beyond applied ${this.applied}`);
+      this.latest = this.metaAt(index);
+      changed = true;
+    }
+    if (compactTo > this.snap.index) {
+      assert(
+        compactTo <= this.latest.index,
+        `compact to ${compactTo} beyond the latest snapshot ${this.latest.index}: no snapshot covers the entries`,
+      );
+      const snap = this.metaAt(compactTo);
+      this.entries.splice(0, compactTo - this.snap.index);
+      this.confIndexes = this.confIndexes.filter((i) => i > compactTo);
+      this.snap = snap;
+      changed = true;
+    }
+    return changed ? this.latest : null;
+  }
+
+  /** Snapshot metadata for `index`, which must be in memory (or the snapshot's own). */
+  private metaAt(index: LogIndex): SnapshotMeta {
     const t = this.term(index);
     assert(t !== undefined, `no term at ${index} to compact to`);
-    const snap: SnapshotMeta = { index, term: t, membership: this.membershipAt(index) };
-    this.entries.splice(0, index - this.snap.index);
-    this.confIndexes = this.confIndexes.filter((i) => i > index);
-    this.snap = snap;
-    return snap;
+    return { index, term: t, membership: this.membershipAt(index) };
   }
 
   bytesBetween(lo: LogIndex, hi: LogIndex): number {

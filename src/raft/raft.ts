@@ -41,6 +41,8 @@ export interface FollowerStatus {
   readonly next: LogIndex;
   readonly state: ProgressState;
   readonly recentActive: boolean;
+  /** In 'snapshot' state: the index of the snapshot being sent (0 otherwise). */
+  readonly pendingSnapshot: LogIndex;
 }
 
 export interface Status {
@@ -55,6 +57,10 @@ export interface Status {
   readonly firstIndex: LogIndex;
   readonly lastIndex: LogIndex;
   readonly membership: Membership;
+  /**
+   * The newest snapshot stored durably (a leader sends this one). Entries
+   * from `firstIndex` on are in memory, which may start before it.
+   */
   readonly snapshot: SnapshotMeta;
   readonly leadTransferee: NodeId;
   /** The leader's view of each other member; empty on followers. */
@@ -250,9 +256,16 @@ export class RaftNode {
     return { ok: true };
   }
 
-  /** The application durably saved a snapshot of its state at `index` (<= applied) (§7). */
-  compact(index: LogIndex): void {
-    this.log.compact(index);
+  /**
+   * The application durably saved a snapshot of its state at `index` (<=
+   * applied) (§7); it is the one sent to followers from now on. Entries up
+   * to `compactTo` (<= the latest snapshot's index; default `index`) are
+   * discarded. Keeping some before the snapshot lets followers a little
+   * behind catch up by appends instead of a whole snapshot; calling again
+   * with the same `index` and a higher `compactTo` discards more.
+   */
+  compact(index: LogIndex, compactTo: LogIndex = index): void {
+    this.log.compact(index, compactTo);
   }
 
   /** The runtime finished (ok) or gave up streaming a snapshot to `to`. */
@@ -355,6 +368,7 @@ export class RaftNode {
         next: pr.next,
         state: pr.state,
         recentActive: pr.recentActive,
+        pendingSnapshot: pr.pendingSnapshot,
       });
     }
     return {
@@ -369,7 +383,7 @@ export class RaftNode {
       firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
       membership: this.log.membership(),
-      snapshot: this.log.snapshot,
+      snapshot: this.log.latestSnapshot,
       leadTransferee: this.leadTransferee,
       progress,
     };
@@ -1007,7 +1021,9 @@ export class RaftNode {
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): void {
-    const snapshot = this.log.snapshot;
+    // The newest one: the log holds every entry after it (it is at or after
+    // the point the log was compacted to), so the follower continues by appends.
+    const snapshot = this.log.latestSnapshot;
     pr.becomeSnapshot(snapshot.index);
     this.send({ type: 'snapshot', from: this.id, to, term: this.term, snapshot });
   }
@@ -1118,14 +1134,15 @@ export class RaftNode {
     // The snapshot may be ahead of applied while the runtime installs it.
     if (
       !(
-        log.snapshot.index <= log.applying &&
+        log.snapshot.index <= log.latestSnapshot.index &&
+        log.latestSnapshot.index <= log.applying &&
         log.applied <= log.applying &&
         log.applying <= log.committed &&
         log.committed <= last
       )
     ) {
       fail(
-        `log marks out of order: snapshot ${log.snapshot.index} applied ${log.applied} applying ${log.applying} committed ${log.committed} last ${last}`,
+        `log marks out of order: compacted to ${log.snapshot.index} latest snapshot ${log.latestSnapshot.index} applied ${log.applied} applying ${log.applying} committed ${log.committed} last ${last}`,
       );
     }
     if (!(log.stable <= log.persisting && log.persisting <= last)) {
