@@ -29,6 +29,9 @@ describe('resolveSettings', () => {
     expect(settings.readMode).toBe('lease');
     expect(settings.heartbeatTicks).toBe(1);
     expect(settings.clusterId).toBe('tandem');
+    expect(settings.degradedFsyncMs).toBe(500);
+    expect(settings.degradedForMs).toBe(10_000);
+    expect(settings.faultFsyncDelayMs).toBe(0);
 
     const { data: _flagData, ...withoutData } = base;
     expect(resolveSettings(withoutData, env, () => file).dataDir).toBe('/tmp/env');
@@ -73,6 +76,11 @@ describe('resolveSettings', () => {
     bad({ 'initial-cluster': 'n1' }, "bad item 'n1'");
     bad({ http: '127.0.0.1:7379' }, '--http and --resp both use 127.0.0.1:7379');
     bad({ 'log-level': 'loud' }, '--log-level must be one of');
+    bad(
+      { 'degraded-for-ms': '10' },
+      "--degraded-for-ms must be an integer from 1000 to 3600000, got '10'",
+    );
+    bad({ 'fault-fsync-delay-ms': '-1' }, '--fault-fsync-delay-ms must be an integer from 0');
     expect(() => resolveSettings({}, {}, noFile)).toThrow('--id is required (or set TANDEM_ID');
     expect(() => resolveSettings({ config: 'c.json' }, {}, () => '{"nope":1}')).toThrow(
       "unknown setting 'nope'",
