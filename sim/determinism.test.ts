@@ -17,6 +17,17 @@ describe('determinism with asynchronous storage', () => {
       4,
       { clusterSize: 5, faultPhaseMs: 6_000, faultIntervalMsMean: 150, faults: faultKinds },
     ],
+    [
+      'slow disks with failover on degradation',
+      1,
+      {
+        clusterSize: 3,
+        faultPhaseMs: 6_000,
+        faultIntervalMsMean: 300,
+        faults: ['diskSlow'],
+        degradation: { fsyncP99Ms: 40, windowMs: 1_000, sustainMs: 500, minIntervalMs: 1_000 },
+      },
+    ],
   ];
   for (const [name, seed, overrides] of cases) {
     it(`replays ${name} exactly`, async () => {
@@ -32,6 +43,10 @@ describe('determinism with asynchronous storage', () => {
       expect(linesB).toEqual(linesA);
       // The nodes did recover from their simulated disks.
       expect(linesA.some((l) => /start \(\/n\d+\/data: snapshot/.test(l))).toBe(true);
+      if (overrides.degradation !== undefined) {
+        // The scenario exercises what it is for: a degraded leader did hand over.
+        expect(linesA.some((l) => l.includes('handing leadership to'))).toBe(true);
+      }
     });
   }
 

@@ -37,6 +37,23 @@ export const faultKinds: readonly FaultKind[] = [
   ...diskFaultKinds,
 ];
 
+/**
+ * Failover on degradation (issue 5): the limits of each node's real
+ * `DegradationDetector` (src/node/degradation.ts), fed with its persists'
+ * fsync latencies on the simulated clock. The simulation has no event loop
+ * to be late, so only the fsync signal is used.
+ */
+export interface SimDegradation {
+  /** fsync p99 above this is slow (ms). */
+  readonly fsyncP99Ms: number;
+  /** The sliding window the p99 is computed over (ms). */
+  readonly windowMs: number;
+  /** How long the p99 must stay above the threshold before the leader hands over (ms). */
+  readonly sustainMs: number;
+  /** The least time between two handovers of one node (ms). */
+  readonly minIntervalMs: number;
+}
+
 export interface SimOptions {
   readonly clusterSize: number;
   readonly tickMs: number;
@@ -81,6 +98,8 @@ export interface SimOptions {
   readonly nodesMax: number;
   /** After healing, the cluster must converge within this much simulated time. */
   readonly livenessBudgetMs: number;
+  /** A degraded leader hands leadership to a healthy, up-to-date follower; null: off. */
+  readonly degradation: SimDegradation | null;
 }
 
 export const faultPhaseMsDefault: readonly [number, number] = [10_000, 60_000];
@@ -161,11 +180,31 @@ export function swarmOptions(
   const reactiveFaultRate = pick([0, 0.1, 0.3, 0.6]);
   const diskFaults = diskFaultKinds.filter(() => chance(0.5));
   const walSegmentBytesMax = pick([2048, 16 * 1024, 256 * 1024, 64 * 1024 * 1024]);
+  const degradation = swarmDegradation(random);
   return {
     ...options,
     faults: [...faults, ...diskFaults],
     reactiveFaultRate,
     walSegmentBytesMax,
+    degradation,
+  };
+}
+
+/**
+ * Off in half the seeds; otherwise limits scaled down from the server's
+ * defaults (500 ms over 10 s, a minute between handovers) so that a
+ * `diskSlow` spell (0.2–4 s of up to +10–310 ms per operation) can trigger
+ * it within a run. The threshold stays above the healthy disk's worst fsync
+ * (`diskLatencyMsMax` is at most 30 ms), so only a slow disk is degraded.
+ */
+function swarmDegradation(random: Prng): SimDegradation | null {
+  const pick = <T>(items: readonly T[]): T => items[random.int(items.length)] as T;
+  if (random.float() < 0.5) return null;
+  return {
+    fsyncP99Ms: pick([40, 80, 150]),
+    windowMs: pick([500, 1_000, 2_000, 5_000]),
+    sustainMs: pick([0, 500, 1_000, 3_000]),
+    minIntervalMs: pick([1_000, 5_000, 20_000]),
   };
 }
 

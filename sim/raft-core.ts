@@ -25,6 +25,7 @@ export type SimStatus = Pick<
   | 'lastIndex'
   | 'membership'
   | 'snapshot'
+  | 'progress'
 >;
 
 export interface SimRaft {

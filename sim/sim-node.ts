@@ -15,6 +15,11 @@
  */
 
 import { KvStateMachine, type Reply } from '../src/kv/index.js';
+import {
+  DegradationDetector,
+  type DegradationLimits,
+  type HealthState,
+} from '../src/node/degradation.js';
 import type { PersistedState, ReadMode } from '../src/raft/config.js';
 import type { Message } from '../src/raft/messages.js';
 import type { Prng } from '../src/raft/prng.js';
@@ -82,6 +87,8 @@ export interface NodeRequest {
 
 export type NodeAction =
   | { readonly kind: 'tick' }
+  /** The degradation detector's periodic check (every `degradationCheckMs`). */
+  | { readonly kind: 'degradationCheck' }
   /** Storage acknowledged a persist: finish the Readys that are durable, in order. */
   | { readonly kind: 'disk' }
   | { readonly kind: 'snapshotSaved'; readonly meta: SnapshotMeta; readonly bytes: Uint8Array }
@@ -102,6 +109,8 @@ export interface NodeSettings {
   readonly inflightMessagesMax: number;
   readonly snapshotThresholdEntries: number;
   readonly followerReads: boolean;
+  /** Failover on degradation: the detector's limits, or null when it is off. */
+  readonly degradation: DegradationLimits | null;
 }
 
 /** What a node needs from the simulation around it. */
@@ -127,6 +136,12 @@ export interface NodeHost {
   onProcessExit(node: SimNode, why: string): void;
   /** The node cannot start from its disk (damaged): it stays down for good. */
   onDiskLost(node: SimNode): void;
+  /**
+   * The leader `from` asks node `to` whether it is healthy (the real server
+   * sends it a request): its detector's state now, or null if it cannot
+   * answer (down, paused, or cut off from `from`).
+   */
+  askHealth(from: SimNode, to: NodeId): HealthState | null;
 }
 
 interface PendingWrite {
@@ -165,6 +180,8 @@ const readyLoopMax = 64;
 const pendingReadsMax = 10_000;
 const receivedSnapshotsMax = 4;
 const deferredActionsMax = 200_000;
+/** How often a node samples its degradation detector (the real server's period). */
+export const degradationCheckMs = 1_000;
 
 export class SimNode {
   /** Incarnation: bumps on crash and restart; stale scheduled actions are dropped. */
@@ -214,6 +231,15 @@ export class SimNode {
   private readonly received = new Map<string, Uint8Array>();
   /** The seeds this node stamps into the kv entries it proposes, and reads' randomness. */
   private readonly kvRandom: Prng;
+  /**
+   * Leaderships this node handed over because its detector said it was
+   * degraded, over all its incarnations (the server's metric counter).
+   */
+  degradedHandovers = 0;
+  /** This incarnation's detector (a new process starts with no samples); null when off or down. */
+  private degradation: DegradationDetector | null = null;
+  /** One "degraded but keeps leadership" line per slow spell, not one per check. */
+  private refusalTraced = false;
 
   constructor(
     private readonly host: NodeHost,
@@ -325,6 +351,11 @@ export class SimNode {
     this.leader = noNode;
     this.nextTickAtMs = this.host.nowMs + this.tickIntervalMs * this.random.float();
     this.host.schedule(this.nextTickAtMs, this, { kind: 'tick' });
+    if (s.degradation !== null) {
+      this.degradation = new DegradationDetector(s.degradation);
+      this.refusalTraced = false;
+      this.host.schedule(this.host.nowMs + degradationCheckMs, this, { kind: 'degradationCheck' });
+    }
     this.trace(
       `start (${r.dir}: snapshot ${this.applied}, log to ${this.durable.lastIndex}, term ${persisted.hardState.term})`,
     );
@@ -366,6 +397,7 @@ export class SimNode {
     }
     this.raft = null;
     this.storage = null;
+    this.degradation = null;
     this.starting = false;
     this.disk.crash();
     this.epoch++;
@@ -493,6 +525,10 @@ export class SimNode {
       case 'disk':
         this.finishWrites(raft);
         break;
+      case 'degradationCheck':
+        this.host.schedule(this.host.nowMs + degradationCheckMs, this, action);
+        this.degradationCycle(raft);
+        break;
       case 'snapshotSaved':
         this.onSnapshotSaved(raft, action.meta, action.bytes);
         break;
@@ -561,6 +597,75 @@ export class SimNode {
     this.issueWrites();
   }
 
+  /** This node's health now, as it answers a leader that asks (null when the detector is off). */
+  healthState(): HealthState | null {
+    return this.degradation?.state(this.host.nowMs) ?? null;
+  }
+
+  /**
+   * On the leader: once its detector says it stayed slow, hands leadership to
+   * an up-to-date, recently active voter that says it is healthy (as
+   * src/node/leader-health.ts does); without one it keeps leadership and
+   * says why, once per slow spell.
+   */
+  private degradationCycle(raft: SimRaft): void {
+    const detector = this.degradation;
+    if (detector === null || this.role !== 'leader') return;
+    const now = this.host.nowMs;
+    const verdict = detector.check(now);
+    if (!verdict.degraded) {
+      if (verdict.reason === 'healthy') this.refusalTraced = false;
+      return;
+    }
+    const { to, why } = this.healthyTransferee(raft);
+    if (to === null) {
+      if (!this.refusalTraced) {
+        this.refusalTraced = true;
+        this.trace(`degraded (${verdict.reason}), but keeps leadership: ${why}`);
+      }
+      return;
+    }
+    this.refusalTraced = false;
+    this.degradedHandovers++;
+    detector.handedOver(now);
+    this.trace(
+      `degraded (${verdict.reason}): handing leadership to ${to} (handover ${this.degradedHandovers})`,
+    );
+    const result = raft.transferLeadership(to);
+    if (!result.ok) this.trace(`leadership transfer to ${to} refused: ${result.refusal.message}`);
+  }
+
+  /**
+   * The voter to hand over to: up to date (it matches the leader's last
+   * index), recently active, and healthy by its own detector; the healthiest
+   * such (lowest fsync p99), ties in membership order. Otherwise why none.
+   */
+  private healthyTransferee(raft: SimRaft): { to: NodeId | null; why: string } {
+    const status = raft.status();
+    let best: { id: NodeId; fsyncP99Ms: number } | null = null;
+    const refused: string[] = [];
+    for (const id of status.membership.voters) {
+      if (id === this.id) continue;
+      const pr = status.progress.get(id);
+      if (pr === undefined || pr.match !== status.lastIndex || !pr.recentActive) {
+        refused.push(`${id} is not up to date and active`);
+        continue;
+      }
+      const theirs = this.host.askHealth(this, id);
+      if (theirs === null || theirs.slow !== '') {
+        refused.push(
+          theirs === null ? `${id} did not answer` : `${id} is slow too: ${theirs.slow}`,
+        );
+        continue;
+      }
+      if (best === null || theirs.fsyncP99Ms < best.fsyncP99Ms) {
+        best = { id, fsyncP99Ms: theirs.fsyncP99Ms };
+      }
+    }
+    if (best !== null) return { to: best.id, why: '' };
+    return { to: null, why: refused.length > 0 ? refused.join('; ') : 'no other voter' };
+  }
+
   /** Gives the queued Readys to storage, in order (its persists resolve in that order). */
   private issueWrites(): void {
     const storage = this.storage;
@@ -577,10 +682,15 @@ export class SimNode {
     const epoch = this.epoch;
     this.host.asyncStarted();
     const bytes = w.snapshotBytes ?? undefined;
+    const startedMs = this.host.nowMs;
     storage.persist(w.rd, bytes).then(
       () =>
         this.host.guard(() => {
           if (epoch !== this.epoch) return;
+          // As the real driver measures it: a persist that had to fsync, issue to durable.
+          if (w.rd.mustSync) {
+            this.degradation?.record('fsync', this.host.nowMs, this.host.nowMs - startedMs);
+          }
           w.state = 'done';
           this.dispatch({ kind: 'disk' });
         }),

@@ -5,6 +5,8 @@
  * phase (everything healed) in which the cluster must converge within a
  * bounded time. The same seed and overrides replay the same run exactly.
  */
+
+import type { HealthState } from '../src/node/degradation.js';
 import { bootstrapState, joiningState } from '../src/raft/config.js';
 import type { Message } from '../src/raft/messages.js';
 import { Prng } from '../src/raft/prng.js';
@@ -33,6 +35,7 @@ import {
   SimNode,
 } from './sim-node.js';
 import { Trace } from './trace.js';
+import type { World } from './world.js';
 
 export interface RunOverrides extends Partial<SimOptions> {
   /** Builds each consensus core; defaults to the real `RaftNode`. */
@@ -47,6 +50,11 @@ export interface RunOverrides extends Partial<SimOptions> {
   readonly linearizabilityStepsMax?: number;
   /** Hard bound on processed events (a livelock guard). */
   readonly eventsMax?: number;
+  /**
+   * A scripted scenario (tests): called once before the run starts, it may
+   * schedule actions on the world (`later`), e.g. slow a leader's disk.
+   */
+  readonly scenario?: (world: World) => void;
 }
 
 export interface RunStats {
@@ -62,6 +70,8 @@ export interface RunStats {
   readonly linearizability: string;
   /** Simulated ms from healing until the cluster converged (null if it did not). */
   readonly convergedAfterMs: number | null;
+  /** Leaderships handed over by degraded leaders, per node id (nodes with none left out). */
+  readonly degradedHandovers: Readonly<Record<string, number>>;
 }
 
 export interface RunResult {
@@ -170,6 +180,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       traceSink,
       linearizabilityStepsMax,
       eventsMax,
+      scenario,
       ...optionOverrides
     } = overrides;
     const root = new Prng(seed);
@@ -177,6 +188,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       ...swarmOptions(root.fork(), faultPhaseMsRange ?? faultPhaseMsDefault),
       ...optionOverrides,
     };
+    this.scenario = scenario ?? null;
     this.linearizabilityStepsMax = linearizabilityStepsMax ?? 5_000_000;
     this.eventsMax = eventsMax ?? eventsMaxDefault;
     this.makeNode = makeNode ?? makeRaftNode;
@@ -199,6 +211,11 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       inflightMessagesMax: o.inflightMessagesMax,
       snapshotThresholdEntries: o.snapshotThresholdEntries,
       followerReads: o.followerReads,
+      // No event loop to be late in the simulation: only the fsync signal counts.
+      degradation:
+        o.degradation === null
+          ? null
+          : { ...o.degradation, loopDelayP99Ms: Number.POSITIVE_INFINITY },
     };
     const voters = Array.from({ length: o.clusterSize }, (_, i) => nodeId(`n${i + 1}`));
     for (const id of voters) this.addNode(id, bootstrapState(voters));
@@ -217,6 +234,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
   }
 
   private readonly linearizabilityStepsMax: number;
+  private readonly scenario: ((world: World) => void) | null;
 
   // ---------------------------------------------------------------------
   // The run
@@ -227,6 +245,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       for (const client of this.clients)
         client.wake(this.options.thinkMsMax * (client.index + 1) * 0.1);
       this.nemesis.start();
+      this.scenario?.(this);
       this.later(this.options.faultPhaseMs, () => this.heal());
       await this.loop();
     } catch (error) {
@@ -395,6 +414,10 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       else if (op.status === 'fail') fail++;
       else unknown++;
     }
+    const degradedHandovers: Record<string, number> = {};
+    for (const node of this.nodeMap.values()) {
+      if (node.degradedHandovers > 0) degradedHandovers[node.id] = node.degradedHandovers;
+    }
     const violations = [...this.checker.violations];
     if (this.checker.violationsDropped > 0) {
       violations.push(`(${this.checker.violationsDropped} more violations not shown)`);
@@ -414,6 +437,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
         nodesCreated: this.nodeMap.size,
         linearizability: this.linearizability,
         convergedAfterMs: this.convergedAfterMs,
+        degradedHandovers,
       },
       trace: this.trace.lines(),
       traceDigest: this.trace.digest,
@@ -446,6 +470,14 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
     this.later(this.nowMs + afterMs, () => {
       if (!node.up && !node.stopped) node.start();
     });
+  }
+
+  askHealth(from: SimNode, to: NodeId): HealthState | null {
+    const node = this.nodeMap.get(to);
+    if (node === undefined || !node.up || node.paused) return null;
+    // The question and its answer travel the peer link both ways.
+    if (this.network.isBlocked(from.id, to) || this.network.isBlocked(to, from.id)) return null;
+    return node.healthState();
   }
 
   onDiskLost(node: SimNode): void {
