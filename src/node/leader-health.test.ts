@@ -16,8 +16,8 @@ const limits = { windowMs: 2_000, sustainMs: 2_000, minIntervalMs: 10_000 };
 /** A leader whose fsyncs take `fsyncMs`, checked every second for `seconds`. */
 async function run(options: {
   fsyncMs: number;
-  answer: HealthState | null;
-  transferee?: string;
+  answers: Record<string, HealthState | null>;
+  transferees?: string[];
   seconds: number;
 }): Promise<{ handovers: number; transfers: string[]; warnings: string[] }> {
   let clock = 0;
@@ -26,8 +26,8 @@ async function run(options: {
   const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
   const host: LeaderHealthHost = {
     isLeader: () => true,
-    transferee: () => (options.transferee === undefined ? undefined : nodeId(options.transferee)),
-    askHealth: async () => options.answer,
+    transferees: () => (options.transferees ?? []).map(nodeId),
+    askHealth: async (to) => options.answers[to] ?? null,
     transfer: (to) => {
       transfers.push(to);
       return null;
@@ -45,7 +45,12 @@ async function run(options: {
 
 describe('LeaderHealth', () => {
   it('hands a slow leader over to a healthy follower, once per minimum interval', async () => {
-    const result = await run({ fsyncMs: 800, answer: healthy, transferee: 'n2', seconds: 15 });
+    const result = await run({
+      fsyncMs: 800,
+      answers: { n2: healthy },
+      transferees: ['n2'],
+      seconds: 15,
+    });
     // Slow from the start: sustained at 2 s, then again 10 s later.
     expect(result.transfers).toEqual(['n2', 'n2']);
     expect(result.handovers).toBe(2);
@@ -54,7 +59,12 @@ describe('LeaderHealth', () => {
   });
 
   it('keeps leadership when the follower is as slow, and says so once', async () => {
-    const result = await run({ fsyncMs: 800, answer: slow, transferee: 'n2', seconds: 15 });
+    const result = await run({
+      fsyncMs: 800,
+      answers: { n2: slow },
+      transferees: ['n2'],
+      seconds: 15,
+    });
     expect(result.transfers).toEqual([]);
     const refusals = result.warnings.filter((w) => w.includes('keeps leadership'));
     expect(refusals).toHaveLength(1);
@@ -62,16 +72,36 @@ describe('LeaderHealth', () => {
   });
 
   it('keeps leadership when the follower does not answer or none is close behind', async () => {
-    const silent = await run({ fsyncMs: 800, answer: null, transferee: 'n2', seconds: 5 });
+    const silent = await run({
+      fsyncMs: 800,
+      answers: { n2: null },
+      transferees: ['n2'],
+      seconds: 5,
+    });
     expect(silent.transfers).toEqual([]);
     expect(silent.warnings.join('')).toMatch(/n2 did not answer/);
-    const none = await run({ fsyncMs: 800, answer: healthy, seconds: 5 });
+    const none = await run({ fsyncMs: 800, answers: { n2: healthy }, seconds: 5 });
     expect(none.transfers).toEqual([]);
     expect(none.warnings.join('')).toMatch(/no follower is active and close behind/);
   });
 
+  it('asks the next voter when the most caught-up one is slow too', async () => {
+    const result = await run({
+      fsyncMs: 800,
+      answers: { n2: slow, n3: healthy },
+      transferees: ['n2', 'n3'],
+      seconds: 5,
+    });
+    expect(result.transfers).toEqual(['n3']);
+  });
+
   it('does nothing with a fast disk', async () => {
-    const result = await run({ fsyncMs: 4, answer: healthy, transferee: 'n2', seconds: 15 });
+    const result = await run({
+      fsyncMs: 4,
+      answers: { n2: healthy },
+      transferees: ['n2'],
+      seconds: 15,
+    });
     expect(result.transfers).toEqual([]);
     expect(result.warnings).toEqual([]);
   });

@@ -25,14 +25,17 @@ import {
 /** What the monitor needs from its node. */
 export interface LeaderHealthHost {
   isLeader(): boolean;
-  /** The follower to hand over to, if one is active and close behind. */
-  transferee(): NodeId | undefined;
+  /** The voters that could take over (active, close behind), most caught up first. */
+  transferees(): readonly NodeId[];
   /** Asks `to` for its health; null if it did not answer in time. */
   askHealth(to: NodeId): Promise<HealthState | null>;
   /** Starts a leadership transfer to `to`; the refusal's message if refused, else null. */
   transfer(to: NodeId): string | null;
   readonly log: Logger;
 }
+
+/** Voters asked per check, at most (each may take up to the ask timeout). */
+const candidatesMax = 4;
 
 /** A health answer as a Reply: [fsync p99 µs, loop delay p99 µs, slow text]. */
 export function encodeHealth(state: HealthState): Reply {
@@ -116,15 +119,27 @@ export class LeaderHealth {
 
   private async handOver(why: string, now: number): Promise<void> {
     const log = this.host.log;
-    const to = this.host.transferee();
-    if (to === undefined) {
+    const candidates = this.host.transferees().slice(0, candidatesMax);
+    if (candidates.length === 0) {
       this.refuseOnce(why, 'leader degraded, but no follower is active and close behind');
       return;
     }
-    const theirs = await this.host.askHealth(to);
-    if (theirs === null || theirs.slow !== '') {
-      const detail = theirs === null ? `${to} did not answer` : `${to} is slow too: ${theirs.slow}`;
-      this.refuseOnce(why, `leader degraded, but keeps leadership: ${detail}`);
+    const refusals: string[] = [];
+    let to: NodeId | undefined;
+    for (const candidate of candidates) {
+      const theirs = await this.host.askHealth(candidate);
+      if (theirs !== null && theirs.slow === '') {
+        to = candidate;
+        break;
+      }
+      refusals.push(
+        theirs === null
+          ? `${candidate} did not answer`
+          : `${candidate} is slow too: ${theirs.slow}`,
+      );
+    }
+    if (to === undefined) {
+      this.refuseOnce(why, `leader degraded, but keeps leadership: ${refusals.join('; ')}`);
       return;
     }
     if (!this.host.isLeader()) return; // deposed while asking

@@ -53,7 +53,6 @@ import {
   promoteMember,
   removeMember,
 } from './membership-admin.js';
-import { bestTransferee } from './membership-rules.js';
 import { NodeMachine } from './node-machine.js';
 import { RaftDriver, RaftRefusedError } from './raft-driver.js';
 import {
@@ -184,14 +183,15 @@ export class TandemNode {
     this.health = new LeaderHealth(
       {
         isLeader: () => this.driverRef?.isLeader === true && !this.stopping,
-        // The most caught-up active voter, if it is close behind: the
-        // transfer itself brings it up to date (proposals wait meanwhile).
-        transferee: () => {
+        // Active voters close behind, most caught up first: the transfer
+        // itself brings the chosen one up to date (proposals wait meanwhile).
+        transferees: () => {
           const info = this.info();
-          const to = bestTransferee(info);
-          const target = info.followers.find((f) => f.id === to);
           const lagMax = config.promoteLagEntries ?? defaultPromoteLagEntries;
-          return target?.active === true && target.lag <= lagMax ? to : undefined;
+          return info.followers
+            .filter((f) => f.active && f.lag <= lagMax && info.voters.includes(f.id))
+            .sort((a, b) => b.match - a.match)
+            .map((f) => f.id);
         },
         askHealth: (to) => this.askHealth(to),
         transfer: (to) => {
