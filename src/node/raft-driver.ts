@@ -39,6 +39,7 @@ import type {
 } from '../raft/types.js';
 import { entryBytes, logIndex, noNode } from '../raft/types.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
+import type { SeekableSnapshotSource } from '../transport/snapshot-transfer.js';
 
 /** The replicated application: applies committed entries, snapshots and restores. */
 export interface StateMachine<Result> {
@@ -478,11 +479,15 @@ export class RaftDriver<Result> {
     const due = Math.floor((performanceNow() - this.started) / this.options.tickMs);
     let missed = due - this.ticksDone;
     if (missed <= 0) return;
-    const limit = catchUpTicksFactor * this.electionTimeoutTicks;
-    if (missed > limit) {
-      this.log.warn({ missedTicks: missed }, 'the event loop stalled; catching up ticks');
-      missed = limit;
+    // A stall of half an election timeout can already cost leadership
+    // (CheckQuorum runs before the followers' answers are read): say so.
+    if (2 * missed >= this.electionTimeoutTicks) {
+      this.log.warn(
+        { stalledMs: missed * this.options.tickMs, role: this.role },
+        'the event loop stalled (a long GC pause or blocking work); catching up ticks',
+      );
     }
+    missed = Math.min(missed, catchUpTicksFactor * this.electionTimeoutTicks);
     for (let i = 0; i < missed; i++) this.core.tick();
     this.ticksDone = due;
   }
@@ -575,8 +580,10 @@ export class RaftDriver<Result> {
     this.log.info({ to: message.to, index: meta.index }, 'sending a snapshot');
     const send = async (): Promise<void> => {
       const reader = await this.storage.openSnapshot(meta);
+      // Seekable: the transport resumes a transfer the follower kept the start of.
+      const source: SeekableSnapshotSource = reader;
       try {
-        await this.network.sendSnapshot(message, reader);
+        await this.network.sendSnapshot(message, source);
       } finally {
         await reader.close();
       }

@@ -1,14 +1,15 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../raft/types.js';
+import { crc32c } from './crc32c.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import type { FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { RaftStorage, RaftStorageError, type RaftStorageOptions } from './raft-storage.js';
 import { brief, entries, hs, ready, snap } from './raft-storage.test-util.js';
-import { SnapshotStore } from './snapshot-store.js';
+import { SnapshotMismatchError, SnapshotStore } from './snapshot-store.js';
 import { Wal } from './wal.js';
 
 const fs = new NodeFileSystem();
@@ -47,6 +48,138 @@ async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
   for await (const chunk of source) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
+
+/**
+ * A received snapshot stream as the transport hands it over: announces the
+ * data's size and checksum, sends from where `startAt` says, and breaks
+ * (throws, as a lost connection does) after `breakAfter` bytes.
+ */
+class IncomingStream implements AsyncIterable<Uint8Array> {
+  startedAt: number | null = null;
+  sentBytes = 0;
+  readonly sender: { dataBytes: number; dataCrc: number } | null;
+  constructor(
+    private readonly content: Buffer,
+    private readonly breakAfter = Number.POSITIVE_INFINITY,
+    announce = true,
+  ) {
+    this.sender = announce ? { dataBytes: content.length, dataCrc: crc32c(content) } : null;
+  }
+  startAt(offset: number): void {
+    this.startedAt = offset;
+  }
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for (let at = this.startedAt ?? 0; at < this.content.length; ) {
+      if (this.sentBytes >= this.breakAfter) throw new Error('connection to n1 lost');
+      const piece = this.content.subarray(at, at + 1000);
+      at += piece.length;
+      this.sentBytes += piece.length;
+      yield piece;
+    }
+  }
+}
+
+/** Deterministic bytes. */
+function bytesOf(seed: number, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 7 + seed * 13 + (i >>> 8)) % 256;
+  return out;
+}
+
+async function snapFiles(): Promise<string[]> {
+  return (await readdir(join(dir, 'snap'))).sort();
+}
+
+describe('RaftStorage resuming a received snapshot', () => {
+  it('keeps the bytes of a broken stream and continues after them', async () => {
+    const { storage } = await reopen();
+    const content = bytesOf(1, 10_000);
+    const first = new IncomingStream(content, 4_000);
+    await expect(storage.receiveSnapshot(snap(9, 2), first)).rejects.toThrow(/connection/);
+    expect(first.startedAt).toBe(0);
+    expect(storage.hasSnapshot(snap(9, 2))).toBe(false);
+    expect(await snapFiles()).toEqual(['0000000000000009-0000000000000002.snap.partial']);
+
+    const second = new IncomingStream(content);
+    await storage.receiveSnapshot(snap(9, 2), second);
+    expect(second.startedAt).toBe(4_000);
+    expect(second.sentBytes).toBe(6_000);
+    expect(second.sentBytes).toBeLessThan(content.length);
+    expect(storage.hasSnapshot(snap(9, 2))).toBe(true);
+    expect(await collect(await storage.openSnapshot(snap(9, 2)))).toEqual(content);
+    expect(await snapFiles()).toEqual(['0000000000000009-0000000000000002.snap']);
+    await storage.close();
+  });
+
+  it('discards a kept partial of another snapshot, or of other data, and starts at 0', async () => {
+    const { storage } = await reopen();
+    const old = bytesOf(1, 10_000);
+    await expect(
+      storage.receiveSnapshot(snap(9, 2), new IncomingStream(old, 4_000)),
+    ).rejects.toThrow();
+    // Same index and term, other content (size and checksum differ): not resumed.
+    const changed = bytesOf(2, 10_000);
+    const other = new IncomingStream(changed, 3_000);
+    await expect(storage.receiveSnapshot(snap(9, 2), other)).rejects.toThrow();
+    expect(other.startedAt).toBe(0);
+    // Another snapshot: not resumed, and the partial is gone.
+    const next = bytesOf(3, 8_000);
+    const newer = new IncomingStream(next);
+    await storage.receiveSnapshot(snap(12, 3), newer);
+    expect(newer.startedAt).toBe(0);
+    expect(newer.sentBytes).toBe(next.length);
+    expect(await collect(await storage.openSnapshot(snap(12, 3)))).toEqual(next);
+    expect(await snapFiles()).toEqual(['000000000000000c-0000000000000003.snap']);
+    // A sender that announces no size is never resumed, and nothing is kept.
+    await expect(
+      storage.receiveSnapshot(snap(15, 3), new IncomingStream(old, 2_000, false)),
+    ).rejects.toThrow();
+    expect(await snapFiles()).toEqual(['000000000000000c-0000000000000003.snap']);
+    await storage.close();
+  });
+
+  it('refuses a resumed snapshot whose kept bytes were damaged, then receives it whole', async () => {
+    const { storage } = await reopen();
+    const content = bytesOf(4, 10_000);
+    await expect(
+      storage.receiveSnapshot(snap(9, 2), new IncomingStream(content, 5_000)),
+    ).rejects.toThrow();
+    const partial = join(dir, 'snap', '0000000000000009-0000000000000002.snap.partial');
+    const kept = await readFile(partial);
+    kept[1234] = (kept[1234] ?? 0) ^ 0x40;
+    await writeFile(partial, kept);
+
+    const resumed = new IncomingStream(content);
+    const error = await storage.receiveSnapshot(snap(9, 2), resumed).catch((e: unknown) => e);
+    expect(resumed.startedAt).toBe(5_000);
+    expect(error).toBeInstanceOf(SnapshotMismatchError);
+    expect(storage.hasSnapshot(snap(9, 2))).toBe(false);
+    expect(await snapFiles()).toEqual([]);
+
+    const retry = new IncomingStream(content);
+    await storage.receiveSnapshot(snap(9, 2), retry);
+    expect(retry.startedAt).toBe(0);
+    expect(await collect(await storage.openSnapshot(snap(9, 2)))).toEqual(content);
+    await storage.close();
+  });
+
+  it('drops a kept partial at restart and once a newer snapshot is installed', async () => {
+    const first = await reopen();
+    const content = bytesOf(5, 10_000);
+    await expect(
+      first.storage.receiveSnapshot(snap(9, 2), new IncomingStream(content, 4_000)),
+    ).rejects.toThrow();
+    await first.storage.close();
+    const second = await reopen();
+    expect(await snapFiles()).toEqual([]);
+    const again = new IncomingStream(content, 4_000);
+    await expect(second.storage.receiveSnapshot(snap(9, 2), again)).rejects.toThrow();
+    expect(again.startedAt).toBe(0);
+    await second.storage.receiveSnapshot(snap(10, 2), Buffer.from('newer'));
+    expect(await snapFiles()).toEqual(['000000000000000a-0000000000000002.snap']);
+    await second.storage.close();
+  });
+});
 
 describe('RaftStorage', () => {
   it('opens a new data directory with the empty state', async () => {

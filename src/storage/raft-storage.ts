@@ -37,8 +37,10 @@ import type { FileSystem } from './fs.js';
 import {
   type SnapshotInfo,
   type SnapshotReader,
+  type SnapshotSourceInfo,
   SnapshotStore,
   type SnapshotStoreOptions,
+  type SnapshotWriter,
 } from './snapshot-store.js';
 import { Wal, type WalOpenResult, type WalOptions } from './wal.js';
 
@@ -66,6 +68,24 @@ export class RaftStorageError extends Error {
 
 /** Snapshot data: a stream of chunks or one buffer. */
 export type SnapshotData = AsyncIterable<Uint8Array> | Uint8Array;
+
+/**
+ * A received snapshot stream that can resume (the transport's incoming
+ * stream): `sender` announces the data's size and checksum, and `startAt`
+ * tells the sender, before iterating, how many bytes to skip.
+ */
+export interface ResumableSnapshotData extends AsyncIterable<Uint8Array> {
+  readonly sender: SnapshotSourceInfo | null;
+  startAt(offsetBytes: number): void;
+}
+
+function asResumable(data: SnapshotData): ResumableSnapshotData | null {
+  if (data instanceof Uint8Array) return null;
+  const d = data as Partial<ResumableSnapshotData>;
+  return typeof d.startAt === 'function' && d.sender !== undefined
+    ? (data as ResumableSnapshotData)
+    : null;
+}
 
 const emptyMembership: Membership = { voters: [], learners: [] };
 const emptySnapshot: SnapshotMeta = {
@@ -227,11 +247,19 @@ export class RaftStorage {
    * without data. Safe to keep even if the core declines it: a snapshot
    * holds only committed state, and recovery handles one ahead of the WAL
    * (see the class comment).
+   *
+   * If `data` is a ResumableSnapshotData and the stream breaks, the bytes
+   * written are kept; receiving the same snapshot (same size and checksum)
+   * again continues after them, and the whole is checked against the
+   * sender's checksum before it is installed (see snapshot-store.ts).
    */
   receiveSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new RaftStorageError('receiveSnapshot after close'));
-    return this.track(this.writeSnapshot(meta, data));
+    const resumable = asResumable(data);
+    return this.track(
+      resumable === null ? this.writeSnapshot(meta, data) : this.resumeSnapshot(meta, resumable),
+    );
   }
 
   /** Whether a durable snapshot with `meta`'s index and term is stored. */
@@ -292,6 +320,34 @@ export class RaftStorage {
     }
   }
 
+  private async resumeSnapshot(
+    meta: SnapshotMeta,
+    data: ResumableSnapshotData,
+  ): Promise<SnapshotInfo> {
+    const writer = await this.snapshots.beginReceive(meta, data.sender);
+    try {
+      data.startAt(writer.dataBytes);
+    } catch (error) {
+      await writer.abort().catch(() => undefined);
+      throw error;
+    }
+    const chunks = data[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        const next = await nextOrKeep(chunks, writer);
+        if (next.done === true) break;
+        await writer.write(next.value);
+      }
+      return await writer.finish();
+    } catch (error) {
+      // Tell the source we stop (it may still be streaming), then drop our bytes
+      // unless they were kept.
+      await chunks.return?.().catch(() => undefined);
+      await writer.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
   /** Issues the Ready's WAL append at once (keeping call order); null if nothing to write. */
   private appendReady(rd: Ready): Promise<void> | null {
     if (rd.entries.length === 0 && !rd.mustSync && rd.snapshot === null) {
@@ -310,6 +366,19 @@ export class RaftStorage {
   private async compactTo(index: LogIndex): Promise<void> {
     await this.wal.compact(index);
     await this.snapshots.retire(this.snapshotsKept);
+  }
+}
+
+/** The next chunk; if the source fails (the stream broke), keeps the writer's bytes first. */
+async function nextOrKeep(
+  chunks: AsyncIterator<Uint8Array>,
+  writer: SnapshotWriter,
+): Promise<IteratorResult<Uint8Array>> {
+  try {
+    return await chunks.next();
+  } catch (error) {
+    await writer.keepPartial().catch(() => false);
+    throw error;
   }
 }
 

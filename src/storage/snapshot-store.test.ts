@@ -13,6 +13,7 @@ import {
   formatSnapshotName,
   parseSnapshotName,
   SnapshotCorruptionError,
+  SnapshotMismatchError,
   SnapshotStore,
 } from './snapshot-store.js';
 
@@ -265,6 +266,49 @@ describe('SnapshotStore over NodeFileSystem', () => {
     ).rejects.toBeInstanceOf(SnapshotCorruptionError);
     // The last chunk is withheld: the data is never delivered whole unverified.
     expect(seen).toEqual([1000, 1000, 1000, 1000]);
+  });
+
+  it('reads from an offset without reading what comes before, and gives size and checksum', async () => {
+    const store = await SnapshotStore.open(fs, dir, { readChunkBytes: 1000 });
+    const m = meta(31, 2);
+    const content = data(9, 4500);
+    await writeSnapshot(store, m, content);
+    const reader = await store.openRead(m);
+    expect(reader.dataBytes).toBe(4500);
+    expect(reader.dataCrc).toBe(crc32c(content));
+    expect(() => reader.readFrom(4501)).toThrow(RangeError);
+    const chunks: Buffer[] = [];
+    for await (const chunk of reader.readFrom(2200)) chunks.push(Buffer.from(chunk));
+    expect(chunks.map((c) => c.length)).toEqual([1000, 1000, 300]);
+    expect(Buffer.concat(chunks)).toEqual(content.subarray(2200));
+    const end = await store.openRead(m);
+    const none: Uint8Array[] = [];
+    for await (const chunk of end.readFrom(4500)) none.push(chunk);
+    expect(none).toEqual([]);
+  });
+
+  it('resumes a kept partial only for the same snapshot, size and checksum', async () => {
+    const store = await SnapshotStore.open(fs, dir);
+    const m = meta(40, 3);
+    const content = data(10, 3000);
+    const sender = { dataBytes: content.length, dataCrc: crc32c(content) };
+    const first = await store.beginReceive(m, sender);
+    await first.write(content.subarray(0, 1200));
+    expect(await first.keepPartial()).toBe(true);
+    expect(store.partialInfo()).toMatchObject({ index: 40, term: 3, bytes: 1200, sender });
+    // Other data under the same name: starts over, and the partial is gone.
+    const other = await store.beginReceive(m, { dataBytes: 3000, dataCrc: sender.dataCrc ^ 1 });
+    expect(other.dataBytes).toBe(0);
+    expect(store.partialInfo()).toBeNull();
+    await other.write(content.subarray(0, 700));
+    expect(await other.keepPartial()).toBe(true);
+    const resumed = await store.beginReceive(m, { dataBytes: 3000, dataCrc: sender.dataCrc ^ 1 });
+    expect(resumed.dataBytes).toBe(700);
+    await resumed.write(content.subarray(700));
+    // The whole is checked against what the sender announced: refused, removed.
+    await expect(resumed.finish()).rejects.toBeInstanceOf(SnapshotMismatchError);
+    expect(store.list()).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual([]);
   });
 
   it('refuses a second writer of the same snapshot and unknown reads', async () => {

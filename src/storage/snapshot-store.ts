@@ -18,6 +18,19 @@
  * appears through the rename of a fully synced temporary file, a `.snap`
  * whose trailer does not verify is damage, not a crash: it is reported, never
  * used. Leftover `.tmp` files are ignored and removed by `retire`.
+ *
+ * Resuming a received snapshot (issue 5): when a stream from the leader
+ * breaks, `SnapshotWriter.keepPartial` keeps the bytes written so far (all
+ * of them landed, in order: writes are chained and each had resolved) as
+ * `<name>.snap.partial`, with the sender's size and data checksum in memory.
+ * At most one partial is kept per store: keeping another, beginning to
+ * receive a different snapshot, or finishing a snapshot at or past its index
+ * removes it. Partials are not fsynced and do not survive a restart: `open`
+ * deletes them (simple, and the bytes on disk after a crash are not known to
+ * be whole). `beginReceive` of the same snapshot, same size and checksum,
+ * continues it: the kept bytes are read back so that the data checksum the
+ * writer computes covers the whole file, and `finish` refuses (and deletes)
+ * a result whose size or checksum differs from the sender's.
  */
 
 import { posix } from 'node:path';
@@ -33,6 +46,7 @@ const fixedTrailerBytes = 4 + 8 + 4 + 4 + 4 + 4;
 const maxMetaBytes = 16 * 1024 * 1024;
 const namePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 const tempSuffix = '.tmp';
+const partialSuffix = '.partial';
 
 /** Default size of the chunks `openRead` yields: 1 MiB. */
 export const defaultReadChunkBytes = 1024 * 1024;
@@ -54,6 +68,38 @@ export class SnapshotCorruptionError extends Error {
         'and let this node rejoin the cluster as a new member (or restore from a backup).',
     );
   }
+}
+
+/**
+ * Received data whose size or checksum differs from what its sender
+ * announced (a damaged kept partial, or a sender that changed its file). The
+ * file is deleted and never installed; receiving it again starts from 0.
+ */
+export class SnapshotMismatchError extends Error {
+  override readonly name = 'SnapshotMismatchError';
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+  ) {
+    super(`received snapshot ${file} does not match its sender's: ${reason}; not installed`);
+  }
+}
+
+/** What a sender announced of the snapshot data it streams. */
+export interface SnapshotSourceInfo {
+  readonly dataBytes: number;
+  /** CRC32C of all `dataBytes`. */
+  readonly dataCrc: number;
+}
+
+/** The bytes kept of a received snapshot whose stream broke. */
+export interface PartialSnapshotInfo {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly sender: SnapshotSourceInfo;
+  readonly file: string;
+  /** Bytes of data held, from the start, without holes. */
+  readonly bytes: number;
 }
 
 /** What the store knows of one snapshot file, from its verified trailer. */
@@ -217,6 +263,10 @@ async function readTrailer(file: FsFile, expected: { index: number; term: number
   return { meta, dataBytes, dataCrc: fixed.readUInt32BE(12) };
 }
 
+function hex32(value: number): string {
+  return (value >>> 0).toString(16).padStart(8, '0');
+}
+
 async function closeQuietly(file: FsFile): Promise<void> {
   await file.close().catch(() => undefined);
 }
@@ -231,6 +281,10 @@ export class SnapshotStore {
   /** The last `retire` call; the next one runs after it. */
   private retiring: Promise<unknown> = Promise.resolve();
   private readonly readChunkBytes: number;
+  /** The one partial kept (see the file comment). */
+  private partial: PartialSnapshotInfo | null = null;
+  /** Keeping and taking the partial run one after the other. */
+  private partialOps: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly fs: FileSystem,
@@ -258,6 +312,14 @@ export class SnapshotStore {
     await fs.mkdir(dir);
     const snapshots: SnapshotInfo[] = [];
     for (const name of await fs.readdir(dir)) {
+      if (
+        name.endsWith(partialSuffix) &&
+        parseSnapshotName(name.slice(0, -partialSuffix.length)) !== null
+      ) {
+        // Kept bytes of a broken transfer do not survive a restart (see the file comment).
+        await fs.unlink(posix.join(dir, name));
+        continue;
+      }
       const parsed = parseSnapshotName(name);
       if (parsed === null) continue;
       const path = posix.join(dir, name);
@@ -298,7 +360,10 @@ export class SnapshotStore {
    * Starts writing a snapshot into a temporary file. Nothing is visible until
    * `finish()` resolves; a crash before leaves at most a `.tmp` file.
    */
-  async beginWrite(meta: SnapshotMeta): Promise<SnapshotWriter> {
+  async beginWrite(
+    meta: SnapshotMeta,
+    sender: SnapshotSourceInfo | null = null,
+  ): Promise<SnapshotWriter> {
     const name = formatSnapshotName(meta.index, meta.term);
     encodeMeta(meta); // validates the ids before any file is made
     const finalPath = posix.join(this.dir, name);
@@ -313,11 +378,121 @@ export class SnapshotStore {
       // A leftover of a crashed attempt: never reused, replaced.
       if (await this.fs.exists(tempPath)) await this.fs.unlink(tempPath);
       const file = await this.fs.open(tempPath, 'create');
-      return new SnapshotWriter(this, this.fs, meta, file, tempPath, finalPath);
+      return new SnapshotWriter(this, this.fs, meta, file, tempPath, finalPath, sender);
     } catch (error) {
       this.activeTemps.delete(tempPath);
       throw error;
     }
+  }
+
+  /** The partial kept of a broken transfer, or null. */
+  partialInfo(): PartialSnapshotInfo | null {
+    return this.partial;
+  }
+
+  /**
+   * Starts writing a snapshot received from `sender` (its announced size and
+   * checksum, or null if unknown). If the kept partial is of the same
+   * snapshot, size and checksum, the writer continues after its bytes
+   * (`writer.dataBytes`, what the sender may skip); any other partial is
+   * removed. The writer's `finish` checks the result against `sender`.
+   */
+  beginReceive(meta: SnapshotMeta, sender: SnapshotSourceInfo | null): Promise<SnapshotWriter> {
+    const run = this.partialOps.then(() => this.beginReceiveNow(meta, sender));
+    this.partialOps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async beginReceiveNow(
+    meta: SnapshotMeta,
+    sender: SnapshotSourceInfo | null,
+  ): Promise<SnapshotWriter> {
+    const partial = this.partial;
+    this.partial = null;
+    const same =
+      partial !== null &&
+      sender !== null &&
+      partial.index === meta.index &&
+      partial.term === meta.term &&
+      partial.sender.dataBytes === sender.dataBytes &&
+      partial.sender.dataCrc === sender.dataCrc &&
+      partial.bytes <= sender.dataBytes;
+    if (partial !== null && !same) await this.removeQuietly(partial.file);
+    if (partial === null || !same || sender === null) return this.beginWrite(meta, sender);
+    const name = formatSnapshotName(meta.index, meta.term);
+    const finalPath = posix.join(this.dir, name);
+    const tempPath = `${finalPath}${tempSuffix}`;
+    if (this.activeTemps.has(tempPath)) {
+      await this.removeQuietly(partial.file);
+      return this.beginWrite(meta, sender);
+    }
+    this.activeTemps.add(tempPath);
+    let file: FsFile | null = null;
+    try {
+      if (await this.fs.exists(tempPath)) await this.fs.unlink(tempPath);
+      await this.fs.rename(partial.file, tempPath);
+      file = await this.fs.open(tempPath, 'write');
+      if ((await file.size()) < partial.bytes) throw new Error('the kept partial is short');
+      await file.truncate(partial.bytes);
+      // The checksum covers the kept bytes as they are on disk, so a damaged
+      // partial makes `finish` fail instead of installing it.
+      let crc = 0;
+      for (let at = 0; at < partial.bytes; ) {
+        const length = Math.min(this.readChunkBytes, partial.bytes - at);
+        const chunk = await file.read(at, length);
+        if (chunk.length !== length) throw new Error('the kept partial is short');
+        crc = crc32c(chunk, crc);
+        at += length;
+      }
+      return new SnapshotWriter(this, this.fs, meta, file, tempPath, finalPath, sender, {
+        positionBytes: partial.bytes,
+        crc,
+      });
+    } catch {
+      // Unusable (removed or short): start over.
+      if (file !== null) await closeQuietly(file);
+      await this.removeQuietly(tempPath);
+      await this.removeQuietly(partial.file);
+      this.activeTemps.delete(tempPath);
+      return this.beginWrite(meta, sender);
+    }
+  }
+
+  /**
+   * @internal Called by a writer that keeps its bytes: replaces the partial.
+   * `move` renames the writer's temporary file to `file`.
+   */
+  keep(info: PartialSnapshotInfo, move: () => Promise<void>): Promise<void> {
+    const run = this.partialOps.then(async () => {
+      const old = this.partial;
+      this.partial = null;
+      if (old !== null) await this.removeQuietly(old.file);
+      await move();
+      this.partial = info;
+    });
+    this.partialOps = run.catch(() => undefined);
+    return run;
+  }
+
+  /** @internal The partial's file name for the snapshot written to `tempPath`. */
+  partialPath(finalPath: string): string {
+    return `${finalPath}${partialSuffix}`;
+  }
+
+  /** Removes the partial if it is of a snapshot at or below `index` (one was installed). */
+  private dropPartialThrough(index: LogIndex): Promise<void> {
+    const run = this.partialOps.then(async () => {
+      const partial = this.partial;
+      if (partial === null || partial.index > index) return;
+      this.partial = null;
+      await this.removeQuietly(partial.file);
+    });
+    this.partialOps = run.catch(() => undefined);
+    return run;
+  }
+
+  private async removeQuietly(path: string): Promise<void> {
+    await this.fs.unlink(path).catch(() => undefined);
   }
 
   /**
@@ -386,13 +561,15 @@ export class SnapshotStore {
   }
 
   /** @internal Called by a writer once its snapshot is durable in place. */
-  added(info: SnapshotInfo): void {
+  async added(info: SnapshotInfo): Promise<void> {
     const rest = this.snapshots.filter(
       (s) => !(s.meta.index === info.meta.index && s.meta.term === info.meta.term),
     );
     rest.push(info);
     rest.sort((a, b) => a.meta.index - b.meta.index || a.meta.term - b.meta.term);
     this.snapshots = rest;
+    // A partial of an older snapshot (or of this one) is of no use any more.
+    await this.dropPartialThrough(info.meta.index);
   }
 
   /** @internal Called by a writer when it no longer owns its temporary file. */
@@ -401,7 +578,7 @@ export class SnapshotStore {
   }
 }
 
-type WriterState = 'open' | 'finishing' | 'done' | 'aborted' | 'failed';
+type WriterState = 'open' | 'finishing' | 'done' | 'aborted' | 'failed' | 'kept';
 
 /**
  * Streams one snapshot into its temporary file. `write` calls may overlap;
@@ -416,7 +593,11 @@ export class SnapshotWriter {
   /** The last write issued; writes are chained so they land in order. */
   private tail: Promise<void> = Promise.resolve();
 
-  /** @internal Made by `SnapshotStore.beginWrite`. */
+  /** Writes issued and not yet resolved, and whether one failed. */
+  private pendingWrites = 0;
+  private writeFailed = false;
+
+  /** @internal Made by `SnapshotStore.beginWrite` and `beginReceive`. */
   constructor(
     private readonly store: SnapshotStore,
     private readonly fs: FileSystem,
@@ -424,7 +605,15 @@ export class SnapshotWriter {
     private readonly file: FsFile,
     readonly tempPath: string,
     readonly finalPath: string,
-  ) {}
+    /** What the sender announced; `finish` checks the result against it. */
+    readonly sender: SnapshotSourceInfo | null = null,
+    resumed: { readonly positionBytes: number; readonly crc: number } | null = null,
+  ) {
+    if (resumed !== null) {
+      this.positionBytes = resumed.positionBytes;
+      this.crc = resumed.crc;
+    }
+  }
 
   /** Bytes of data written so far. */
   get dataBytes(): number {
@@ -438,9 +627,62 @@ export class SnapshotWriter {
     const at = this.positionBytes;
     this.positionBytes += chunk.length;
     this.crc = crc32c(chunk, this.crc);
+    this.pendingWrites++;
     const next = this.tail.then(() => this.file.write(at, chunk));
     this.tail = next;
+    next.then(
+      () => {
+        this.pendingWrites--;
+      },
+      () => {
+        this.pendingWrites--;
+        this.writeFailed = true;
+      },
+    );
     return next;
+  }
+
+  /**
+   * The stream feeding this writer broke: keeps the bytes written so far as
+   * the store's partial, so that receiving the same snapshot again continues
+   * after them (see the file comment). Without the sender's size and
+   * checksum, with nothing written, or after a failed write, it aborts
+   * instead. Resolves with whether the bytes were kept.
+   */
+  async keepPartial(): Promise<boolean> {
+    if (this.state !== 'open') return false;
+    if (this.sender === null || this.positionBytes === 0) {
+      await this.abort();
+      return false;
+    }
+    this.state = 'kept';
+    await this.tail.catch(() => undefined);
+    if (this.writeFailed || this.pendingWrites > 0) {
+      this.state = 'open';
+      await this.abort();
+      return false;
+    }
+    const file = this.store.partialPath(this.finalPath);
+    const info: PartialSnapshotInfo = {
+      index: this.meta.index,
+      term: this.meta.term,
+      sender: this.sender,
+      file,
+      bytes: this.positionBytes,
+    };
+    try {
+      await this.store.keep(info, async () => {
+        await this.file.close();
+        await this.fs.rename(this.tempPath, file);
+      });
+    } catch {
+      this.state = 'open';
+      await this.abort();
+      return false;
+    } finally {
+      this.store.released(this.tempPath);
+    }
+    return true;
   }
 
   /**
@@ -453,6 +695,17 @@ export class SnapshotWriter {
     this.state = 'finishing';
     try {
       await this.tail;
+      const sender = this.sender;
+      if (
+        sender !== null &&
+        (sender.dataBytes !== this.positionBytes || sender.dataCrc >>> 0 !== this.crc >>> 0)
+      ) {
+        throw new SnapshotMismatchError(
+          this.tempPath,
+          `${this.positionBytes} bytes with CRC32C ${hex32(this.crc)}, the sender's ` +
+            `${sender.dataBytes} bytes with ${hex32(sender.dataCrc)}`,
+        );
+      }
       const trailer = encodeTrailer(this.meta, this.positionBytes, this.crc);
       await this.file.write(this.positionBytes, trailer);
       await this.file.datasync();
@@ -462,6 +715,10 @@ export class SnapshotWriter {
     } catch (error) {
       this.state = 'failed';
       await closeQuietly(this.file);
+      // Data that does not match its sender's is never kept (nor reused).
+      if (error instanceof SnapshotMismatchError) {
+        await this.fs.unlink(this.tempPath).catch(() => undefined);
+      }
       this.store.released(this.tempPath);
       throw error;
     }
@@ -473,13 +730,13 @@ export class SnapshotWriter {
       dataBytes: this.positionBytes,
       dataCrc: this.crc,
     };
-    this.store.added(info);
+    await this.store.added(info);
     return info;
   }
 
   /** Gives up: closes and removes the temporary file. */
   async abort(): Promise<void> {
-    if (this.state === 'done' || this.state === 'aborted') return;
+    if (this.state === 'done' || this.state === 'aborted' || this.state === 'kept') return;
     this.state = 'aborted';
     try {
       await this.tail.catch(() => undefined);
@@ -517,25 +774,56 @@ export class SnapshotReader implements AsyncIterable<Uint8Array> {
     return this.info.dataBytes;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+  /** CRC32C of all the data (from the verified trailer). */
+  get dataCrc(): number {
+    return this.info.dataCrc;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.chunksFrom(0);
+  }
+
+  /**
+   * The data from byte `offsetBytes` on, to resume a transfer the receiver
+   * holds the start of. Read from that offset, not read and skipped; so the
+   * data checksum, which needs every byte, is checked only when reading
+   * from 0 (a receiver checks the whole it assembles against `dataCrc`).
+   * Like iterating, at most once per reader.
+   */
+  readFrom(offsetBytes: number): AsyncIterable<Uint8Array> {
+    if (!(Number.isSafeInteger(offsetBytes) && offsetBytes >= 0)) {
+      throw new RangeError(`read offset ${offsetBytes}`);
+    }
+    if (offsetBytes > this.info.dataBytes) {
+      throw new RangeError(
+        `read offset ${offsetBytes} beyond the ${this.info.dataBytes} bytes of ${this.info.file}`,
+      );
+    }
+    return { [Symbol.asyncIterator]: () => this.chunksFrom(offsetBytes) };
+  }
+
+  private async *chunksFrom(start: number): AsyncGenerator<Uint8Array> {
     if (this.used) throw new Error(`snapshot reader of ${this.info.file} can be iterated once`);
     this.used = true;
+    const checked = start === 0;
     try {
       let crc = 0;
-      for (let at = 0; at < this.info.dataBytes; ) {
+      for (let at = start; at < this.info.dataBytes; ) {
         const length = Math.min(this.chunkBytes, this.info.dataBytes - at);
         const chunk = await this.file.read(at, length);
         if (chunk.length !== length) {
           throw new SnapshotCorruptionError(this.info.file, `file ends early at byte ${at}`);
         }
-        crc = crc32c(chunk, crc);
         at += length;
-        if (at === this.info.dataBytes && crc !== this.info.dataCrc) {
-          throw new SnapshotCorruptionError(this.info.file, 'data checksum mismatch');
+        if (checked) {
+          crc = crc32c(chunk, crc);
+          if (at === this.info.dataBytes && crc !== this.info.dataCrc) {
+            throw new SnapshotCorruptionError(this.info.file, 'data checksum mismatch');
+          }
         }
         yield chunk;
       }
-      if (this.info.dataBytes === 0 && this.info.dataCrc !== 0) {
+      if (checked && this.info.dataBytes === 0 && this.info.dataCrc !== 0) {
         throw new SnapshotCorruptionError(this.info.file, 'data checksum mismatch');
       }
     } finally {

@@ -1,7 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { logIndex, nodeId, term } from '../raft/types.js';
 import { FrameError } from './errors.js';
 import { encodeFrame, FrameReader, FrameType } from './frame.js';
+import { decodeSnapBegin, decodeSnapStart, encodeSnapBegin, encodeSnapStart } from './protocol.js';
 
 const frameBytesMax = 1 << 20;
 
@@ -72,5 +74,39 @@ describe('FrameReader', () => {
     expect(got?.body.byteLength).toBe(body.byteLength);
     // 8,389 chunks; quadratic copying would take many seconds.
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('snapshot stream frames', () => {
+  const message = {
+    type: 'snapshot',
+    from: nodeId('n1'),
+    to: nodeId('n2'),
+    term: term(2),
+    snapshot: { index: logIndex(9), term: term(2), membership: { voters: [], learners: [] } },
+  } as const;
+
+  function body(frame: Uint8Array): { type: number; body: Uint8Array } {
+    const reader = new FrameReader(frameBytesMax);
+    reader.push(frame);
+    const f = reader.next();
+    if (f === null) throw new Error('no frame');
+    return f;
+  }
+
+  it('round-trips snapBegin with and without the source size, and snapStart', () => {
+    const source = { dataBytes: 2 ** 40 + 3, dataCrc: 0xfedcba98 };
+    const sized = body(encodeSnapBegin(7, message, source, frameBytesMax));
+    expect(sized.type).toBe(FrameType.snapBegin);
+    expect(decodeSnapBegin(sized.body)).toEqual({ streamId: 7, message, source });
+    const plain = body(encodeSnapBegin(8, message, null, frameBytesMax));
+    expect(decodeSnapBegin(plain.body)).toEqual({ streamId: 8, message, source: null });
+    const start = body(encodeSnapStart(7, 123_456, 8 * 1024 * 1024, frameBytesMax));
+    expect(start.type).toBe(FrameType.snapStart);
+    expect(decodeSnapStart(start.body)).toEqual({
+      streamId: 7,
+      offset: 123_456,
+      creditBytes: 8 * 1024 * 1024,
+    });
   });
 });

@@ -28,7 +28,10 @@ export const FrameType = {
   refuse: 3,
   /** One encoded Raft message. */
   raft: 4,
-  /** Snapshot stream start: stream id + the snapshot message. */
+  /**
+   * Snapshot stream start: stream id + the snapshot message + the sender's
+   * data size and checksum when it knows them (protocol 3).
+   */
   snapBegin: 5,
   /** Snapshot bytes: stream id + data. */
   snapChunk: 6,
@@ -44,10 +47,16 @@ export const FrameType = {
   request: 11,
   /** Response to a request: id + ok flag + payload or error text. */
   response: 12,
+  /**
+   * Receiver → sender, once per stream before any snapAck (protocol 3): stream
+   * id + the byte offset to send from (what it already holds of an
+   * interrupted transfer, else 0) + the initial credit.
+   */
+  snapStart: 13,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
-const frameTypeMax = 12;
+const frameTypeMax = 13;
 
 export function isFrameType(code: number): code is FrameType {
   return code >= 1 && code <= frameTypeMax;

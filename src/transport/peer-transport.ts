@@ -65,6 +65,7 @@ import {
   onSnapChunk,
   onSnapDone,
   onSnapEnd,
+  onSnapStart,
   type SnapshotHandler,
   type SnapshotReceiver,
   transferSnapshot,
@@ -99,7 +100,10 @@ export interface PeerTransportOptions {
    * sender to send more) and resolve once the snapshot is installed; the
    * sender's `sendSnapshot` then resolves. Rejecting reports the error to the
    * sender. If the connection drops, iterating `chunks` throws a
-   * TransportError. Without this callback snapshots are refused.
+   * TransportError. To resume an interrupted transfer of the same snapshot,
+   * call `chunks.startAt(bytesKept)` before iterating (the sender then skips
+   * them; `chunks.sender` gives its size and checksum to check the result
+   * against). Without this callback snapshots are refused.
    */
   readonly onSnapshot?: SnapshotHandler;
   /** Answers a peer's `request()`; a rejection is sent back as a 'remote' error. */
@@ -160,6 +164,7 @@ export class PeerTransport {
     this.snapshotReceiver = {
       self: this.self,
       limits: this.limits,
+      log: this.log,
       onSnapshot: options.onSnapshot,
     };
     this.requestServer = {
@@ -261,6 +266,9 @@ export class PeerTransport {
       case FrameType.snapDone:
         onSnapDone(peer, body);
         return;
+      case FrameType.snapStart:
+        onSnapStart(peer, body);
+        return;
       case FrameType.request:
         serveRequest(this.requestServer, peer, conn, body);
         return;
@@ -341,7 +349,9 @@ export class PeerTransport {
    * TransportError: 'unreachable' (not connected), 'busy' (a snapshot to
    * `to` is already streaming), 'disconnected', 'aborted' (`signal`),
    * 'remote' (the receiver failed), 'closed'; or with the error thrown by
-   * `chunks`. The receiver is told when the sender gives up.
+   * `chunks`. The receiver is told when the sender gives up. If `chunks` is
+   * a SeekableSnapshotSource (size, checksum, `readFrom`), the receiver may
+   * resume a transfer of it that broke: only the bytes it lacks are sent.
    */
   async sendSnapshot(
     to: NodeId,
@@ -361,7 +371,7 @@ export class PeerTransport {
     }
     signal?.throwIfAborted();
     const streamId = this.nextStreamId++;
-    await transferSnapshot(this.limits, peer, conn, streamId, message, chunks, signal);
+    await transferSnapshot(this.limits, this.log, peer, conn, streamId, message, chunks, signal);
   }
 
   // ------------------------------------------------------------ requests

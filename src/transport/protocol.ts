@@ -11,8 +11,14 @@ import { FrameType, finishFrame, startFrame } from './frame.js';
 
 /** "TNDM": tells a Tandem peer port apart from anything else that connects. */
 export const handshakeMagic = Uint8Array.of(0x54, 0x4e, 0x44, 0x4d);
-/** Version of the transport protocol (frames and handshake). */
-export const protocolVersion = 2;
+/**
+ * Version of the transport protocol (frames and handshake). 3: snapshot
+ * streams resume (snapBegin carries the sender's data size and checksum, the
+ * receiver answers with snapStart). Peers of another version are refused at
+ * the handshake ('version'), so a mixed cluster says so instead of
+ * misreading snapshot frames.
+ */
+export const protocolVersion = 3;
 export const clusterIdBytesMax = 255;
 /** A data directory's incarnation (32 hex digits; '' when the node has none to offer). */
 export const incarnationBytesMax = 64;
@@ -127,26 +133,79 @@ export function decodeRefusal(body: Uint8Array): Refusal {
 
 // ---------------------------------------------------------------- snapshots
 
+/**
+ * What a sender tells of its snapshot data, so that the receiver can resume
+ * an interrupted transfer and check the whole result against it.
+ */
+export interface SnapshotSourceInfo {
+  readonly dataBytes: number;
+  /** CRC32C of all `dataBytes`. */
+  readonly dataCrc: number;
+}
+
+export interface SnapBegin {
+  readonly streamId: number;
+  readonly message: SnapshotMessage;
+  /** Null when the sender does not know its size up front (no resume). */
+  readonly source: SnapshotSourceInfo | null;
+}
+
 export function encodeSnapBegin(
   streamId: number,
   m: SnapshotMessage,
+  source: SnapshotSourceInfo | null,
   frameBytesMax: number,
 ): Uint8Array {
   const w = startFrame(FrameType.snapBegin, 128);
   w.varint(streamId);
   writeMessage(w, m);
+  w.u8(source === null ? 0 : 1);
+  if (source !== null) {
+    w.varint(source.dataBytes);
+    w.u32(source.dataCrc >>> 0);
+  }
   return finishFrame(w, frameBytesMax);
 }
 
-export function decodeSnapBegin(body: Uint8Array): { streamId: number; message: SnapshotMessage } {
+export function decodeSnapBegin(body: Uint8Array): SnapBegin {
   const r = new ByteReader(body);
   const streamId = r.varint('snapBegin.streamId');
   const message = readMessage(r);
   if (message.type !== 'snapshot') {
     throw r.error('snapBegin.message', `carries a ${message.type} message, not a snapshot`);
   }
+  const source = r.bool('snapBegin.hasSource')
+    ? { dataBytes: r.varint('snapBegin.dataBytes'), dataCrc: r.u32('snapBegin.dataCrc') }
+    : null;
   r.end('snapBegin');
-  return { streamId, message };
+  return { streamId, message, source };
+}
+
+/** snapStart: the offset the sender continues from and the initial credit. */
+export function encodeSnapStart(
+  streamId: number,
+  offset: number,
+  creditBytes: number,
+  frameBytesMax: number,
+): Uint8Array {
+  const w = startFrame(FrameType.snapStart, 24);
+  w.varint(streamId);
+  w.varint(offset);
+  w.varint(creditBytes);
+  return finishFrame(w, frameBytesMax);
+}
+
+export function decodeSnapStart(body: Uint8Array): {
+  streamId: number;
+  offset: number;
+  creditBytes: number;
+} {
+  const r = new ByteReader(body);
+  const streamId = r.varint('snapStart.streamId');
+  const offset = r.varint('snapStart.offset');
+  const creditBytes = r.varint('snapStart.credit');
+  r.end('snapStart');
+  return { streamId, offset, creditBytes };
 }
 
 export function encodeSnapChunk(streamId: number, data: Uint8Array, frameBytesMax: number) {

@@ -1,7 +1,8 @@
 /**
  * Flow control of snapshot streams (see snapshot-transfer.ts for the frames).
  *
- * Credit-based: the receiver grants `windowBytes` when a stream begins and
+ * Credit-based: the receiver grants `windowBytes` when its consumer starts
+ * the stream (snapStart, which also carries the offset to resume from) and
  * grants again each chunk's bytes once its consumer has taken the chunk. The
  * sender never has more bytes outstanding than it was granted (and than its
  * own window), so a receiver that writes slowly to disk slows the sender
@@ -9,6 +10,7 @@
  */
 
 import { assert } from '../raft/assert.js';
+import type { SnapshotSourceInfo } from './protocol.js';
 
 /** Sender side: waits for credit; fails when the stream ends badly. */
 export class OutgoingSnapshot {
@@ -19,12 +21,19 @@ export class OutgoingSnapshot {
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
   private finish: ((error: Error | null) => void) | null = null;
+  /** The offset the receiver asked to continue from (snapStart); null until it did. */
+  private startOffset: number | null = null;
   /** Settles when the receiver reports the install's outcome, or the stream fails. */
   readonly done: Promise<void>;
 
+  /**
+   * `resumableBytes`: the size the sender announced in snapBegin (so the
+   * receiver may ask to resume anywhere up to it), or null (only offset 0).
+   */
   constructor(
     readonly streamId: number,
     private readonly windowBytes: number,
+    readonly resumableBytes: number | null = null,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.finish = (error) => (error === null ? resolve() : reject(error));
@@ -39,7 +48,40 @@ export class OutgoingSnapshot {
     return this.failure;
   }
 
-  /** The receiver granted `bytes` more (initial window, or consumed chunks). */
+  /**
+   * The receiver started the stream at `offset` with `creditBytes` of credit.
+   * Returns why that breaks the protocol, or null.
+   */
+  start(offset: number, creditBytes: number): string | null {
+    if (this.startOffset !== null) return 'started the snapshot stream twice';
+    if (offset > 0 && this.resumableBytes === null) {
+      return `asked to resume at byte ${offset} a snapshot sent without its size`;
+    }
+    if (this.resumableBytes !== null && offset > this.resumableBytes) {
+      return `asked to resume at byte ${offset} of a ${this.resumableBytes}-byte snapshot`;
+    }
+    this.startOffset = offset;
+    this.grant(creditBytes);
+    return null;
+  }
+
+  /**
+   * Waits for the receiver to start the stream and returns the offset to
+   * send from, or null once the receiver completed the stream without
+   * starting it. Throws the stream's failure.
+   */
+  async waitForStart(): Promise<number | null> {
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      if (this.startOffset !== null) return this.startOffset;
+      if (this.finish === null) return null;
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+
+  /** The receiver granted `bytes` more (consumed chunks; the initial window comes with `start`). */
   grant(bytes: number): void {
     this.creditBytes += bytes;
     // The initial grant covers nothing in flight; later grants return consumed bytes.
@@ -93,8 +135,12 @@ export class OutgoingSnapshot {
 }
 
 /**
- * Receiver side: the AsyncIterable handed to `onSnapshot`. Taking a chunk
- * calls `onConsumed`, which grants the sender that much credit again.
+ * Receiver side: the AsyncIterable handed to `onSnapshot`. Its consumer may
+ * first call `startAt(offset)` to skip bytes it kept of an interrupted
+ * transfer of the same snapshot (`sender` tells size and checksum);
+ * iterating without it starts at 0. Starting calls `onStart`, which grants
+ * the initial window; taking a chunk calls `onConsumed`, which grants the
+ * sender that much credit again.
  */
 export class IncomingSnapshot implements AsyncIterable<Uint8Array> {
   private readonly chunks: Uint8Array[] = [];
@@ -104,12 +150,31 @@ export class IncomingSnapshot implements AsyncIterable<Uint8Array> {
   private failure: Error | null = null;
   private waiter: (() => void) | null = null;
   private iterated = false;
+  private started = false;
 
   constructor(
     readonly streamId: number,
     private readonly windowBytes: number,
+    /** The sender's data size and checksum, or null if it did not tell them (no resume). */
+    readonly sender: SnapshotSourceInfo | null,
+    private readonly onStart: (offset: number) => void,
     private readonly onConsumed: (bytes: number) => void,
   ) {}
+
+  /**
+   * Asks the sender to send from byte `offset` on (0: everything). At most
+   * once, before iterating; an offset above 0 needs `sender`, and at most
+   * its dataBytes.
+   */
+  startAt(offset: number): void {
+    assert(!this.started, 'a snapshot stream is started once');
+    const limit = this.sender?.dataBytes ?? 0;
+    if (!(Number.isSafeInteger(offset) && offset >= 0 && offset <= limit)) {
+      throw new RangeError(`cannot resume a snapshot of ${limit} known bytes at byte ${offset}`);
+    }
+    this.started = true;
+    this.onStart(offset);
+  }
 
   /** Returns false if the sender exceeded the window it was granted. */
   push(chunk: Uint8Array): boolean {
@@ -137,6 +202,7 @@ export class IncomingSnapshot implements AsyncIterable<Uint8Array> {
     // Chunks are handed out once; a second iteration would silently see nothing.
     assert(!this.iterated, 'a snapshot stream can be iterated only once');
     this.iterated = true;
+    if (!this.started) this.startAt(0);
     return { next: () => this.next(), return: () => this.stop() };
   }
 
