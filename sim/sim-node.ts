@@ -19,6 +19,7 @@ import {
   DegradationDetector,
   type DegradationLimits,
   type HealthState,
+  takeoverRefusal,
 } from '../src/node/degradation.js';
 import type { PersistedState, ReadMode } from '../src/raft/config.js';
 import type { Message } from '../src/raft/messages.js';
@@ -642,6 +643,7 @@ export class SimNode {
    */
   private healthyTransferee(raft: SimRaft): { to: NodeId | null; why: string } {
     const status = raft.status();
+    const limits = this.settings.degradation;
     let best: { id: NodeId; fsyncP99Ms: number } | null = null;
     const refused: string[] = [];
     for (const id of status.membership.voters) {
@@ -652,10 +654,10 @@ export class SimNode {
         continue;
       }
       const theirs = this.host.askHealth(this, id);
-      if (theirs === null || theirs.slow !== '') {
-        refused.push(
-          theirs === null ? `${id} did not answer` : `${id} is slow too: ${theirs.slow}`,
-        );
+      const refusal =
+        theirs === null || limits === null ? 'did not answer' : takeoverRefusal(limits, theirs);
+      if (theirs === null || refusal !== null) {
+        refused.push(`${id} ${refusal}`);
         continue;
       }
       if (best === null || theirs.fsyncP99Ms < best.fsyncP99Ms) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DegradationDetector, type DegradationLimits } from './degradation.js';
+import { DegradationDetector, type DegradationLimits, takeoverRefusal } from './degradation.js';
 
 const limits: DegradationLimits = {
   fsyncP99Ms: 500,
@@ -62,5 +62,23 @@ describe('DegradationDetector', () => {
     const verdict = d.check(12_000);
     expect(verdict.degraded).toBe(true);
     expect(verdict.reason).toMatch(/event-loop delay p99 300 ms > 200 ms/);
+  });
+});
+
+describe('takeoverRefusal', () => {
+  const healthy = { fsyncP99Ms: 20, loopDelayP99Ms: 5, slow: '' };
+  it('lets a clearly healthy follower take over', () => {
+    expect(takeoverRefusal(limits, healthy)).toBeNull();
+  });
+  it('refuses a slow follower and one just below the threshold', () => {
+    expect(takeoverRefusal(limits, { ...healthy, fsyncP99Ms: 900, slow: 'fsync p99 900 ms' })).toBe(
+      'is slow too: fsync p99 900 ms',
+    );
+    expect(takeoverRefusal(limits, { ...healthy, fsyncP99Ms: 400 })).toBe(
+      'is not clearly healthy: fsync p99 400 ms > 250 ms',
+    );
+    expect(takeoverRefusal(limits, { ...healthy, loopDelayP99Ms: 150 })).toMatch(
+      /event-loop delay p99 150 ms > 100 ms/,
+    );
   });
 });

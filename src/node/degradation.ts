@@ -88,6 +88,27 @@ class Window {
   }
 }
 
+/**
+ * Why a follower reporting `theirs` should not take over from a degraded
+ * leader, or null if it should. It must be clearly healthy, each p99 at most
+ * half its threshold, not merely just below it: a disk shared by every node
+ * (or equally loaded ones) would otherwise pass leadership round the cluster
+ * whenever the p99s wander about the threshold.
+ */
+export function takeoverRefusal(limits: DegradationLimits, theirs: HealthState): string | null {
+  if (theirs.slow !== '') return `is slow too: ${theirs.slow}`;
+  const near: string[] = [];
+  if (theirs.fsyncP99Ms > limits.fsyncP99Ms / 2) {
+    near.push(`fsync p99 ${Math.round(theirs.fsyncP99Ms)} ms > ${limits.fsyncP99Ms / 2} ms`);
+  }
+  if (theirs.loopDelayP99Ms > limits.loopDelayP99Ms / 2) {
+    near.push(
+      `event-loop delay p99 ${Math.round(theirs.loopDelayP99Ms)} ms > ${limits.loopDelayP99Ms / 2} ms`,
+    );
+  }
+  return near.length === 0 ? null : `is not clearly healthy: ${near.join(', ')}`;
+}
+
 export class DegradationDetector {
   private readonly windows: Record<Signal, Window> = {
     fsync: new Window(),

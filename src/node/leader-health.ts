@@ -5,7 +5,7 @@
  * hands leadership over once the detector says this node stayed slow.
  *
  * The transferee must be close behind (recently active, a bounded lag that
- * the transfer itself closes) and must say
+ * the transfer itself closes) and must say it is clearly healthy
  * itself healthy when asked: if every node's disk is equally slow, moving
  * leadership gains nothing and would only cost an election's worth of
  * writes, so the leader keeps it and says why.
@@ -20,6 +20,7 @@ import {
   type DegradationLimits,
   degradationDefaults,
   type HealthState,
+  takeoverRefusal,
 } from './degradation.js';
 
 /** What the monitor needs from its node. */
@@ -60,6 +61,7 @@ export function decodeHealth(reply: Reply): HealthState | null {
 
 export class LeaderHealth {
   private readonly detector: DegradationDetector;
+  private readonly limits: DegradationLimits;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
   /** One "cannot hand over" line per slow spell, not one per second. */
   private refusalLogged = false;
@@ -73,7 +75,8 @@ export class LeaderHealth {
     /** Milliseconds, monotonic (tests drive their own). */
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.detector = new DegradationDetector({ ...degradationDefaults, ...limits });
+    this.limits = { ...degradationDefaults, ...limits };
+    this.detector = new DegradationDetector(this.limits);
   }
 
   start(): void {
