@@ -39,11 +39,15 @@ export class ProcessCluster {
     readonly nodes: readonly BenchNode[],
   ) {}
 
-  /** Plans `size` nodes with data and logs under `root`; `extraArgs` go to every node. */
+  /**
+   * Plans `size` nodes with data and logs under `root`; `extraArgs` go to
+   * every node, `argsFor(id)` to one.
+   */
   static async plan(
     root: string,
     size: number,
     extraArgs: readonly string[],
+    argsFor: (id: string) => readonly string[] = () => [],
   ): Promise<ProcessCluster> {
     const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
     const ports: { resp: number; http: number; peer: number }[] = [];
@@ -59,6 +63,7 @@ export class ProcessCluster {
         ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
         ...['--peer', `127.0.0.1:${p.peer}`, '--initial-cluster', initialCluster],
         ...extraArgs,
+        ...argsFor(id),
       ];
       return { id, args, http: `http://127.0.0.1:${p.http}`, respPort: p.resp, child: null };
     });
