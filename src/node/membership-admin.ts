@@ -66,11 +66,13 @@ export async function addMember(host: MembershipHost, given: MemberRecord): Prom
   const view = host.view();
   const member = view.voters.includes(id) || view.learners.includes(id);
   const known = host.registry.get(given.id);
-  // An operator's `members add` names no incarnation: keep the one known (if any).
-  const record =
-    given.incarnation === '' && known !== undefined
-      ? { ...given, incarnation: known.incarnation }
-      : given;
+  // An operator's `members add` names no incarnation, and a joining node does
+  // not say whether it was added as a learner to stay one: keep what is known.
+  let record = given;
+  if (known !== undefined && given.incarnation === '') {
+    record = { ...record, incarnation: known.incarnation };
+  }
+  if (known?.learner === true && given.learner === undefined) record = { ...record, learner: true };
   if (
     member &&
     known !== undefined &&
