@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import {
   allReady,
   type Child,
@@ -28,6 +28,19 @@ import {
 
 useProcesses();
 
+/** A tmpfs of `sizeMb` under the test's directory; skips the test, saying why, where mounting is not allowed. */
+async function smallDisk(context: TestContext, name: string, sizeMb: number): Promise<string> {
+  const disk = join(rootDir(), name);
+  await mkdir(disk, { recursive: true });
+  const mounted = mountTmpfs(disk, sizeMb);
+  if (!mounted.ok) {
+    context.skip(
+      `cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): ${mounted.why.trim()}`,
+    );
+  }
+  return disk;
+}
+
 /** kill -9 of every process still running, then the tmpfs unmounted. */
 async function killAllAndUnmount(disk: string): Promise<void> {
   for (const child of started()) {
@@ -41,15 +54,7 @@ async function killAllAndUnmount(disk: string): Promise<void> {
 
 describe('disk full on real processes', () => {
   it('a nearly full tmpfs under one node raises NOSPACE; deleting data and freeing space clears it', async (context) => {
-    const disk = join(rootDir(), 'small-disk');
-    await mkdir(disk, { recursive: true });
-    const mounted = mountTmpfs(disk, 64);
-    if (!mounted.ok) {
-      context.skip(
-        `cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): ${mounted.why.trim()}`,
-      );
-      return;
-    }
+    const disk = await smallDisk(context, 'small-disk', 64);
     try {
       const cluster = await startCluster(3, {
         dataDir: (id) => (id === 'n2' ? join(disk, id) : join(rootDir(), id)),
@@ -95,15 +100,7 @@ describe('disk full on real processes', () => {
     }
   }, 90_000);
   it('a WAL write failing with ENOSPC stops that node, raises NOSPACE through its peers, and clears after restart with room', async (context) => {
-    const disk = join(rootDir(), 'full-disk');
-    await mkdir(disk, { recursive: true });
-    const mounted = mountTmpfs(disk, 32);
-    if (!mounted.ok) {
-      context.skip(
-        `cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN): ${mounted.why.trim()}`,
-      );
-      return;
-    }
+    const disk = await smallDisk(context, 'full-disk', 32);
     try {
       // No free-space threshold: only the failed write can raise the alarm.
       const cluster = await startCluster(3, {

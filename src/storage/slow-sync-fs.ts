@@ -7,30 +7,26 @@
  */
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DirLock, FileSystem, FsFile, OpenMode } from './fs.js';
+import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
+import type { FileSystem, FsFile } from './fs.js';
 
-export class SlowSyncFileSystem implements FileSystem {
+export class SlowSyncFileSystem extends DelegatingFileSystem {
   constructor(
-    private readonly inner: FileSystem,
+    inner: FileSystem,
     private delayMs: number,
-  ) {}
+  ) {
+    super(inner);
+  }
 
   setDelay(ms: number): void {
     this.delayMs = Math.max(0, ms);
   }
 
-  async open(path: string, mode: OpenMode): Promise<FsFile> {
-    const file = await this.inner.open(path, mode);
+  protected override wrapFile(file: FsFile): FsFile {
     const slow = async (): Promise<void> => {
       if (this.delayMs > 0) await sleep(this.delayMs);
     };
-    return {
-      path: file.path,
-      read: (position, length) => file.read(position, length),
-      write: (position, data) => file.write(position, data),
-      append: (data) => file.append(data),
-      size: () => file.size(),
-      truncate: (size) => file.truncate(size),
+    return overrideFile(file, {
       datasync: async () => {
         await slow();
         await file.datasync();
@@ -39,35 +35,6 @@ export class SlowSyncFileSystem implements FileSystem {
         await slow();
         await file.sync();
       },
-      close: () => file.close(),
-    };
-  }
-
-  rename(from: string, to: string): Promise<void> {
-    return this.inner.rename(from, to);
-  }
-
-  unlink(path: string): Promise<void> {
-    return this.inner.unlink(path);
-  }
-
-  readdir(path: string): Promise<string[]> {
-    return this.inner.readdir(path);
-  }
-
-  mkdir(path: string): Promise<void> {
-    return this.inner.mkdir(path);
-  }
-
-  exists(path: string): Promise<boolean> {
-    return this.inner.exists(path);
-  }
-
-  syncDir(path: string): Promise<void> {
-    return this.inner.syncDir(path);
-  }
-
-  lock(dir: string): Promise<DirLock> {
-    return this.inner.lock(dir);
+    });
   }
 }
