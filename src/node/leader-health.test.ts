@@ -95,6 +95,16 @@ describe('LeaderHealth', () => {
     expect(result.transfers).toEqual(['n3']);
   });
 
+  it('passes over a voter that is only just under the threshold', async () => {
+    const result = await run({
+      fsyncMs: 800,
+      answers: { n2: { ...healthy, fsyncP99Ms: 400 }, n3: healthy },
+      transferees: ['n2', 'n3'],
+      seconds: 5,
+    });
+    expect(result.transfers).toEqual(['n3']);
+  });
+
   it('does nothing with a fast disk', async () => {
     const result = await run({
       fsyncMs: 4,

@@ -131,15 +131,12 @@ export class LeaderHealth {
     let to: NodeId | undefined;
     for (const candidate of candidates) {
       const theirs = await this.host.askHealth(candidate);
-      if (theirs !== null && theirs.slow === '') {
+      const refusal = theirs === null ? 'did not answer' : takeoverRefusal(this.limits, theirs);
+      if (refusal === null) {
         to = candidate;
         break;
       }
-      refusals.push(
-        theirs === null
-          ? `${candidate} did not answer`
-          : `${candidate} is slow too: ${theirs.slow}`,
-      );
+      refusals.push(`${candidate} ${refusal}`);
     }
     if (to === undefined) {
       this.refuseOnce(why, `leader degraded, but keeps leadership: ${refusals.join('; ')}`);
