@@ -17,7 +17,26 @@ import {
 } from './tandem-node.js';
 
 /** A loopback port free at the time of the call (another process could take it before use). */
+/** Ports this process handed out: the kernel may offer a just-closed port again. */
+const handedOut = new Set<number>();
+const freePortAttempts = 100;
+
+/**
+ * A loopback port that was free a moment ago and that this process has not
+ * handed out before (so the ports of one cluster never collide).
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < freePortAttempts; attempt++) {
+    const port = await ephemeralPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no new free loopback port after ${freePortAttempts} attempts`);
+}
+
+function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
