@@ -167,6 +167,8 @@ export class TandemNode {
   private learned: MemberRecord[] = [];
   private expiring = false;
   private stopping = false;
+  /** Storage failed: the node is on its way out (see onFatal). */
+  private failing = false;
   /** Resolves when the node stopped on its own (storage failure). */
   readonly fatal: Promise<unknown>;
   private reportFatal: (error: unknown) => void = () => undefined;
@@ -618,8 +620,11 @@ export class TandemNode {
    * the other nodes' disks too.
    */
   private onFatal(failure: unknown): void {
+    // The WAL and the driver may both report the same failure.
+    if (this.failing) return;
+    this.failing = true;
     const full = diskFullCause(failure);
-    if (full === null || this.stopping) {
+    if (full === null || this.stopping || this.driverRef === null) {
       this.reportFatal(failure);
       return;
     }
