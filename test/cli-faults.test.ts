@@ -41,6 +41,18 @@ async function smallDisk(context: TestContext, name: string, sizeMb: number): Pr
   return disk;
 }
 
+/** Waits until `client`'s writes are accepted again (the NOSPACE alarm cleared). */
+async function alarmCleared(
+  client: { set(key: string, value: string): Promise<unknown> },
+  timeoutMs: number,
+): Promise<void> {
+  await waitFor(
+    'the alarm cleared',
+    async () => ((await client.set('x', 'y').catch(() => null)) === 'OK' ? true : undefined),
+    timeoutMs,
+  );
+}
+
 /** kill -9 of every process still running, then the tmpfs unmounted. */
 async function killAllAndUnmount(disk: string): Promise<void> {
   for (const child of started()) {
@@ -87,11 +99,7 @@ describe('disk full on real processes', () => {
         expect(await client.get('kept')).toBe('v');
         expect(await client.del('kept')).toBe(1);
         await rm(filler);
-        await waitFor(
-          'the alarm cleared',
-          async () => ((await client.set('x', 'y').catch(() => null)) === 'OK' ? true : undefined),
-          20_000,
-        );
+        await alarmCleared(client, 20_000);
       } finally {
         client.disconnect();
       }
@@ -136,11 +144,7 @@ describe('disk full on real processes', () => {
         // Room again, and n2 restarted: it clears its own alarm.
         await rm(filler);
         restart(n2);
-        await waitFor(
-          'the alarm cleared',
-          async () => ((await client.set('x', 'y').catch(() => null)) === 'OK' ? true : undefined),
-          30_000,
-        );
+        await alarmCleared(client, 30_000);
       } finally {
         client.disconnect();
       }

@@ -287,9 +287,12 @@ describe('RaftDriver log retention after snapshots', () => {
     expect(lead.stats.snapshotsSent).toBe(0);
   });
 
-  it("keeps the entries after a follower's pending snapshot while it streams, then compacts further", async () => {
-    // Without followers holding it back, the log would be compacted to each snapshot.
-    const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 1000 };
+  /**
+   * A follower that was down while the leader took a snapshot (and compacted
+   * to it) comes back, and its snapshot stream is held: it stays in
+   * 'snapshot' state, the snapshot's index `pending`.
+   */
+  async function followerReceivingSnapshot(overrides: Partial<RaftDriverOptions>) {
     for (const id of ids) await startNode(id, overrides);
     const { lead, follower } = await leaderAndFollower();
     network.down.add(follower);
@@ -298,13 +301,19 @@ describe('RaftDriver log retention after snapshots', () => {
     await waitFor('the leader to compact to its snapshot', () =>
       lead.stats.snapshots > 0 && retainedBeforeSnapshot(lead) === 0 ? true : undefined,
     );
-    // The follower comes back; its snapshot stream is slow.
     network.holdSnapshots();
     network.down.delete(follower);
     const pending = await waitFor('the follower to be sent a snapshot', () => {
       const pr = lead.status().progress.get(follower);
       return pr?.state === 'snapshot' ? pr.pendingSnapshot : undefined;
     });
+    return { lead, follower, pending };
+  }
+
+  it("keeps the entries after a follower's pending snapshot while it streams, then compacts further", async () => {
+    // Without followers holding it back, the log would be compacted to each snapshot.
+    const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 1000 };
+    const { lead, follower, pending } = await followerReceivingSnapshot(overrides);
     // Meanwhile the leader takes newer snapshots.
     const snapshotsBefore = lead.stats.snapshots;
     await proposeMany(lead, 30, 45);
@@ -342,20 +351,7 @@ describe('RaftDriver log retention after snapshots', () => {
 
   it('bounds the entries kept for a follower whose snapshot never finishes', async () => {
     const overrides = { snapshotEntries: 20, catchUpEntries: 0, retainEntriesMax: 30 };
-    for (const id of ids) await startNode(id, overrides);
-    const { lead, follower } = await leaderAndFollower();
-    network.down.add(follower);
-    await sleep(unresponsiveMs);
-    await proposeMany(lead, 0, 30);
-    await waitFor('the leader to compact to its snapshot', () =>
-      lead.stats.snapshots > 0 && retainedBeforeSnapshot(lead) === 0 ? true : undefined,
-    );
-    network.holdSnapshots();
-    network.down.delete(follower);
-    const pending = await waitFor('the follower to be sent a snapshot', () => {
-      const pr = lead.status().progress.get(follower);
-      return pr?.state === 'snapshot' ? pr.pendingSnapshot : undefined;
-    });
+    const { lead, follower, pending } = await followerReceivingSnapshot(overrides);
     for (let i = 30; i < 130; i++) {
       await lead.propose(Buffer.from(`v${i}`));
       expect(retainedBeforeSnapshot(lead)).toBeLessThanOrEqual(30);
