@@ -1,11 +1,26 @@
 /**
- * The simulated operator: changes membership one server at a time, the way
- * a person with the admin commands would: add a brand-new node as a
- * learner, promote it once caught up, remove a voter or learner (never the
- * last voter), and shut a removed node down once its removal is committed.
+ * The simulated operator: changes membership one server at a time through
+ * the leader, with the rules the real admin commands apply
+ * (src/node/membership-rules.ts, as src/node/membership-admin.ts uses them):
+ * add a brand-new node as a learner; promote a learner once the leader sees
+ * it caught up and active (the automatic promotion), unless that would leave
+ * no healthy quorum; remove a member, refused when that would leave no
+ * healthy quorum (forced now and then, as an operator with `--force` would,
+ * but never while a voter's disk is at risk); hand leadership over before
+ * removing the leader; and shut a removed node down once its removal is
+ * committed.
  */
+import {
+  bestTransferee,
+  type FollowerHealthView,
+  learnerToPromote,
+  quorumProblem,
+  type VoterHealth,
+  voterHealth,
+} from '../src/node/membership-rules.js';
 import type { Prng } from '../src/raft/prng.js';
-import type { ConfChange, Entry, Membership, NodeId } from '../src/raft/types.js';
+import type { ConfChange, Entry, NodeId } from '../src/raft/types.js';
+import type { SimStatus as Status } from './raft-core.js';
 import type { SimNode } from './sim-node.js';
 import type { World } from './world.js';
 
@@ -36,15 +51,25 @@ export class Operator {
       return;
     }
     const status = raft.status();
+    const followers = followerViews(status);
+    const health = voterHealth(
+      leader.id,
+      status.membership.voters,
+      followers,
+      status.lastIndex,
+      (id) => this.unfit(id),
+    );
     const actions: (() => void)[] = [];
     if (this.world.nodesCreated < this.world.options.nodesMax) actions.push(() => this.add(leader));
-    const promotable = status.membership.learners.filter((id) => this.caughtUp(id, status.commit));
-    if (promotable.length > 0) actions.push(() => this.promote(leader, this.pick(promotable)));
-    const removable = removableMembers(status.membership, (id) => {
-      const node = this.world.node(id);
-      return node === undefined || node.lost || node.disk.everCorrupted;
-    });
-    if (removable.length > 0) actions.push(() => this.remove(leader, this.pick(removable)));
+    const learners = followers.filter((f) => status.membership.learners.includes(f.id));
+    const promotable = learnerToPromote(learners, status.lastIndex, caughtUpEntries, (id) =>
+      this.unfit(id),
+    );
+    if (promotable !== null) actions.push(() => this.promote(leader, health, promotable));
+    const members = [...status.membership.voters, ...status.membership.learners];
+    if (members.length > 1) {
+      actions.push(() => this.remove(leader, status, health, this.pick(members)));
+    }
     if (actions.length === 0) return;
     const action = actions[this.random.int(actions.length)];
     action?.();
@@ -75,11 +100,43 @@ export class Operator {
     this.propose(leader, { type: 'addLearner', node: node.id });
   }
 
-  private promote(leader: SimNode, id: NodeId): void {
+  /** The automatic promotion's rule: no promotion that leaves no healthy quorum. */
+  private promote(leader: SimNode, health: VoterHealth, id: NodeId): void {
+    const problem = quorumProblem(health, { type: 'addVoter', node: id });
+    if (problem !== null) {
+      this.world.note(`operator: promote ${id} refused: ${problem}`);
+      return;
+    }
     this.propose(leader, { type: 'addVoter', node: id });
   }
 
-  private remove(leader: SimNode, id: NodeId): void {
+  /**
+   * `tandem members remove`: the leader hands leadership over first; a voter
+   * whose removal leaves no healthy quorum is refused, unless the operator
+   * forces it (a disk lost for good, or now and then when no voter's disk
+   * is at risk: forcing then could strand the cluster for good).
+   */
+  private remove(leader: SimNode, status: Status, health: VoterHealth, id: NodeId): void {
+    if (id === leader.id) {
+      const to = bestTransferee({
+        id: leader.id,
+        voters: status.membership.voters,
+        followers: followerViews(status),
+      });
+      if (to === undefined) return;
+      const result = leader.transferLeadership(to);
+      const outcome = result.ok ? 'started' : `refused: ${result.refusal.message}`;
+      this.world.note(`operator: remove ${id}: hand leadership to ${to} first: ${outcome}`);
+      return;
+    }
+    const voter = status.membership.voters.includes(id);
+    const problem = voter ? quorumProblem(health, { type: 'removeNode', node: id }) : null;
+    if (problem !== null) {
+      const atRisk = status.membership.voters.some((v) => this.unfit(v));
+      const force = this.unfit(id) || (!atRisk && this.random.int(4) === 0);
+      this.world.note(`operator: remove ${id} refused: ${problem}${force ? ' (forced)' : ''}`);
+      if (!force) return;
+    }
     this.propose(leader, { type: 'removeNode', node: id });
   }
 
@@ -110,12 +167,10 @@ export class Operator {
     }
   }
 
-  private caughtUp(id: NodeId, commit: number): boolean {
+  /** Never to be counted on: its disk was lost or went bad (see Nemesis.diskCorrupt). */
+  private unfit(id: NodeId): boolean {
     const node = this.world.node(id);
-    // A node with a bad sector may lose its disk: never made a voter (see Nemesis.diskCorrupt).
-    return (
-      node?.up === true && !node.disk.everCorrupted && node.applied + caughtUpEntries >= commit
-    );
+    return node === undefined || node.lost || node.disk.everCorrupted;
   }
 
   private pick(ids: readonly NodeId[]): NodeId {
@@ -123,15 +178,11 @@ export class Operator {
   }
 }
 
-/**
- * Learners, and voters as long as one voter remains. While some voters may
- * have lost their disk (`atRisk`), a healthy voter is removable only if the
- * healthy ones left still form a majority (else the lost ones could never be
- * removed).
- */
-function removableMembers(m: Membership, atRisk: (id: NodeId) => boolean): NodeId[] {
-  if (m.voters.length <= 1) return [...m.learners];
-  const risky = m.voters.filter(atRisk).length;
-  const voters = m.voters.filter((id) => atRisk(id) || 2 * risky < m.voters.length - 1);
-  return [...voters, ...m.learners];
+/** The leader's view of each follower, as the admin rules read it. */
+function followerViews(status: Status): FollowerHealthView[] {
+  const views: FollowerHealthView[] = [];
+  for (const [id, pr] of status.progress) {
+    if (id !== status.id) views.push({ id, match: pr.match, active: pr.recentActive });
+  }
+  return views;
 }

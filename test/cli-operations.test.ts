@@ -397,8 +397,19 @@ describe('a node that lost its disk', () => {
     expect(mine?.body.applied ?? 0).toBeLessThan(
       (await getJson<Status>(`${n1.http}/status`))?.body.commit ?? 0,
     );
-    const leader = await waitFor('a leader', () => leaderAmong([n1, n2]), 10_000);
-    const seenBy = await getJson<Members>(`${leader.child.http}/v1/admin/members`);
-    expect(seenBy?.body.followers.find((f) => f.id === 'n3')?.active).toBe(false);
+    // A leader elected meanwhile counts every follower active for its first
+    // election timeout (CheckQuorum's grace); after that the impostor, whose
+    // messages are refused at the handshake, must show as inactive.
+    await waitFor(
+      'the leader to see n3 inactive',
+      async () => {
+        const leader = await leaderAmong([n1, n2]);
+        if (leader === undefined) return undefined;
+        const seenBy = await getJson<Members>(`${leader.child.http}/v1/admin/members`);
+        const n3View = seenBy?.body.followers.find((f) => f.id === 'n3');
+        return n3View?.active === false ? true : undefined;
+      },
+      10_000,
+    );
   }, 90_000);
 });

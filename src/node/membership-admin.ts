@@ -17,7 +17,12 @@ import {
   type MemberRegistry,
   sameRecord,
 } from './member-registry.js';
-import { learnerToPromote, quorumProblem, type VoterHealth } from './membership-rules.js';
+import {
+  learnerToPromote,
+  quorumProblem,
+  type VoterHealth,
+  voterHealth,
+} from './membership-rules.js';
 import { RaftRefusedError } from './raft-driver.js';
 
 /** What the operations need from the node. */
@@ -173,15 +178,8 @@ export async function autoPromote(host: MembershipHost, lagMax: number): Promise
   return candidate;
 }
 
-/** The leader and the followers it hears from; a learner counts only if caught up. */
 function health(host: MembershipHost, view: MembershipView): VoterHealth {
-  const healthy = new Set<NodeId>([host.id]);
-  for (const f of view.followers) {
-    if (f.active && (view.voters.includes(f.id) || f.match >= view.lastIndex - 1)) {
-      healthy.add(f.id);
-    }
-  }
-  return { voters: view.voters, healthy };
+  return voterHealth(host.id, view.voters, view.followers, view.lastIndex);
 }
 
 async function change(host: MembershipHost, c: ConfChange, done: string): Promise<AdminAnswer> {

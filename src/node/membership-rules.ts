@@ -24,6 +24,35 @@ export interface VoterHealth {
   readonly healthy: ReadonlySet<NodeId>;
 }
 
+export interface FollowerHealthView {
+  readonly id: NodeId;
+  /** The follower's match index, as the leader tracks it. */
+  readonly match: number;
+  /** The leader heard from it within the last election timeout. */
+  readonly active: boolean;
+}
+
+/**
+ * The leader's view of which voters are healthy: itself, and each follower
+ * it hears from that is a voter, or a learner caught up to within one entry
+ * of `lastIndex` (a learner about to be promoted). `unfit` marks members
+ * known to be unreliable (a disk that went bad), never counted healthy.
+ */
+export function voterHealth(
+  leader: NodeId,
+  voters: readonly NodeId[],
+  followers: readonly FollowerHealthView[],
+  lastIndex: number,
+  unfit: (id: NodeId) => boolean = () => false,
+): VoterHealth {
+  const healthy = new Set<NodeId>([leader]);
+  for (const f of followers) {
+    if (!f.active || unfit(f.id)) continue;
+    if (voters.includes(f.id) || f.match >= lastIndex - 1) healthy.add(f.id);
+  }
+  return { voters, healthy };
+}
+
 export type MembershipChange =
   | { readonly type: 'addVoter'; readonly node: NodeId }
   | { readonly type: 'removeNode'; readonly node: NodeId };
