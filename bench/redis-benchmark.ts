@@ -13,20 +13,17 @@
  * message. Prints a table with the Tandem/Redis ratios, then one JSON line.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { freePort } from '../src/node/test-cluster.test-util.js';
 import { ProcessCluster } from './process-cluster.js';
+import { redisMissing, startRedis } from './systems/redis.js';
+import { has } from './systems/system.js';
 
 const run = promisify(execFile);
-const replicasTimeoutMs = 30_000;
 
 interface Options {
   readonly requests: number;
@@ -89,15 +86,6 @@ function parseOptions(): Options {
   };
 }
 
-async function has(command: string): Promise<boolean> {
-  try {
-    await run('sh', ['-c', `command -v ${command}`]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** redis-benchmark --csv against one port; one row per test and pipeline depth. */
 async function benchmark(port: number): Promise<Row[]> {
   const rows: Row[] = [];
@@ -140,46 +128,13 @@ async function benchTandem(): Promise<Row[]> {
 }
 
 async function benchRedis(): Promise<Row[]> {
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const children: ChildProcess[] = [];
+  const redis = await startRedis(root);
+  if (redis === null) throw new Error(redisMissing);
   try {
-    for (const [i, port] of ports.entries()) {
-      const dir = join(root, `redis-${port}`);
-      await mkdir(dir, { recursive: true });
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir];
-      args.push('--appendonly', 'yes', '--appendfsync', 'always', '--save', '');
-      if (i > 0) args.push('--replicaof', '127.0.0.1', String(ports[0]));
-      children.push(spawn('redis-server', args, { stdio: 'ignore' }));
-    }
-    await waitForReplicas(ports[0] as number);
     console.log('Redis (primary + 2 replicas, appendfsync always):');
-    return await benchmark(ports[0] as number);
+    return await benchmark(redis.ports[0] as number);
   } finally {
-    const exited = children.map((c) => new Promise<void>((done) => c.once('exit', () => done())));
-    for (const child of children) child.kill('SIGTERM');
-    await Promise.race([Promise.all(exited), sleep(10_000)]);
-    for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-  }
-}
-
-async function waitForReplicas(port: number): Promise<void> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
-  client.on('error', () => undefined);
-  const deadline = performance.now() + replicasTimeoutMs;
-  try {
-    while (performance.now() < deadline) {
-      try {
-        if (client.status !== 'ready') await client.connect();
-        const info = await client.info('replication');
-        if ((info.match(/state=online/g) ?? []).length === 2) return;
-      } catch {
-        // Not up yet.
-      }
-      await sleep(100);
-    }
-    throw new Error(`Redis replicas did not come online within ${replicasTimeoutMs} ms`);
-  } finally {
-    client.disconnect();
+    await redis.stop();
   }
 }
 
