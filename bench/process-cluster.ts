@@ -2,6 +2,14 @@
  * A Tandem cluster of `tandem node` processes on loopback, for benchmarks:
  * free ports, one log file per node under the cluster's root, status over
  * the admin HTTP API, waiting until it settles, and cleanup by pid.
+ *
+ * TANDEM_BENCH_NODE_FLAGS passes flags to each node's `node` binary, e.g.
+ * Nodes run the built CLI (dist/), as in production: the bench scripts in
+ * package.json build first.
+ *
+ * `TANDEM_BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' npm run bench`
+ * writes a CPU profile per node when it stops (Node refuses --cpu-prof in
+ * NODE_OPTIONS).
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -14,6 +22,8 @@ import { freePort } from '../src/node/test-cluster.test-util.js';
 const repo = resolve(import.meta.dirname, '..');
 const settleTimeoutMs = 60_000;
 const stopTimeoutMs = 20_000;
+const entry = join(repo, 'dist', 'src', 'cli', 'main.js');
+const nodeFlags = (process.env.TANDEM_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 
 export interface BenchNode {
   readonly id: string;
@@ -59,7 +69,7 @@ export class ProcessCluster {
       const p = ports[i];
       if (p === undefined) throw new Error('a port per node');
       const args = [
-        ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(root, id)],
+        ...[entry, 'node', '--id', id, '--data', join(root, id)],
         ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
         ...['--peer', `127.0.0.1:${p.peer}`, '--initial-cluster', initialCluster],
         ...extraArgs,
@@ -74,7 +84,7 @@ export class ProcessCluster {
   async planJoiner(id: string, via: BenchNode, extraArgs: readonly string[]): Promise<BenchNode> {
     const p = { resp: await freePort(), http: await freePort(), peer: await freePort() };
     const args = [
-      ...['--import', 'tsx', 'src/cli/main.ts', 'node', '--id', id, '--data', join(this.root, id)],
+      ...[entry, 'node', '--id', id, '--data', join(this.root, id)],
       ...['--resp', `127.0.0.1:${p.resp}`, '--http', `127.0.0.1:${p.http}`],
       ...['--peer', `127.0.0.1:${p.peer}`, '--join', via.http.replace('http://', '')],
       ...extraArgs,
@@ -93,7 +103,7 @@ export class ProcessCluster {
   /** Starts (or restarts) one node with its flags and data directory. */
   spawn(node: BenchNode): void {
     const log = createWriteStream(join(this.root, `${node.id}.log`), { flags: 'a' });
-    node.child = spawn(process.execPath, node.args, {
+    node.child = spawn(process.execPath, [...nodeFlags, ...node.args], {
       cwd: repo,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,0 +1,166 @@
+/**
+ * Memory and restart time with a large keyspace (issue 8). A measurement,
+ * not a test:
+ *
+ *   npm run bench:keyspace -- [--keys 1000000] [--value-bytes 100] [--systems tandem,redis]
+ *
+ * Loads KEYS keys of VALUE-BYTES through Tandem's leader (3 nodes) and into
+ * Redis (primary + 2 replicas, appendfsync always), one system after the
+ * other, and reports each process's resident memory once every node holds
+ * the data; then stops one Tandem follower gracefully, starts it again and
+ * reports the time until its /ready answers 200 (it has recovered its
+ * snapshot and log and caught up with the leader).
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import { populate } from './load/populate.js';
+import { rssBytes } from './proc-stats.js';
+import type { BenchNode, ProcessCluster } from './process-cluster.js';
+import { redisMissing, startRedis } from './systems/redis.js';
+import type { BenchSystem } from './systems/system.js';
+import { startTandem } from './systems/tandem.js';
+
+const readyTimeoutMs = 5 * 60_000;
+
+const int =
+  (min: number) =>
+  (text: string): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
+    }
+    return n;
+  };
+const o = new Command('bench:keyspace')
+  .option('--keys <n>', 'keys to load', int(1), 1_000_000)
+  .option('--value-bytes <n>', 'value size', int(1), 100)
+  .option('--systems <list>', 'tandem and/or redis', (t: string) => t.split(','), [
+    'tandem',
+    'redis',
+  ])
+  .parse()
+  .opts<{ keys: number; valueBytes: number; systems: string[] }>();
+
+const root = await mkdtemp(join(tmpdir(), 'tandem-bench-keyspace-'));
+const report: Record<string, unknown> = {
+  bench: 'keyspace',
+  keys: o.keys,
+  valueBytes: o.valueBytes,
+};
+try {
+  console.log(`bench:keyspace: ${o.keys} keys of ${o.valueBytes} B`);
+  if (o.systems.includes('tandem')) report.tandem = await benchTandem();
+  if (o.systems.includes('redis')) report.redis = await benchRedis();
+  const tandemRss = (report.tandem as { rssMb?: Record<string, number> } | undefined)?.rssMb;
+  const redisRss = (report.redis as { rssMb?: Record<string, number> } | undefined)?.rssMb;
+  if (tandemRss !== undefined && redisRss?.primary !== undefined) {
+    const ratio = Math.max(...Object.values(tandemRss)) / redisRss.primary;
+    report.rssRatioTandemMaxNodeToRedisPrimary = Math.round(ratio * 100) / 100;
+    console.log(`largest Tandem node RSS / Redis primary RSS: ${ratio.toFixed(2)}`);
+  }
+  console.log(JSON.stringify(report));
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
+
+async function load(system: BenchSystem): Promise<number> {
+  const started = performance.now();
+  await populate(system.protocol, '127.0.0.1', system.ports[0] as number, o.keys, o.valueBytes);
+  const seconds = (performance.now() - started) / 1000;
+  console.log(
+    `  ${system.name}: loaded in ${seconds.toFixed(1)} s (${Math.round(o.keys / seconds)} SET/s)`,
+  );
+  return seconds;
+}
+
+async function rssOf(system: BenchSystem): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, pid] of system.pids())
+    out[name] = Math.round(((await rssBytes(pid)) ?? 0) / 2 ** 20);
+  console.log(`  ${system.name}: RSS MiB ${JSON.stringify(out)}`);
+  return out;
+}
+
+async function benchTandem(): Promise<Record<string, unknown>> {
+  const system = await startTandem(root);
+  try {
+    const loadSeconds = await load(system);
+    await system.cluster.settle();
+    // Let a snapshot that the load triggered finish, as in steady state.
+    await sleep(5_000);
+    const rssMb = await rssOf(system);
+    const heapMb = await heapOf(system.cluster);
+    const restart = await restartFollower(system.cluster);
+    return { loadSeconds, rssMb, heapMb, ...restart };
+  } finally {
+    await system.stop();
+  }
+}
+
+/** V8 heap used and total, and memory outside the heap, per node (from its /metrics). */
+async function heapOf(cluster: ProcessCluster): Promise<Record<string, Record<string, number>>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const node of cluster.nodes) {
+    const text = await (await fetch(`${node.http}/metrics`)).text();
+    const metric = (name: string): number => {
+      const match = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text);
+      return Math.round(Number(match?.[1] ?? 0) / 2 ** 20);
+    };
+    out[node.id] = {
+      heapUsed: metric('nodejs_heap_size_used_bytes'),
+      heapTotal: metric('nodejs_heap_size_total_bytes'),
+      external: metric('nodejs_external_memory_bytes'),
+    };
+  }
+  console.log(`  tandem: V8 heap MiB ${JSON.stringify(out)}`);
+  return out;
+}
+
+async function restartFollower(cluster: ProcessCluster): Promise<Record<string, unknown>> {
+  const leader = await cluster.leader();
+  const follower = cluster.nodes.find((n) => n.id !== leader.id) as BenchNode;
+  const child = follower.child;
+  if (child === null) throw new Error(`${follower.id} is not running`);
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGTERM');
+  await exited;
+  const started = performance.now();
+  cluster.spawn(follower);
+  const deadline = started + readyTimeoutMs;
+  while (performance.now() < deadline) {
+    try {
+      const response = await fetch(`${follower.http}/ready`, {
+        signal: AbortSignal.timeout(1_000),
+      });
+      if (response.ok) {
+        const readyMs = Math.round(performance.now() - started);
+        console.log(`  tandem: ${follower.id} restarted and ready after ${readyMs} ms`);
+        return { restartedNode: follower.id, restartReadyMs: readyMs };
+      }
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(20);
+  }
+  throw new Error(`${follower.id} was not ready within ${readyTimeoutMs} ms after its restart`);
+}
+
+async function benchRedis(): Promise<Record<string, unknown> | null> {
+  const system = await startRedis(root);
+  if (system === null) {
+    console.log(redisMissing);
+    return null;
+  }
+  try {
+    const loadSeconds = await load(system);
+    await sleep(2_000); // the replicas catch up
+    return { loadSeconds, rssMb: await rssOf(system) };
+  } finally {
+    await system.stop();
+  }
+}
