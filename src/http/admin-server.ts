@@ -28,6 +28,7 @@ import { RaftRefusedError } from '../node/raft-driver.js';
 import type { NodeInfo } from '../node/tandem-node.js';
 import type { NodeId, Role } from '../raft/types.js';
 import { nodeId } from '../raft/types.js';
+import { type FilesNode, fileRoutes } from './file-routes.js';
 
 /** What the admin server needs from a node (TandemNode provides it). */
 export interface AdminNode {
@@ -66,6 +67,8 @@ export interface AdminServerOptions {
   readonly logger?: Logger;
   /** How far `applied` may trail `commit` for /ready to answer 200. */
   readonly readyLagEntriesMax?: number;
+  /** Serves the file API (issue 6, file-routes.ts) when given. */
+  readonly files?: { readonly node: FilesNode; readonly uploadBytesMax?: number };
 }
 
 export type Readiness =
@@ -89,6 +92,23 @@ export function readiness(info: NodeInfo, draining: boolean, lagEntriesMax: numb
   return { ready: true };
 }
 
+/** File paths (file-routes.ts) are long params, and a bad one deserves a clear 400. */
+const routerOptions = {
+  maxParamLength: 2048,
+  frameworkErrors: (
+    failure: { code?: string; message: string },
+    _request: unknown,
+    reply: FastifyReply,
+  ) => {
+    const bad = failure.code === 'FST_ERR_BAD_URL';
+    reply.code(bad ? 400 : 500).send({
+      error: bad
+        ? 'the URL path is not valid percent-encoded UTF-8; encode the file path as UTF-8'
+        : failure.message,
+    });
+  },
+};
+
 export class AdminServer {
   readonly app: FastifyInstance;
   readonly registry = new Registry();
@@ -99,13 +119,21 @@ export class AdminServer {
     const logger: FastifyBaseLogger | undefined = options.logger;
     this.app =
       logger === undefined
-        ? Fastify({ logger: false })
+        ? Fastify({ logger: false, ...routerOptions })
         : Fastify({
+            ...routerOptions,
             loggerInstance: logger,
             logController: new LogController({ disableRequestLogging: true }),
           });
     this.registerMetrics();
     this.registerRoutes();
+    const files = options.files;
+    if (files !== undefined) {
+      this.app.register(fileRoutes, {
+        node: files.node,
+        ...(files.uploadBytesMax === undefined ? {} : { uploadBytesMax: files.uploadBytesMax }),
+      });
+    }
   }
 
   /** Listens on exactly the configured host; resolves with the bound address. */

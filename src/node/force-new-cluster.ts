@@ -15,6 +15,7 @@
  * truly gone. The caller logs it loudly.
  */
 
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { applyConfChange } from '../raft/membership.js';
 import { logIndex, type NodeId, type SnapshotMeta, term } from '../raft/types.js';
@@ -32,7 +33,7 @@ export async function forceNewCluster(
   const opened = await RaftStorage.open(fs, dataDir);
   try {
     const { storage, persisted } = opened;
-    const machine = new NodeMachine();
+    const machine = new NodeMachine(join(dataDir, 'blobs'));
     let membership = persisted.snapshot.membership;
     if (persisted.snapshot.index > 0) {
       await machine.restore(await storage.openSnapshot(persisted.snapshot));

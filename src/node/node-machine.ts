@@ -1,11 +1,16 @@
 /**
  * The node's state machine: what the Raft driver applies committed entries
  * to. Kv entries go to the keyspace (src/kv), member entries to the member
- * registry (member-registry.ts); snapshots carry both.
+ * registry (member-registry.ts), file entries to the file table and blob
+ * store (src/files); snapshots carry all three (the file table's manifests,
+ * not the blobs: see file-service.ts for how missing chunks are fetched).
  */
 
+import { BlobStore } from '../files/blob-store.js';
+import { decodeFileEntry, isFileEntry } from '../files/file-entry.js';
+import { encodeFilesSection, FileTable, readFilesSection } from '../files/file-table.js';
 import { type ApplyResult, KvStateMachine } from '../kv/index.js';
-import { simple } from '../kv/reply.js';
+import { error, simple } from '../kv/reply.js';
 import type { LogIndex } from '../raft/types.js';
 import {
   applyMemberEntry,
@@ -27,10 +32,28 @@ const ok = simple('OK');
 export class NodeMachine implements StateMachine<ApplyResult> {
   kv = new KvStateMachine();
   registry = new MemberRegistry();
+  files: FileTable;
   /** Called after the registry changed (an applied member entry, a restore). */
   onMembersChanged: () => void = () => undefined;
+  /** Called after a snapshot replaced the file table, or a manifest applied, whose chunks may be missing here. */
+  onFilesRestored: () => void = () => undefined;
+
+  /** `blobDir`: where file chunks are kept (created if needed). */
+  constructor(readonly blobDir: string) {
+    this.files = new FileTable(BlobStore.openSync(blobDir));
+  }
 
   apply(index: LogIndex, data: Uint8Array): ApplyResult {
+    if (isFileEntry(data)) {
+      const entry = decodeFileEntry(data);
+      const result = this.files.apply(index, entry);
+      // A node that installed a snapshot mid-upload lacks the chunks before it.
+      if (entry.kind === 'manifest' && result.ok) {
+        if (entry.chunks.some((c) => !this.files.blobs.has(c.hash))) this.onFilesRestored();
+      }
+      // The reply carries the etag, or the refusal with its code first.
+      return { reply: result.ok ? simple(result.etag) : error(`${result.code} ${result.message}`) };
+    }
     if (!isMemberEntry(data)) return this.kv.apply(index, data);
     applyMemberEntry(this.registry, decodeMemberEntry(data));
     this.onMembersChanged();
@@ -40,10 +63,13 @@ export class NodeMachine implements StateMachine<ApplyResult> {
   /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
   snapshot(): AsyncIterable<Uint8Array> {
     const header = encodeSnapshotHeader(this.registry);
+    // Records are immutable: a copy of the list is the table as of now.
+    const files = encodeFilesSection([...this.files.all()]);
     const image = this.kv.snapshot();
     return (async function* () {
       try {
         yield header;
+        yield* files;
         for (const chunk of image) {
           yield chunk;
           // Let the event loop breathe between chunks; the image stays as of the capture.
@@ -57,8 +83,12 @@ export class NodeMachine implements StateMachine<ApplyResult> {
 
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const { registry, rest } = await readSnapshotHeader(chunks);
-    this.kv = await KvStateMachine.restoreAsync(rest);
+    const files = new FileTable(this.files.blobs);
+    const kvImage = await readFilesSection(rest, files);
+    this.kv = await KvStateMachine.restoreAsync(kvImage);
     this.registry = registry;
+    this.files = files;
     this.onMembersChanged();
+    this.onFilesRestored();
   }
 }

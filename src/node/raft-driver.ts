@@ -70,6 +70,12 @@ export interface RaftDriverOptions {
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotEntries: number;
   /**
+   * Or once this many payload bytes were applied since the last one
+   * (default 64 MiB): the log holds its entries in memory until a snapshot
+   * lets it compact, so large entries (file chunks) must trigger one sooner.
+   */
+  readonly snapshotBytes?: number;
+  /**
    * Entries kept in memory before each new snapshot, so that a follower up
    * to this far behind catches up by appends instead of a whole snapshot
    * (etcd's SnapshotCatchUpEntries). On the leader, followers hold the log
@@ -152,6 +158,7 @@ const defaultCatchUpEntries = 5_000;
 /** `retainEntriesMax` defaults to this many snapshot intervals (at least `catchUpEntries`). */
 const defaultRetainSnapshots = 4;
 const defaultRetainBytesMax = 128 * 1024 * 1024;
+const defaultSnapshotBytes = 64 * 1024 * 1024;
 
 export class RaftDriver<Result> {
   private core: RaftNode;
@@ -171,6 +178,9 @@ export class RaftDriver<Result> {
   private readonly readsConfirmed: { index: number; reads: PendingRead[] }[] = [];
   private readSeq = 0;
   private applied: number;
+  /** Payload bytes applied since start, and as of the latest snapshot (taken or installed). */
+  private appliedBytes = 0;
+  private snapshotAppliedBytes = 0;
   private appliedMembership: Membership;
   private snapshotIndex: number;
   private snapshotting = false;
@@ -612,6 +622,7 @@ export class RaftDriver<Result> {
     }
     this.applied = meta.index;
     this.snapshotIndex = meta.index;
+    this.snapshotAppliedBytes = this.appliedBytes;
     // The core replaced its whole log with the snapshot.
     this.compactedTo = meta.index;
     this.retainFloor = meta.index;
@@ -634,6 +645,7 @@ export class RaftDriver<Result> {
       this.log.info({ change: entry.change, index: entry.index }, 'membership change applied');
     } else if (entry.data.length > 0) {
       result = this.machine.apply(entry.index, entry.data);
+      this.appliedBytes += entry.data.length;
     }
     this.applied = entry.index;
     this.stats.applied++;
@@ -707,13 +719,19 @@ export class RaftDriver<Result> {
   }
 
   private maybeSnapshot(): void {
-    if (this.snapshotting || this.applied - this.snapshotIndex < this.options.snapshotEntries)
+    const bytesMax = this.options.snapshotBytes ?? defaultSnapshotBytes;
+    if (
+      this.snapshotting ||
+      (this.applied - this.snapshotIndex < this.options.snapshotEntries &&
+        this.appliedBytes - this.snapshotAppliedBytes < bytesMax)
+    )
       return;
     const index = logIndex(this.applied);
     const term = this.core.entry(index)?.term;
     if (term === undefined) return;
     const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
     this.snapshotting = true;
+    this.snapshotAppliedBytes = this.appliedBytes;
     const started = performanceNow();
     this.storage.saveSnapshot(meta, this.machine.snapshot()).then(
       (info) => {

@@ -16,6 +16,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApplyResult, KvStateMachine, Published, WatchedKey } from '../kv/index.js';
 import { error, type Reply } from '../kv/reply.js';
@@ -28,6 +29,7 @@ import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { type BackupMeta, writeBackup } from './backup.js';
 import type { DegradationLimits, HealthState } from './degradation.js';
+import { FileService, type FileServiceOptions, gcIntervalMsDefault } from './file-service.js';
 import {
   decodeForwardRequest,
   decodeReplyBinary,
@@ -112,6 +114,10 @@ export interface TandemNodeConfig {
   /** Addresses clients use, recorded in the member registry ('' if not served). */
   readonly respAddress?: string;
   readonly httpAddress?: string;
+  /** File store tuning (chunk size, upload window, garbage grace period). */
+  readonly files?: FileServiceOptions & { readonly gcIntervalMs?: number };
+  /** Take a snapshot once this many bytes were applied since the last one (default 64 MiB). */
+  readonly snapshotBytes?: number;
 }
 
 export const tandemNodeDefaults = {
@@ -160,6 +166,9 @@ export class TandemNode {
   private registerTimer: NodeJS.Timeout | null = null;
   private degradationTimer: NodeJS.Timeout | null = null;
   private spaceTimer: NodeJS.Timeout | null = null;
+  private gcTimer: NodeJS.Timeout | null = null;
+  /** The file store (issue 6): uploads, reads, chunk repair and garbage collection. */
+  readonly files: FileService;
   private readonly health: LeaderHealth;
   private readonly space: SpaceMonitor;
   private registering = false;
@@ -222,6 +231,17 @@ export class TandemNode {
     this.fatal = new Promise((resolve) => {
       this.reportFatal = resolve;
     });
+    this.files = new FileService(
+      {
+        table: () => this.machine.files,
+        isLeader: () => this.driverRef?.isLeader === true && !this.stopping,
+        propose: (data) => this.proposeEntry(data),
+        barrier: () => this.barrier(),
+        peerHttp: () => this.peerHttp(),
+        log,
+      },
+      config.files,
+    );
   }
 
   private get driver(): RaftDriver<ApplyResult> {
@@ -236,13 +256,19 @@ export class TandemNode {
     const peers = new Map<NodeId, HostPort>();
     for (const [id, address] of config.members)
       if (id !== config.id) peers.set(nodeId(id), address);
-    const machine = new NodeMachine();
     let node: TandemNode | null = null;
     const opened = await RaftStorage.open(fs, config.dataDir, {
       wal: {
         onFatal: (failure) => node?.onFatal(failure),
       },
     });
+    let machine: NodeMachine;
+    try {
+      machine = new NodeMachine(join(config.dataDir, 'blobs'));
+    } catch (failure) {
+      await opened.storage.close().catch(() => undefined);
+      throw failure;
+    }
     const transport = new PeerTransport({
       self,
       clusterId: config.clusterId,
@@ -267,6 +293,7 @@ export class TandemNode {
     });
     node = new TandemNode(config, machine, transport, null, opened.storage.incarnation, log);
     machine.onMembersChanged = () => node?.updatePeers();
+    machine.onFilesRestored = () => node?.repairFiles();
     const started = node;
     try {
       await transport.start();
@@ -281,6 +308,7 @@ export class TandemNode {
             readMode: config.readMode,
           },
           snapshotEntries: config.snapshotEntries,
+          ...(config.snapshotBytes === undefined ? {} : { snapshotBytes: config.snapshotBytes }),
           slowPersistMs: 500,
           pendingProposalsMax: 100_000,
           ...(config.pendingBytesMax === undefined
@@ -313,6 +341,12 @@ export class TandemNode {
     const spaceMs = config.spaceCheckMs ?? defaultSpaceCheckMs;
     started.spaceTimer = setInterval(() => void started.space.cycle(), spaceMs);
     started.degradationTimer = setInterval(() => void started.health.cycle(), degradationCheckMs);
+    started.gcTimer = setInterval(
+      () => started.collectGarbage(),
+      config.files?.gcIntervalMs ?? gcIntervalMsDefault,
+    );
+    // Chunks a snapshot or a crash left missing here are fetched once peers are known.
+    setTimeout(() => started.repairFiles(), 2 * config.tickMs * config.electionTimeoutTicks);
     const registerMs = config.tickMs * config.electionTimeoutTicks;
     started.registerTimer = setInterval(() => {
       started.registerCycle().catch((failure: unknown) => {
@@ -413,6 +447,60 @@ export class TandemNode {
     return this.driver.stats;
   }
 
+  /** Fetches chunks the file table refers to that are not stored here, in the background. */
+  repairFiles(): void {
+    if (this.stopping) return;
+    this.files.repair().catch((failure: unknown) => {
+      this.log.warn({ err: failure }, 'chunk repair failed; will retry at the next trigger');
+    });
+  }
+
+  private collectGarbage(): void {
+    if (this.stopping) return;
+    this.files.collectGarbage(Date.now()).catch((failure: unknown) => {
+      this.log.warn({ err: failure }, 'garbage collection of chunks failed; will retry');
+    });
+  }
+
+  /** Admin HTTP addresses of the other registered members, the leader first. */
+  peerHttp(): string[] {
+    const leader = this.driverRef?.leaderId ?? '';
+    return this.machine.registry
+      .all()
+      .filter((r) => r.id !== this.config.id && r.http !== '')
+      .sort((a, b) => (a.id === leader ? -1 : b.id === leader ? 1 : 0))
+      .map((r) => r.http);
+  }
+
+  /** The leader's admin HTTP address (host:port), or null if unknown or this node leads. */
+  leaderHttp(): string | null {
+    const driver = this.driverRef;
+    if (driver === null || driver.isLeader || driver.leaderId === '') return null;
+    const http = this.machine.registry.get(driver.leaderId)?.http ?? '';
+    return http === '' ? null : http;
+  }
+
+  /**
+   * Proposes a ready-made entry on the leader and waits for its apply here;
+   * refusals that guarantee it was not applied answer `TRYAGAIN`.
+   */
+  private async proposeEntry(data: Uint8Array): Promise<Reply> {
+    const driver = this.driver;
+    if (!driver.isLeader) return noLeader;
+    const alarm = this.machine.registry.anyAlarm();
+    if (alarm !== undefined) {
+      return error(`NOSPACE ${alarm.detail}: writes are refused until disk space is freed`);
+    }
+    try {
+      const result = await driver.propose(data);
+      if (result === null) return error('ERR internal: the entry applied without a result');
+      return result.reply;
+    } catch (failure) {
+      if (!(failure instanceof RaftRefusedError)) throw failure;
+      return error(`TRYAGAIN ${failure.message}`);
+    }
+  }
+
   /** Manual failover: hands leadership to `to`, or to the most caught-up voter. */
   transferLeadership(to: NodeId): void {
     this.driver.transferLeadership(to);
@@ -426,6 +514,7 @@ export class TandemNode {
     if (this.registerTimer !== null) clearInterval(this.registerTimer);
     if (this.degradationTimer !== null) clearInterval(this.degradationTimer);
     if (this.spaceTimer !== null) clearInterval(this.spaceTimer);
+    if (this.gcTimer !== null) clearInterval(this.gcTimer);
     this.health.stop();
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
@@ -654,7 +743,7 @@ export class TandemNode {
   }
 
   /** Waits for a read barrier, retrying while there is no leader; an error Reply on failure. */
-  private async barrier(): Promise<Reply | null> {
+  async barrier(): Promise<Reply | null> {
     const deadline = Date.now() + this.config.requestTimeoutMs;
     for (;;) {
       try {

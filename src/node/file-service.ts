@@ -1,0 +1,402 @@
+/**
+ * The file store's runtime (issue 6): uploads split into chunks that go
+ * through the log, reads from the local blob store with a fetch from a
+ * peer when a chunk is missing or corrupt here, and garbage collection of
+ * chunks no file refers to.
+ *
+ * Uploads run on the leader (the HTTP layer forwards them there). Chunks
+ * are proposed with a bounded window (`windowChunks` waiting to apply), so
+ * an upload holds a few MiB of memory whatever its size; the manifest is
+ * proposed only after every chunk applied, and makes the file visible in
+ * one entry. An upload that fails half-way leaves chunks no manifest refers
+ * to: invisible, and collected once older than the grace period.
+ *
+ * Snapshots carry the manifests, not the blobs. A node that installed a
+ * snapshot (or applied a manifest whose chunks it lacks) fetches the
+ * missing chunks from its peers over their admin HTTP API, verifying each
+ * one's sha256; chunks it already has are never transferred again.
+ */
+
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  type BlobStore,
+  CorruptBlobError,
+  MissingBlobError,
+  sha256Hex,
+} from '../files/blob-store.js';
+import { type ChunkRef, encodeFileEntry, type Precondition } from '../files/file-entry.js';
+import type { FileRecord, FileTable } from '../files/file-table.js';
+import type { Reply } from '../kv/reply.js';
+
+export const chunkBytesDefault = 1024 * 1024;
+export const uploadBytesMaxDefault = 5 * 1024 * 1024 * 1024;
+const windowChunksDefault = 4;
+const fetchTimeoutMs = 30_000;
+export const gcGraceMsDefault = 60 * 60 * 1000;
+export const gcIntervalMsDefault = 5 * 60 * 1000;
+
+/** An expected condition of the file API; `status` is the HTTP status to answer. */
+export class FileError extends Error {
+  override readonly name = 'FileError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface FileHost {
+  /** The current file table (a snapshot install replaces it: do not keep it). */
+  table(): FileTable;
+  isLeader(): boolean;
+  /** Proposes an entry (leader only); the applied reply, or an error reply. */
+  propose(data: Uint8Array): Promise<Reply>;
+  /** Waits for a linearizable read barrier; the error reply if none could be had. */
+  barrier(): Promise<Reply | null>;
+  /** Admin HTTP addresses (host:port) of the other members, the leader first. */
+  peerHttp(): string[];
+  readonly log: Logger;
+}
+
+export interface UploadOptions {
+  readonly contentType: string;
+  readonly precondition: Precondition;
+  /** The client's sha256 (hex) of the whole content, if it sent one. */
+  readonly expectedSha256: string | null;
+  readonly bytesMax: number;
+  readonly nowMs: number;
+}
+
+export interface UploadResult {
+  readonly etag: string;
+  readonly size: number;
+  readonly sha256: string;
+  readonly chunks: number;
+}
+
+export interface FileServiceOptions {
+  readonly chunkBytes?: number;
+  readonly windowChunks?: number;
+  readonly gcGraceMs?: number;
+}
+
+export class FileService {
+  private repairing = false;
+  private repairAgain = false;
+  private collecting = false;
+  readonly chunkBytes: number;
+  private readonly windowChunks: number;
+  readonly gcGraceMs: number;
+  /** Counters for tests and metrics. */
+  readonly stats = { fetched: 0, corruptFound: 0, collected: 0 };
+
+  constructor(
+    private readonly host: FileHost,
+    options: FileServiceOptions = {},
+  ) {
+    this.chunkBytes = options.chunkBytes ?? chunkBytesDefault;
+    this.windowChunks = options.windowChunks ?? windowChunksDefault;
+    this.gcGraceMs = options.gcGraceMs ?? gcGraceMsDefault;
+  }
+
+  private get blobs(): BlobStore {
+    return this.host.table().blobs;
+  }
+
+  /** The file at `path` as applied here; after a read barrier when `linearizable`. */
+  async stat(path: string, linearizable: boolean): Promise<FileRecord | undefined> {
+    if (linearizable) await this.barrier();
+    return this.host.table().get(path);
+  }
+
+  async list(
+    prefix: string,
+    after: string,
+    limit: number,
+    linearizable: boolean,
+  ): Promise<FileRecord[]> {
+    if (linearizable) await this.barrier();
+    return this.host.table().list(prefix, after, limit);
+  }
+
+  private async barrier(): Promise<void> {
+    const failure = await this.host.barrier();
+    if (failure !== null && failure.kind === 'error') throw new FileError(503, failure.message);
+  }
+
+  /**
+   * Streams `body` into chunks through the log, then commits the manifest.
+   * Leader only. Throws FileError for what the client must fix or retry.
+   */
+  async upload(path: string, body: AsyncIterable<Uint8Array>, o: UploadOptions) {
+    if (!this.host.isLeader()) throw new FileError(503, 'this node is no longer the leader; retry');
+    const whole = createHash('sha256');
+    const chunks: ChunkRef[] = [];
+    const window: Promise<Reply>[] = [];
+    let size = 0;
+    let buffer = Buffer.allocUnsafe(this.chunkBytes);
+    let filled = 0;
+    let failed: FileError | null = null;
+    const settle = async (): Promise<void> => {
+      const reply = await window.shift();
+      if (reply !== undefined && reply.kind === 'error' && failed === null) {
+        failed = new FileError(503, `the upload failed and left no file: ${reply.message}`);
+      }
+    };
+    const flush = async (): Promise<void> => {
+      const bytes = buffer.subarray(0, filled);
+      const hash = sha256Hex(bytes);
+      chunks.push({ hash, size: filled });
+      window.push(this.host.propose(encodeFileEntry({ kind: 'chunk', hash, bytes })));
+      buffer = Buffer.allocUnsafe(this.chunkBytes);
+      filled = 0;
+      while (window.length >= this.windowChunks) await settle();
+    };
+    try {
+      for await (const piece of body) {
+        size += piece.length;
+        if (size > o.bytesMax) {
+          throw new FileError(
+            413,
+            `the upload exceeds the limit of ${o.bytesMax} bytes; nothing was stored`,
+          );
+        }
+        whole.update(piece);
+        let at = 0;
+        while (at < piece.length) {
+          const n = Math.min(piece.length - at, this.chunkBytes - filled);
+          buffer.set(piece.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled === this.chunkBytes) await flush();
+          if (failed !== null) throw failed;
+        }
+      }
+      if (filled > 0) await flush();
+    } finally {
+      // Never leave proposals unobserved, whatever went wrong.
+      while (window.length > 0) await settle();
+    }
+    if (failed !== null) throw failed;
+    const sha256 = whole.digest('hex');
+    if (o.expectedSha256 !== null && o.expectedSha256 !== sha256) {
+      throw new FileError(
+        400,
+        `checksum mismatch: the content received hashes to sha256 ${sha256}, the client said ` +
+          `${o.expectedSha256}; nothing was stored (resend the file)`,
+      );
+    }
+    const reply = await this.host.propose(
+      encodeFileEntry({
+        kind: 'manifest',
+        mtimeMs: o.nowMs,
+        path,
+        contentType: o.contentType,
+        size,
+        sha256,
+        precondition: o.precondition,
+        chunks,
+      }),
+    );
+    const etag = answer(reply);
+    return { etag, size, sha256, chunks: chunks.length } satisfies UploadResult;
+  }
+
+  /** Deletes `path` through the log (leader only); the deleted file's etag. */
+  async remove(path: string, precondition: Precondition, nowMs: number): Promise<string> {
+    if (!this.host.isLeader()) throw new FileError(503, 'this node is no longer the leader; retry');
+    const reply = await this.host.propose(
+      encodeFileEntry({ kind: 'delete', mtimeMs: nowMs, path, precondition }),
+    );
+    return answer(reply);
+  }
+
+  /**
+   * Makes sure every chunk of `record` in [start, end) is stored here,
+   * fetching missing ones from peers; throws FileError(503) if one cannot
+   * be had. Call before sending headers so a failure is a clear status.
+   */
+  async prepareRead(record: FileRecord, start: number, end: number): Promise<void> {
+    for (const c of chunksIn(record, start, end)) {
+      if (!this.blobs.has(c.ref.hash)) await this.fetch(c.ref.hash);
+    }
+  }
+
+  /** The bytes [start, end) of `record`, chunk by chunk, each verified. */
+  async *read(record: FileRecord, start: number, end: number): AsyncIterable<Buffer> {
+    for (const c of chunksIn(record, start, end)) {
+      const bytes = await this.chunk(c.ref.hash);
+      yield bytes.subarray(c.from, c.to);
+    }
+  }
+
+  /** A verified chunk: from the local store, or from a peer when missing or corrupt here. */
+  async chunk(hash: string): Promise<Buffer> {
+    try {
+      return await this.blobs.read(hash);
+    } catch (failure) {
+      if (failure instanceof CorruptBlobError) {
+        this.stats.corruptFound++;
+        this.host.log.error({ hash }, `${failure.message}: removing it and fetching a good copy`);
+        await this.blobs.remove(hash);
+      } else if (!(failure instanceof MissingBlobError)) {
+        throw failure;
+      }
+      return this.fetch(hash);
+    }
+  }
+
+  /** The file at `path` as applied here (no barrier). */
+  tableFile(path: string): FileRecord | undefined {
+    return this.host.table().get(path);
+  }
+
+  hasChunk(hash: string): boolean {
+    return this.blobs.has(hash);
+  }
+
+  /** Where a chunk is stored (tests corrupt it there). */
+  blobPath(hash: string): string {
+    return this.blobs.pathOf(hash);
+  }
+
+  /** A chunk for a peer: local only (never fetched further), verified. */
+  localChunk(hash: string): Promise<Buffer> {
+    return this.blobs.read(hash);
+  }
+
+  /** Fetches `hash` from the first peer that has a good copy, and stores it. */
+  private async fetch(hash: string): Promise<Buffer> {
+    const reasons: string[] = [];
+    for (const peer of this.host.peerHttp()) {
+      try {
+        const response = await fetch(`http://${peer}/v1/internal/chunks/${hash}`, {
+          signal: AbortSignal.timeout(fetchTimeoutMs),
+        });
+        if (!response.ok) {
+          reasons.push(`${peer}: HTTP ${response.status}`);
+          continue;
+        }
+        const bytes = Buffer.from(await response.arrayBuffer());
+        if (sha256Hex(bytes) !== hash) {
+          reasons.push(`${peer}: sent bytes that do not match`);
+          continue;
+        }
+        await this.blobs.put(hash, bytes);
+        this.stats.fetched++;
+        return bytes;
+      } catch (failure) {
+        reasons.push(`${peer}: ${(failure as Error).message}`);
+      }
+    }
+    throw new FileError(
+      503,
+      `chunk ${hash} is missing or corrupt on this node and no peer gave a good copy ` +
+        `(${reasons.join('; ') || 'no peer known'}); retry later or read from another node`,
+    );
+  }
+
+  /**
+   * Fetches every chunk the file table refers to that is not stored here
+   * (after a snapshot install, or a manifest whose chunks this node missed).
+   * One run at a time; a request during a run causes one more run.
+   */
+  async repair(): Promise<void> {
+    if (this.repairing) {
+      this.repairAgain = true;
+      return;
+    }
+    this.repairing = true;
+    try {
+      do {
+        this.repairAgain = false;
+        let fetched = 0;
+        for (const hash of this.host.table().referenced()) {
+          if (this.blobs.has(hash)) continue;
+          try {
+            await this.fetch(hash);
+            fetched++;
+          } catch (failure) {
+            this.host.log.warn({ err: failure }, 'could not fetch a missing chunk; will retry');
+            this.repairAgain = true;
+            await new Promise((resolve) => setTimeout(resolve, 1_000));
+            break;
+          }
+        }
+        if (fetched > 0) this.host.log.info({ fetched }, 'fetched missing chunks from peers');
+      } while (this.repairAgain);
+    } finally {
+      this.repairing = false;
+    }
+  }
+
+  /**
+   * Deletes chunks no file refers to that are older than the grace period
+   * (an in-progress upload's chunks are younger), and stale temp files.
+   */
+  async collectGarbage(nowMs: number): Promise<number> {
+    if (this.collecting) return 0;
+    this.collecting = true;
+    try {
+      const referenced = this.host.table().referenced();
+      const blobs = this.blobs;
+      let removed = 0;
+      for await (const b of blobs.list()) {
+        if (b.mtimeMs > nowMs - this.gcGraceMs) continue;
+        if (b.hash !== '' && referenced.has(b.hash)) continue;
+        // A file applied since the listing started refers to it: keep it.
+        if (b.hash !== '' && this.host.table().referenced().has(b.hash)) continue;
+        await blobs.unlinkPath(b.path);
+        removed++;
+      }
+      this.stats.collected += removed;
+      if (removed > 0) this.host.log.info({ removed }, 'collected unreferenced chunks');
+      return removed;
+    } finally {
+      this.collecting = false;
+    }
+  }
+}
+
+/** The etag of an applied file entry's reply, or the FileError it stands for. */
+function answer(reply: Reply): string {
+  if (reply.kind === 'simple') return reply.value;
+  if (reply.kind === 'error') {
+    const message = reply.message;
+    if (message.startsWith('precondition ')) {
+      throw new FileError(412, `precondition failed: ${message.slice('precondition '.length)}`);
+    }
+    if (message.startsWith('notFound ')) throw new FileError(404, message.slice(9));
+    if (message.startsWith('NOSPACE')) throw new FileError(507, message);
+    throw new FileError(503, `the request failed and changed nothing: ${message}`);
+  }
+  throw new FileError(500, `internal: unexpected reply ${reply.kind}`);
+}
+
+interface ChunkSpan {
+  readonly ref: ChunkRef;
+  /** The part of the chunk inside the range, in chunk offsets. */
+  readonly from: number;
+  readonly to: number;
+}
+
+/** The chunks of `record` overlapping [start, end), with the overlapping part of each. */
+export function* chunksIn(record: FileRecord, start: number, end: number): Iterable<ChunkSpan> {
+  let offset = 0;
+  for (const ref of record.chunks) {
+    const chunkEnd = offset + ref.size;
+    if (chunkEnd > start && offset < end) {
+      yield { ref, from: Math.max(0, start - offset), to: Math.min(ref.size, end - offset) };
+    }
+    offset = chunkEnd;
+    if (offset >= end) return;
+  }
+}
+
+// The layers above node/ reach the file store's types through here.
+export { CorruptBlobError, isBlobHash, MissingBlobError } from '../files/blob-store.js';
+export type { Precondition } from '../files/file-entry.js';
+export { normalizePath } from '../files/file-path.js';
+export { type FileRecord, listLimitMax } from '../files/file-table.js';
