@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerBackupCommands } from './backup-commands.js';
 import { registerClusterCommands } from './cluster-commands.js';
+import { registerFileCommands } from './file-commands.js';
 import { registerMembersCommands } from './members-commands.js';
 import { registerNodeCommand } from './node-command.js';
 import { registerStartCommand } from './start-command.js';
@@ -39,5 +40,6 @@ registerStartCommand(program);
 registerClusterCommands(program);
 registerMembersCommands(program);
 registerBackupCommands(program);
+registerFileCommands(program);
 
 await program.parseAsync(process.argv);

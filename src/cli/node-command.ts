@@ -66,6 +66,7 @@ export function registerNodeCommand(program: Command): void {
       '--force-new-cluster',
       "after losing a majority for good: start a one-node cluster from this node's data (others rejoin with --join)",
     )
+    .option('--file-bytes-max <n>', 'largest file upload accepted, in bytes (default 5 GiB)')
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .action(async (options: Record<string, string | undefined>) => {
@@ -92,6 +93,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['degraded-fsync-ms', 'degradedFsyncMs'],
     ['degraded-for-ms', 'degradedForMs'],
     ['fault-fsync-delay-ms', 'faultFsyncDelayMs'],
+    ['file-bytes-max', 'fileBytesMax'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -172,6 +174,7 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
     host: settings.http.host,
     port: settings.http.port,
     logger: log.child({ component: 'http' }),
+    files: { node, uploadBytesMax: settings.fileBytesMax },
   });
   const resp = new RespServer({
     node,

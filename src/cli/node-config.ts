@@ -34,6 +34,8 @@ export interface NodeSettings {
   readonly degradedForMs: number;
   /** Fault injection (tests, drills): extra delay of every fsync (ms); 0 = none. */
   readonly faultFsyncDelayMs: number;
+  /** Largest file upload accepted (bytes). */
+  readonly fileBytesMax: number;
   readonly logLevel: LogLevel;
 }
 
@@ -62,6 +64,7 @@ export const settingNames = [
   'degraded-fsync-ms',
   'degraded-for-ms',
   'fault-fsync-delay-ms',
+  'file-bytes-max',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -77,6 +80,7 @@ const defaults: RawSettings = {
   'degraded-fsync-ms': '500',
   'degraded-for-ms': '10000',
   'fault-fsync-delay-ms': '0',
+  'file-bytes-max': String(5 * 1024 * 1024 * 1024),
   'log-level': 'info',
 };
 
@@ -285,6 +289,12 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     60_000,
   );
+  const fileBytesMax = parseInteger(
+    '--file-bytes-max',
+    required(raw, 'file-bytes-max'),
+    0,
+    64 * 1024 * 1024 * 1024,
+  );
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -318,6 +328,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     degradedFsyncMs,
     degradedForMs,
     faultFsyncDelayMs,
+    fileBytesMax,
     logLevel: logLevel as LogLevel,
   };
 }
