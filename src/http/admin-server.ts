@@ -94,7 +94,7 @@ export function readiness(info: NodeInfo, draining: boolean, lagEntriesMax: numb
 
 /** File paths (file-routes.ts) are long params, and a bad one deserves a clear 400. */
 const routerOptions = {
-  maxParamLength: 2048,
+  routerOptions: { maxParamLength: 2048 },
   frameworkErrors: (
     failure: { code?: string; message: string },
     _request: unknown,

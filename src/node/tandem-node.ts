@@ -118,6 +118,9 @@ export interface TandemNodeConfig {
   readonly files?: FileServiceOptions & { readonly gcIntervalMs?: number };
   /** Take a snapshot once this many bytes were applied since the last one (default 64 MiB). */
   readonly snapshotBytes?: number;
+  /** Log retention after a snapshot (see RaftDriverOptions); tests shrink them. */
+  readonly catchUpEntries?: number;
+  readonly retainEntriesMax?: number;
 }
 
 export const tandemNodeDefaults = {
@@ -309,6 +312,10 @@ export class TandemNode {
           },
           snapshotEntries: config.snapshotEntries,
           ...(config.snapshotBytes === undefined ? {} : { snapshotBytes: config.snapshotBytes }),
+          ...(config.catchUpEntries === undefined ? {} : { catchUpEntries: config.catchUpEntries }),
+          ...(config.retainEntriesMax === undefined
+            ? {}
+            : { retainEntriesMax: config.retainEntriesMax }),
           slowPersistMs: 500,
           pendingProposalsMax: 100_000,
           ...(config.pendingBytesMax === undefined
