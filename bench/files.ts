@@ -1,0 +1,200 @@
+/**
+ * File store throughput and memory (issue 6). A measurement, not a test:
+ *
+ *   npm run bench:files -- [--mb 1024] [--raw-mb 256]
+ *
+ * 1. Raw sync-write bandwidth of the disk the nodes use: RAW-MB MiB written
+ *    in 1 MiB writes, each followed by fdatasync.
+ * 2. A 3-node cluster of built `tandem node` processes on loopback, all on
+ *    that disk (so each byte is written to 3 WALs and 3 blob stores: about
+ *    a sixth of the raw bandwidth is the ceiling for uploads).
+ * 3. Uploads MB MiB through the leader (streamed, with its sha256), then
+ *    downloads it from a follower (streamed, hashed, discarded); prints
+ *    MB/s of each and the peak RSS of every node during each.
+ */
+
+import { createHash } from 'node:crypto';
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
+import { Command, InvalidArgumentError } from 'commander';
+import { peakRssBytes, resetPeakRss, rssBytes } from './proc-stats.js';
+import { type BenchNode, ProcessCluster } from './process-cluster.js';
+
+const mib = 1024 * 1024;
+const int =
+  (min: number) =>
+  (text: string): number => {
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
+    }
+    return n;
+  };
+const o = new Command('bench:files')
+  .option('--mb <n>', 'MiB to upload and download', int(1), 1024)
+  .option('--raw-mb <n>', 'MiB written to measure the raw sync-write bandwidth', int(1), 256)
+  .option('--dir <path>', 'where the nodes keep their data (default: a temp folder)')
+  .parse()
+  .opts<{ mb: number; rawMb: number; dir?: string }>();
+
+const root = await mkdtemp(join(o.dir ?? tmpdir(), 'tandem-bench-files-'));
+
+/** The same 1 MiB block, each copy xor-ed with its index: fast to make, not all alike. */
+function* blocks(total: number): Iterable<Buffer> {
+  const base = Buffer.allocUnsafe(mib);
+  for (let i = 0; i < mib; i++) base[i] = (i * 2654435761) >>> 24;
+  for (let at = 0, k = 0; at < total; at += mib, k++) {
+    const n = Math.min(mib, total - at);
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) out[i] = (base[i] as number) ^ (k & 0xff) ^ ((k >> 8) & 0xff);
+    yield out;
+  }
+}
+
+function rawSyncWrite(mbCount: number): number {
+  const path = join(root, 'raw-sync-write.bin');
+  const block = Buffer.alloc(mib, 7);
+  const fd = openSync(path, 'w');
+  const started = performance.now();
+  for (let i = 0; i < mbCount; i++) {
+    writeSync(fd, block);
+    fdatasyncSync(fd);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  closeSync(fd);
+  unlinkSync(path);
+  return (mbCount * mib) / seconds / 1e6;
+}
+
+/** Samples each node's RSS every 100 ms (a fallback where VmHWM cannot be reset). */
+function sampler(pids: ReadonlyMap<string, number>) {
+  const max = new Map<string, number>();
+  const timer = setInterval(async () => {
+    for (const [id, pid] of pids) {
+      const rss = (await rssBytes(pid)) ?? 0;
+      max.set(id, Math.max(max.get(id) ?? 0, rss));
+    }
+  }, 100);
+  return {
+    async stop(): Promise<Record<string, number>> {
+      clearInterval(timer);
+      const out: Record<string, number> = {};
+      for (const [id, pid] of pids) {
+        const hwm = (await peakRssBytes(pid)) ?? 0;
+        out[id] = Math.round(Math.max(hwm, max.get(id) ?? 0) / mib);
+      }
+      return out;
+    },
+  };
+}
+
+async function measure<T>(pids: ReadonlyMap<string, number>, work: () => Promise<T>) {
+  for (const pid of pids.values()) await resetPeakRss(pid);
+  const s = sampler(pids);
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  return { result, seconds, peakRssMb: await s.stop() };
+}
+
+function upload(node: BenchNode, path: string, total: number, sha256: string): Promise<string> {
+  const url = new URL(`${node.http}/v1/files/${path}`);
+  return new Promise((resolve, reject) => {
+    const out = request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: 'PUT',
+        path: url.pathname,
+        headers: { 'content-length': String(total), 'x-checksum-sha256': sha256 },
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (c: Buffer) => {
+          text += c.toString();
+        });
+        response.on('end', () =>
+          response.statusCode === 201
+            ? resolve(text)
+            : reject(new Error(`${response.statusCode} ${text}`)),
+        );
+      },
+    );
+    out.on('error', reject);
+    Readable.from(blocks(total)).pipe(out);
+  });
+}
+
+async function download(node: BenchNode, path: string): Promise<{ bytes: number; sha: string }> {
+  const response = await fetch(`${node.http}/v1/files/${path}`);
+  if (response.status !== 200 || response.body === null) {
+    throw new Error(`download answered ${response.status}: ${await response.text()}`);
+  }
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of response.body) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha: hash.digest('hex') };
+}
+
+const cluster = await ProcessCluster.plan(root, 3, ['--log-level', 'warn']);
+try {
+  console.log(`bench:files: ${o.mb} MiB through a 3-node cluster; data under ${root}`);
+  const rawMBps = rawSyncWrite(o.rawMb);
+  console.log(
+    `raw sync-write bandwidth: ${rawMBps.toFixed(1)} MB/s (${o.rawMb} x 1 MiB write + fdatasync)`,
+  );
+  const total = o.mb * mib;
+  const hash = createHash('sha256');
+  for (const b of blocks(total)) hash.update(b);
+  const sha256 = hash.digest('hex');
+
+  await cluster.start();
+  const leader = await cluster.leader();
+  const follower = cluster.nodes.find((n) => n !== leader) as BenchNode;
+  const pids = new Map<string, number>();
+  for (const n of cluster.nodes) pids.set(n.id, n.child?.pid ?? 0);
+
+  const up = await measure(pids, () => upload(leader, 'bench/file.bin', total, sha256));
+  const upMBps = total / up.seconds / 1e6;
+  console.log(
+    `upload ${o.mb} MiB to the leader (${leader.id}): ${up.seconds.toFixed(1)} s, ` +
+      `${upMBps.toFixed(1)} MB/s; peak RSS MiB ${JSON.stringify(up.peakRssMb)}`,
+  );
+  // The follower serves what it applied; wait until it has the manifest.
+  for (let i = 0; i < 600; i++) {
+    const head = await fetch(`${follower.http}/v1/files/bench/file.bin`, { method: 'HEAD' });
+    if (head.status === 200) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const down = await measure(pids, () => download(follower, 'bench/file.bin'));
+  if (down.result.sha !== sha256 || down.result.bytes !== total) {
+    throw new Error(`the download from ${follower.id} differs: ${down.result.sha}`);
+  }
+  const downMBps = total / down.seconds / 1e6;
+  console.log(
+    `download ${o.mb} MiB from a follower (${follower.id}): ${down.seconds.toFixed(1)} s, ` +
+      `${downMBps.toFixed(1)} MB/s, sha256 verified; peak RSS MiB ${JSON.stringify(down.peakRssMb)}`,
+  );
+  const result = {
+    bench: 'files',
+    mb: o.mb,
+    rawSyncWriteMBps: Math.round(rawMBps * 10) / 10,
+    uploadMBps: Math.round(upMBps * 10) / 10,
+    downloadMBps: Math.round(downMBps * 10) / 10,
+    uploadPeakRssMb: up.peakRssMb,
+    downloadPeakRssMb: down.peakRssMb,
+  };
+  await writeFile(join(tmpdir(), 'tandem-bench-files.json'), JSON.stringify(result, null, 2));
+  console.log(JSON.stringify(result));
+} finally {
+  await cluster.stop();
+  await rm(root, { recursive: true, force: true });
+}
