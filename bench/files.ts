@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { Command, InvalidArgumentError } from 'commander';
-import { peakRssBytes, resetPeakRss, rssBytes } from './proc-stats.js';
+import { cpuSeconds, peakRssBytes, resetPeakRss, rssBytes } from './proc-stats.js';
 import { type BenchNode, ProcessCluster } from './process-cluster.js';
 
 const mib = 1024 * 1024;
@@ -94,12 +94,20 @@ function sampler(pids: ReadonlyMap<string, number>) {
 }
 
 async function measure<T>(pids: ReadonlyMap<string, number>, work: () => Promise<T>) {
-  for (const pid of pids.values()) await resetPeakRss(pid);
+  const cpuBefore = new Map<string, number>();
+  for (const [id, pid] of pids) {
+    await resetPeakRss(pid);
+    cpuBefore.set(id, (await cpuSeconds(pid)) ?? 0);
+  }
   const s = sampler(pids);
   const started = performance.now();
   const result = await work();
   const seconds = (performance.now() - started) / 1000;
-  return { result, seconds, peakRssMb: await s.stop() };
+  const cpu: Record<string, number> = {};
+  for (const [id, pid] of pids) {
+    cpu[id] = Math.round((((await cpuSeconds(pid)) ?? 0) - (cpuBefore.get(id) ?? 0)) * 10) / 10;
+  }
+  return { result, seconds, peakRssMb: await s.stop(), cpuSeconds: cpu };
 }
 
 function upload(node: BenchNode, path: string, total: number, sha256: string): Promise<string> {
@@ -166,7 +174,8 @@ try {
   const upMBps = total / up.seconds / 1e6;
   console.log(
     `upload ${o.mb} MiB to the leader (${leader.id}): ${up.seconds.toFixed(1)} s, ` +
-      `${upMBps.toFixed(1)} MB/s; peak RSS MiB ${JSON.stringify(up.peakRssMb)}`,
+      `${upMBps.toFixed(1)} MB/s; peak RSS MiB ${JSON.stringify(up.peakRssMb)}; ` +
+      `CPU s ${JSON.stringify(up.cpuSeconds)}`,
   );
   // The follower serves what it applied; wait until it has the manifest.
   for (let i = 0; i < 600; i++) {
@@ -181,7 +190,8 @@ try {
   const downMBps = total / down.seconds / 1e6;
   console.log(
     `download ${o.mb} MiB from a follower (${follower.id}): ${down.seconds.toFixed(1)} s, ` +
-      `${downMBps.toFixed(1)} MB/s, sha256 verified; peak RSS MiB ${JSON.stringify(down.peakRssMb)}`,
+      `${downMBps.toFixed(1)} MB/s, sha256 verified; peak RSS MiB ${JSON.stringify(down.peakRssMb)}; ` +
+      `CPU s ${JSON.stringify(down.cpuSeconds)}`,
   );
   const result = {
     bench: 'files',
@@ -191,6 +201,8 @@ try {
     downloadMBps: Math.round(downMBps * 10) / 10,
     uploadPeakRssMb: up.peakRssMb,
     downloadPeakRssMb: down.peakRssMb,
+    uploadCpuSeconds: up.cpuSeconds,
+    downloadCpuSeconds: down.cpuSeconds,
   };
   await writeFile(join(tmpdir(), 'tandem-bench-files.json'), JSON.stringify(result, null, 2));
   console.log(JSON.stringify(result));

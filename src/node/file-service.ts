@@ -31,7 +31,7 @@ import type { Reply } from '../kv/reply.js';
 
 export const chunkBytesDefault = 1024 * 1024;
 export const uploadBytesMaxDefault = 5 * 1024 * 1024 * 1024;
-const windowChunksDefault = 4;
+const windowChunksDefault = 32;
 const fetchTimeoutMs = 30_000;
 export const gcGraceMsDefault = 60 * 60 * 1000;
 export const gcIntervalMsDefault = 5 * 60 * 1000;

@@ -63,11 +63,14 @@ export class NodeMachine implements StateMachine<ApplyResult> {
   /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
   snapshot(): AsyncIterable<Uint8Array> {
     const header = encodeSnapshotHeader(this.registry);
+    const blobs = this.files.blobs;
     // Records are immutable: a copy of the list is the table as of now.
     const files = encodeFilesSection([...this.files.all()]);
     const image = this.kv.snapshot();
     return (async function* () {
       try {
+        // The snapshot lets the WAL drop chunk entries: their blobs must be durable first.
+        await blobs.syncPending();
         yield header;
         yield* files;
         for (const chunk of image) {
@@ -82,6 +85,8 @@ export class NodeMachine implements StateMachine<ApplyResult> {
   }
 
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    // Blobs this node applied itself lose their log entries with this install.
+    await this.files.blobs.syncPending();
     const { registry, rest } = await readSnapshotHeader(chunks);
     const files = new FileTable(this.files.blobs);
     const kvImage = await readFilesSection(rest, files);
