@@ -15,7 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,8 +39,9 @@ const o = new Command('bench:files')
   .option('--mb <n>', 'MiB to upload and download', int(1), 1024)
   .option('--raw-mb <n>', 'MiB written to measure the raw sync-write bandwidth', int(1), 256)
   .option('--dir <path>', 'where the nodes keep their data (default: a temp folder)')
+  .option('--keep', 'keep the data and the node logs afterwards')
   .parse()
-  .opts<{ mb: number; rawMb: number; dir?: string }>();
+  .opts<{ mb: number; rawMb: number; dir?: string; keep?: boolean }>();
 
 const root = await mkdtemp(join(o.dir ?? tmpdir(), 'tandem-bench-files-'));
 
@@ -206,7 +207,15 @@ try {
   };
   await writeFile(join(tmpdir(), 'tandem-bench-files.json'), JSON.stringify(result, null, 2));
   console.log(JSON.stringify(result));
+} catch (failure) {
+  // The nodes' own words on what went wrong (their logs go with the data).
+  for (const n of cluster.nodes) {
+    const text = await readFile(join(root, `${n.id}.log`), 'utf8').catch(() => '');
+    console.error(`--- ${n.id} log (last 3000 chars)\n${text.slice(-3000)}`);
+  }
+  throw failure;
 } finally {
   await cluster.stop();
-  await rm(root, { recursive: true, force: true });
+  if (o.keep === true) console.log(`kept ${root}`);
+  else await rm(root, { recursive: true, force: true });
 }

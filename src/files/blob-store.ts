@@ -134,31 +134,14 @@ export class BlobStore {
   async syncPending(): Promise<void> {
     const hashes = [...this.unsynced];
     const dirs = new Set<string>();
-    for (const hash of hashes) {
-      const path = this.pathOf(hash);
-      let file: Awaited<ReturnType<typeof open>>;
-      try {
-        file = await open(path, 'r');
-      } catch (failure) {
-        // Collected meanwhile (or never needed): nothing to make durable.
-        if ((failure as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw failure;
-      }
-      try {
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      dirs.add(join(this.dir, hash.slice(0, 2)));
-    }
-    for (const dir of dirs) {
-      const handle = await open(dir, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
+    // All at once (bounded by the unsynced count, about a snapshot's worth of
+    // chunks): the file system batches concurrent fsyncs into few flushes.
+    await Promise.all(
+      hashes.map(async (hash) => {
+        if (await syncFile(this.pathOf(hash))) dirs.add(join(this.dir, hash.slice(0, 2)));
+      }),
+    );
+    await Promise.all([...dirs].map((dir) => syncFile(dir)));
     for (const hash of hashes) this.unsynced.delete(hash);
   }
 
@@ -270,6 +253,23 @@ export class BlobStore {
     } catch (failure) {
       if ((failure as NodeJS.ErrnoException).code !== 'ENOENT') throw failure;
     }
+  }
+}
+
+/** fsyncs `path`; false if it is gone (collected meanwhile: nothing to make durable). */
+async function syncFile(path: string): Promise<boolean> {
+  let file: Awaited<ReturnType<typeof open>>;
+  try {
+    file = await open(path, 'r');
+  } catch (failure) {
+    if ((failure as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw failure;
+  }
+  try {
+    await file.sync();
+    return true;
+  } finally {
+    await file.close();
   }
 }
 

@@ -31,7 +31,7 @@ import type { Reply } from '../kv/reply.js';
 
 export const chunkBytesDefault = 1024 * 1024;
 export const uploadBytesMaxDefault = 5 * 1024 * 1024 * 1024;
-const windowChunksDefault = 32;
+const windowChunksDefault = 16;
 const fetchTimeoutMs = 30_000;
 export const gcGraceMsDefault = 60 * 60 * 1000;
 export const gcIntervalMsDefault = 5 * 60 * 1000;
@@ -57,6 +57,8 @@ export interface FileHost {
   barrier(): Promise<Reply | null>;
   /** Admin HTTP addresses (host:port) of the other members, the leader first. */
   peerHttp(): string[];
+  /** Applied bytes no saved snapshot covers yet (the log's memory); uploads wait while high. */
+  backlogBytes(): number;
   readonly log: Logger;
 }
 
@@ -80,7 +82,14 @@ export interface FileServiceOptions {
   readonly chunkBytes?: number;
   readonly windowChunks?: number;
   readonly gcGraceMs?: number;
+  /** Uploads pause while the log holds more applied bytes than this without a snapshot. */
+  readonly backlogBytesMax?: number;
+  /** How long an upload waits for that backlog to shrink before failing. */
+  readonly backlogWaitMsMax?: number;
 }
+
+const backlogBytesMaxDefault = 96 * 1024 * 1024;
+const backlogWaitMsMaxDefault = 60_000;
 
 export class FileService {
   private repairing = false;
@@ -89,6 +98,8 @@ export class FileService {
   readonly chunkBytes: number;
   private readonly windowChunks: number;
   readonly gcGraceMs: number;
+  private readonly backlogBytesMax: number;
+  private readonly backlogWaitMsMax: number;
   /** Counters for tests and metrics. */
   readonly stats = { fetched: 0, corruptFound: 0, collected: 0 };
 
@@ -99,6 +110,26 @@ export class FileService {
     this.chunkBytes = options.chunkBytes ?? chunkBytesDefault;
     this.windowChunks = options.windowChunks ?? windowChunksDefault;
     this.gcGraceMs = options.gcGraceMs ?? gcGraceMsDefault;
+    this.backlogBytesMax = options.backlogBytesMax ?? backlogBytesMaxDefault;
+    this.backlogWaitMsMax = options.backlogWaitMsMax ?? backlogWaitMsMaxDefault;
+  }
+
+  /**
+   * Waits while the log holds too much that no snapshot covers (snapshots
+   * slower than the upload); fails the upload if that lasts too long.
+   */
+  private async throttle(): Promise<void> {
+    const deadline = Date.now() + this.backlogWaitMsMax;
+    while (this.host.backlogBytes() > this.backlogBytesMax) {
+      if (Date.now() > deadline) {
+        throw new FileError(
+          503,
+          `the log holds ${this.host.backlogBytes()} bytes no snapshot covers yet and did not ` +
+            `shrink for ${this.backlogWaitMsMax} ms (slow disk?); nothing was stored, retry later`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   private get blobs(): BlobStore {
@@ -146,6 +177,7 @@ export class FileService {
       }
     };
     const flush = async (): Promise<void> => {
+      await this.throttle();
       const bytes = buffer.subarray(0, filled);
       const hash = sha256Hex(bytes);
       chunks.push({ hash, size: filled });

@@ -181,6 +181,8 @@ export class RaftDriver<Result> {
   /** Payload bytes applied since start, and as of the latest snapshot (taken or installed). */
   private appliedBytes = 0;
   private snapshotAppliedBytes = 0;
+  /** appliedBytes as of the latest snapshot saved (or installed): the log before it can go. */
+  private savedAppliedBytes = 0;
   private appliedMembership: Membership;
   private snapshotIndex: number;
   private snapshotting = false;
@@ -623,6 +625,7 @@ export class RaftDriver<Result> {
     this.applied = meta.index;
     this.snapshotIndex = meta.index;
     this.snapshotAppliedBytes = this.appliedBytes;
+    this.savedAppliedBytes = this.appliedBytes;
     // The core replaced its whole log with the snapshot.
     this.compactedTo = meta.index;
     this.retainFloor = meta.index;
@@ -718,6 +721,16 @@ export class RaftDriver<Result> {
     return { meta, data: this.machine.snapshot() };
   }
 
+  /**
+   * Payload bytes applied since the latest saved snapshot: what the log
+   * holds in memory that no snapshot covers yet. Bulk writers (file
+   * uploads) wait while it is large, so memory stays bounded when
+   * snapshots are slower than the writes.
+   */
+  get unsnapshottedBytes(): number {
+    return this.appliedBytes - this.savedAppliedBytes;
+  }
+
   private maybeSnapshot(): void {
     const bytesMax = this.options.snapshotBytes ?? defaultSnapshotBytes;
     if (
@@ -732,11 +745,13 @@ export class RaftDriver<Result> {
     const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
     this.snapshotting = true;
     this.snapshotAppliedBytes = this.appliedBytes;
+    const bytesAtSnapshot = this.appliedBytes;
     const started = performanceNow();
     this.storage.saveSnapshot(meta, this.machine.snapshot()).then(
       (info) => {
         this.snapshotting = false;
         this.stats.snapshots++;
+        this.savedAppliedBytes = Math.max(this.savedAppliedBytes, bytesAtSnapshot);
         // A newer snapshot from the leader may have been installed meanwhile.
         if (index <= this.snapshotIndex || this.stopped) return;
         this.snapshotIndex = index;

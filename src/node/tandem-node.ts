@@ -68,6 +68,15 @@ import {
 } from './space-guard.js';
 
 const defaultPromoteLagEntries = 1000;
+/**
+ * The log holds entries in memory until a snapshot lets it compact them;
+ * file chunks (1 MiB entries) make bytes, not entry counts, the bound that
+ * matters: a snapshot every 32 MiB applied, and at most 32 MiB kept before
+ * it for followers catching up (one further behind gets a snapshot and
+ * fetches the chunks it lacks).
+ */
+const defaultSnapshotBytes = 32 * 1024 * 1024;
+const defaultRetainBytesMax = 32 * 1024 * 1024;
 const degradationCheckMs = 1_000;
 /** How long the leader waits for a follower's health answer. */
 const healthAskMs = 1_000;
@@ -116,11 +125,12 @@ export interface TandemNodeConfig {
   readonly httpAddress?: string;
   /** File store tuning (chunk size, upload window, garbage grace period). */
   readonly files?: FileServiceOptions & { readonly gcIntervalMs?: number };
-  /** Take a snapshot once this many bytes were applied since the last one (default 64 MiB). */
+  /** Take a snapshot once this many bytes were applied since the last one (default 32 MiB). */
   readonly snapshotBytes?: number;
   /** Log retention after a snapshot (see RaftDriverOptions); tests shrink them. */
   readonly catchUpEntries?: number;
   readonly retainEntriesMax?: number;
+  readonly retainBytesMax?: number;
 }
 
 export const tandemNodeDefaults = {
@@ -241,6 +251,7 @@ export class TandemNode {
         propose: (data) => this.proposeEntry(data),
         barrier: () => this.barrier(),
         peerHttp: () => this.peerHttp(),
+        backlogBytes: () => this.driverRef?.unsnapshottedBytes ?? 0,
         log,
       },
       config.files,
@@ -311,11 +322,12 @@ export class TandemNode {
             readMode: config.readMode,
           },
           snapshotEntries: config.snapshotEntries,
-          ...(config.snapshotBytes === undefined ? {} : { snapshotBytes: config.snapshotBytes }),
+          snapshotBytes: config.snapshotBytes ?? defaultSnapshotBytes,
           ...(config.catchUpEntries === undefined ? {} : { catchUpEntries: config.catchUpEntries }),
           ...(config.retainEntriesMax === undefined
             ? {}
             : { retainEntriesMax: config.retainEntriesMax }),
+          retainBytesMax: config.retainBytesMax ?? defaultRetainBytesMax,
           slowPersistMs: 500,
           pendingProposalsMax: 100_000,
           ...(config.pendingBytesMax === undefined
