@@ -19,6 +19,9 @@ import { endpointsOrExit } from './admin-client.js';
 
 /** A transfer idle for this long is abandoned (a limit on everything). */
 const idleTimeoutMs = 60_000;
+/** Uploads refused for a retryable reason (503: an election, a busy disk) are sent again. */
+const putAttemptsMax = 5;
+const putRetryDelayMs = 1_000;
 const listPageFiles = 1000;
 /** Most files `ls` prints (pages of listPageFiles). */
 const listFilesMax = 10_000_000;
@@ -209,24 +212,35 @@ async function put(local: string, remote: string, o: PutOptions): Promise<number
     'x-checksum-sha256': sha256,
   };
   if (o.ifMatch !== undefined) headers['if-match'] = `"${o.ifMatch.replace(/"/g, '')}"`;
-  const answer = await firstAnswer(
-    endpoints,
-    (endpoint) =>
-      send(endpoint, 'PUT', filePath(remote), headers, (out) =>
-        pipeline(
-          createReadStream(local, { highWaterMark: 1024 * 1024 }),
-          new Progress(`put ${remote}`, size),
-          out,
+  for (let attempt = 1; ; attempt++) {
+    const answer = await firstAnswer(
+      endpoints,
+      (endpoint) =>
+        send(endpoint, 'PUT', filePath(remote), headers, (out) =>
+          pipeline(
+            createReadStream(local, { highWaterMark: 1024 * 1024 }),
+            new Progress(`put ${remote}`, size),
+            out,
+          ),
         ),
-      ),
-    'put',
-  );
-  if (answer === null) return 1;
-  const text = await readAll(answer.response);
-  if (answer.response.statusCode !== 201) {
-    process.stderr.write(`tandem put: ${answer.response.statusCode}: ${errorOf(text)}\n`);
+      'put',
+    );
+    if (answer === null) return 1;
+    const text = await readAll(answer.response);
+    const status = answer.response.statusCode ?? 0;
+    if (status === 201) return printPut(text, sha256);
+    // 503 and 502 mean nothing was stored (the server says so): the whole file goes again.
+    if ((status === 503 || status === 502) && attempt < putAttemptsMax) {
+      process.stderr.write(`tandem put: ${status}: ${errorOf(text)}; sending it again\n`);
+      await new Promise((resolve) => setTimeout(resolve, putRetryDelayMs * attempt));
+      continue;
+    }
+    process.stderr.write(`tandem put: ${status}: ${errorOf(text)}\n`);
     return 1;
   }
+}
+
+function printPut(text: string, sha256: string): number {
   const result = JSON.parse(text) as { path: string; size: number; etag: string };
   process.stdout.write(
     `${result.path}: ${result.size} bytes, sha256 ${sha256}, etag ${result.etag}\n`,
