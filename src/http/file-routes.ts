@@ -76,7 +76,7 @@ export async function fileRoutes(app: FastifyInstance, options: FileRoutesOption
 
   app.put('/v1/files/*', async (request, reply) => {
     const path = pathOf(request);
-    if (!node.isLeader) return forward(request, reply, node);
+    if (!node.isLeader) return await forward(request, reply, node);
     const declared = contentLength(request);
     if (declared !== null && declared > bytesMax) {
       throw new FileError(413, `the upload is ${declared} bytes; the limit is ${bytesMax}`);
@@ -103,7 +103,7 @@ export async function fileRoutes(app: FastifyInstance, options: FileRoutesOption
 
   app.delete('/v1/files/*', async (request, reply) => {
     const path = pathOf(request);
-    if (!node.isLeader) return forward(request, reply, node);
+    if (!node.isLeader) return await forward(request, reply, node);
     const precondition = writePrecondition(request);
     await node.files.remove(path, precondition, Date.now());
     return reply.code(204).send();
@@ -310,15 +310,28 @@ export function parseRange(
   return [start, end];
 }
 
+/** How long a follower waits to learn the leader's admin address (an election, a registration). */
+const leaderWaitMs = 5_000;
+
 /** Proxies a write to the leader's admin server, body and answer streamed through. */
-function forward(request: FastifyRequest, reply: FastifyReply, node: FilesNode): void {
+async function forward(request: FastifyRequest, reply: FastifyReply, node: FilesNode) {
   if (request.headers[forwardedHeader] !== undefined) {
     throw new FileError(503, 'the node this was forwarded to is not the leader either; retry');
   }
-  const leader = node.leaderHttp();
+  // Right after an election (or a start) the leader's address may not be registered yet.
+  const deadline = Date.now() + leaderWaitMs;
+  let leader = node.leaderHttp();
+  while (leader === null && !node.isLeader && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    leader = node.leaderHttp();
+  }
+  if (node.isLeader) throw new FileError(503, 'this node became the leader meanwhile; retry');
   const address = leader === null ? null : parseHostPort(leader);
   if (address === null) {
-    throw new FileError(503, 'no leader is known (an election is in progress?); retry shortly');
+    throw new FileError(
+      503,
+      `no leader's address is known after ${leaderWaitMs} ms (an election in progress?); retry shortly`,
+    );
   }
   reply.hijack();
   const headers = { ...request.headers, [forwardedHeader]: '1' };
