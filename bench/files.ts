@@ -11,6 +11,11 @@
  * 3. Uploads MB MiB through the leader (streamed, with its sha256), then
  *    downloads it from a follower (streamed, hashed, discarded); prints
  *    MB/s of each and the peak RSS of every node during each.
+ * 4. Uploads MB MiB again through a follower and kill -9s the leader half
+ *    way; restarts it, then checks that every node has the file complete
+ *    (right sha256) or not at all.
+ * 5. kill -9s the leader and downloads the first file from each remaining
+ *    node, checking its sha256.
  */
 
 import { createHash } from 'node:crypto';
@@ -40,8 +45,9 @@ const o = new Command('bench:files')
   .option('--raw-mb <n>', 'MiB written to measure the raw sync-write bandwidth', int(1), 256)
   .option('--dir <path>', 'where the nodes keep their data (default: a temp folder)')
   .option('--keep', 'keep the data and the node logs afterwards')
+  .option('--no-kill', 'skip the kill -9 phases (4 and 5)')
   .parse()
-  .opts<{ mb: number; rawMb: number; dir?: string; keep?: boolean }>();
+  .opts<{ mb: number; rawMb: number; dir?: string; keep?: boolean; kill: boolean }>();
 
 const root = await mkdtemp(join(o.dir ?? tmpdir(), 'tandem-bench-files-'));
 
@@ -111,7 +117,13 @@ async function measure<T>(pids: ReadonlyMap<string, number>, work: () => Promise
   return { result, seconds, peakRssMb: await s.stop(), cpuSeconds: cpu };
 }
 
-function upload(node: BenchNode, path: string, total: number, sha256: string): Promise<string> {
+function upload(
+  node: BenchNode,
+  path: string,
+  total: number,
+  sha256: string,
+  onSent: (bytes: number) => void = () => undefined,
+): Promise<string> {
   const url = new URL(`${node.http}/v1/files/${path}`);
   return new Promise((resolve, reject) => {
     const out = request(
@@ -135,8 +147,46 @@ function upload(node: BenchNode, path: string, total: number, sha256: string): P
       },
     );
     out.on('error', reject);
-    Readable.from(blocks(total)).pipe(out);
+    let sent = 0;
+    const source = Readable.from(blocks(total));
+    source.on('data', (b: Buffer) => {
+      sent += b.length;
+      onSent(sent);
+    });
+    source.pipe(out);
   });
+}
+
+async function waitLeader(among: readonly BenchNode[], timeoutMs: number): Promise<BenchNode> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    for (const n of among) if ((await cluster.status(n))?.role === 'leader') return n;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no leader among ${among.map((n) => n.id).join(', ')} within ${timeoutMs} ms`);
+}
+
+async function kill9(node: BenchNode): Promise<void> {
+  const child = node.child;
+  if (child === null || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/** The file's sha256 on `node` after a read barrier, or null if it is absent there. */
+async function shaOn(node: BenchNode, path: string): Promise<string | null> {
+  const response = await fetch(`${node.http}/v1/files/${path}?linearizable=1`);
+  if (response.status === 404) {
+    await response.body?.cancel();
+    return null;
+  }
+  if (response.status !== 200 || response.body === null) {
+    throw new Error(`${node.id} answered ${response.status}: ${await response.text()}`);
+  }
+  const hash = createHash('sha256');
+  for await (const chunk of response.body) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 async function download(node: BenchNode, path: string): Promise<{ bytes: number; sha: string }> {
@@ -194,7 +244,51 @@ try {
       `${downMBps.toFixed(1)} MB/s, sha256 verified; peak RSS MiB ${JSON.stringify(down.peakRssMb)}; ` +
       `CPU s ${JSON.stringify(down.cpuSeconds)}`,
   );
+  const kills: Record<string, unknown> = {};
+  if (o.kill) {
+    // 4. kill -9 of the leader half way through an upload sent to a follower.
+    const midLeader = await waitLeader(cluster.nodes, 20_000);
+    const via = cluster.nodes.find((n) => n !== midLeader) as BenchNode;
+    let killing: Promise<void> | null = null;
+    const answer = await upload(via, 'bench/mid.bin', total, sha256, (sent) => {
+      if (killing === null && sent >= total / 2) killing = kill9(midLeader);
+    }).then(
+      (text) => `completed: ${text}`,
+      (failure: unknown) => `failed: ${(failure as Error).message}`,
+    );
+    await killing;
+    const rest = cluster.nodes.filter((n) => n !== midLeader);
+    await waitLeader(rest, 30_000);
+    cluster.spawn(midLeader);
+    await cluster.settle();
+    const outcome: Record<string, string> = {};
+    for (const n of cluster.nodes) {
+      const got = await shaOn(n, 'bench/mid.bin');
+      if (got !== null && got !== sha256) throw new Error(`${n.id} serves a half-written file`);
+      outcome[n.id] = got === null ? 'absent' : 'complete';
+    }
+    console.log(
+      `kill -9 of the leader (${midLeader.id}) half way through a ${o.mb} MiB upload via ` +
+        `${via.id}: the upload ${answer.slice(0, 160)}; after restarting it, the file is ` +
+        `${JSON.stringify(outcome)}`,
+    );
+    kills.midUpload = { answer: answer.slice(0, 200), outcome };
+    // 5. kill -9 of the leader after the upload: the others serve the file.
+    const lastLeader = await waitLeader(cluster.nodes, 20_000);
+    await kill9(lastLeader);
+    const remaining = cluster.nodes.filter((n) => n !== lastLeader);
+    await waitLeader(remaining, 30_000);
+    const after: Record<string, string> = {};
+    for (const n of remaining) {
+      after[n.id] = (await shaOn(n, 'bench/file.bin')) === sha256 ? 'right sha256' : 'WRONG';
+    }
+    console.log(
+      `kill -9 of the leader (${lastLeader.id}) after the upload: ${JSON.stringify(after)}`,
+    );
+    kills.afterUpload = after;
+  }
   const result = {
+    ...kills,
     bench: 'files',
     mb: o.mb,
     rawSyncWriteMBps: Math.round(rawMBps * 10) / 10,
