@@ -35,6 +35,8 @@ const windowChunksDefault = 16;
 const fetchTimeoutMs = 30_000;
 export const gcGraceMsDefault = 60 * 60 * 1000;
 export const gcIntervalMsDefault = 5 * 60 * 1000;
+/** Most chunks one garbage collection run looks at (the next run continues). */
+const gcBatchMax = 100_000;
 
 /** An expected condition of the file API; `status` is the HTTP status to answer. */
 export class FileError extends Error {
@@ -171,7 +173,12 @@ export class FileService {
     let filled = 0;
     let failed: FileError | null = null;
     const settle = async (): Promise<void> => {
-      const reply = await window.shift();
+      let reply: Reply | undefined;
+      try {
+        reply = await window.shift();
+      } catch (failure) {
+        reply = { kind: 'error', message: (failure as Error).message };
+      }
       if (reply !== undefined && reply.kind === 'error' && failed === null) {
         failed = new FileError(503, `the upload failed and left no file: ${reply.message}`);
       }
@@ -372,15 +379,21 @@ export class FileService {
     if (this.collecting) return 0;
     this.collecting = true;
     try {
-      const referenced = this.host.table().referenced();
       const blobs = this.blobs;
-      let removed = 0;
+      const candidates: string[] = [];
       for await (const b of blobs.list()) {
         if (b.mtimeMs > nowMs - this.gcGraceMs) continue;
-        if (b.hash !== '' && referenced.has(b.hash)) continue;
-        // A file applied since the listing started refers to it: keep it.
-        if (b.hash !== '' && this.host.table().referenced().has(b.hash)) continue;
-        await blobs.unlinkPath(b.path);
+        if (b.hash === '')
+          await blobs.unlinkPath(b.path); // a temp file left by a crash
+        else candidates.push(b.hash);
+        if (candidates.length >= gcBatchMax) break;
+      }
+      // Taken after the listing: a file applied meanwhile keeps its chunks.
+      const referenced = this.host.table().referenced();
+      let removed = 0;
+      for (const hash of candidates) {
+        if (referenced.has(hash)) continue;
+        await blobs.remove(hash);
         removed++;
       }
       this.stats.collected += removed;
@@ -392,6 +405,9 @@ export class FileService {
   }
 }
 
+/** How proposeEntry starts an error when the entry may or may not have been applied. */
+export const unknownOutcome = 'ERR the write may or may not have been applied: ';
+
 /** The etag of an applied file entry's reply, or the FileError it stands for. */
 function answer(reply: Reply): string {
   if (reply.kind === 'simple') return reply.value;
@@ -402,6 +418,13 @@ function answer(reply: Reply): string {
     }
     if (message.startsWith('notFound ')) throw new FileError(404, message.slice(9));
     if (message.startsWith('NOSPACE')) throw new FileError(507, message);
+    if (message.startsWith(unknownOutcome)) {
+      throw new FileError(
+        503,
+        `the outcome is unknown (${message.slice(unknownOutcome.length)}): check the file ` +
+          'with GET or HEAD before sending it again',
+      );
+    }
     throw new FileError(503, `the request failed and changed nothing: ${message}`);
   }
   throw new FileError(500, `internal: unexpected reply ${reply.kind}`);

@@ -29,7 +29,12 @@ import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { type BackupMeta, writeBackup } from './backup.js';
 import type { DegradationLimits, HealthState } from './degradation.js';
-import { FileService, type FileServiceOptions, gcIntervalMsDefault } from './file-service.js';
+import {
+  FileService,
+  type FileServiceOptions,
+  gcIntervalMsDefault,
+  unknownOutcome,
+} from './file-service.js';
 import {
   decodeForwardRequest,
   decodeReplyBinary,
@@ -516,6 +521,10 @@ export class TandemNode {
       return result.reply;
     } catch (failure) {
       if (!(failure instanceof RaftRefusedError)) throw failure;
+      // Shut down while waiting, or the log replaced by a snapshot: applied or not, unknown.
+      const kind = failure.refusal.kind;
+      if (kind === 'shutdown' || kind === 'lost')
+        return error(`${unknownOutcome}${failure.message}`);
       return error(`TRYAGAIN ${failure.message}`);
     }
   }
