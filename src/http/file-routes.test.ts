@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -179,6 +180,31 @@ describe('file API on a 3-node cluster', () => {
     const big = await put(`${urls[l]}/v1/files/big`, Buffer.alloc(4 * 1024 * 1024 + 1));
     expect(big.status).toBe(413);
     expect((await fetch(`${urls[l]}/v1/files/big?linearizable=1`)).status).toBe(404);
+  });
+
+  it('leaves nothing visible when the client goes away half way (via a follower)', async () => {
+    const f = followerIndex();
+    const url = new URL(`${urls[f]}/v1/files/aborted.bin`);
+    const body = content(400_000, 9);
+    await new Promise<void>((done) => {
+      const out = request({
+        host: url.hostname,
+        port: url.port,
+        method: 'PUT',
+        path: url.pathname,
+        headers: { 'content-length': String(body.length * 2) },
+      });
+      out.on('error', () => done());
+      out.write(body, () => setTimeout(() => out.destroy(), 100));
+      out.on('close', () => done());
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    for (const u of urls) {
+      expect((await fetch(`${u}/v1/files/aborted.bin?linearizable=1`)).status).toBe(404);
+    }
+    // The cluster takes the next upload at once (nothing is stuck waiting for the rest).
+    const l = leaderIndex();
+    expect((await put(`${urls[l]}/v1/files/next.bin`, Buffer.from('ok'))).status).toBe(201);
   });
 
   it('lists by prefix in pages', async () => {

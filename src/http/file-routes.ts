@@ -45,6 +45,8 @@ export interface FileRoutesOptions {
 }
 
 const contentTypeBytesMax = 256;
+/** An upload (or a forwarded one) that sends nothing for this long is abandoned. */
+const uploadIdleMs = 60_000;
 const forwardedHeader = 'x-tandem-forwarded';
 const prefix = '/v1/files/';
 
@@ -75,6 +77,9 @@ export async function fileRoutes(app: FastifyInstance, options: FileRoutesOption
   });
 
   app.put('/v1/files/*', async (request, reply) => {
+    request.raw.setTimeout(uploadIdleMs, () =>
+      request.raw.destroy(new Error(`the upload sent nothing for ${uploadIdleMs} ms`)),
+    );
     const path = pathOf(request);
     if (!node.isLeader) return await forward(request, reply, node);
     const declared = contentLength(request);
@@ -360,6 +365,13 @@ async function forward(request: FastifyRequest, reply: FastifyReply, node: Files
         error: `forwarding to the leader at ${leader} failed (${failure.message}); retry`,
       }),
     );
+  });
+  out.setTimeout(uploadIdleMs, () =>
+    out.destroy(new Error(`the leader answered nothing for ${uploadIdleMs} ms`)),
+  );
+  // A client gone half way: the leader must see the upload end badly, not wait for the rest.
+  request.raw.on('close', () => {
+    if (!request.raw.complete) out.destroy(new Error('the client went away'));
   });
   const body = request.body as Readable | undefined;
   if (body === undefined) out.end();
