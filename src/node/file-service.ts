@@ -35,6 +35,9 @@ const windowChunksDefault = 16;
 const fetchTimeoutMs = 30_000;
 export const gcGraceMsDefault = 60 * 60 * 1000;
 export const gcIntervalMsDefault = 5 * 60 * 1000;
+/** Repair rounds before giving up until the next trigger, and the pause between them. */
+const repairRoundsMax = 30;
+const repairRetryMs = 1_000;
 /** Most chunks one garbage collection run looks at (the next run continues). */
 const gcBatchMax = 100_000;
 
@@ -96,6 +99,7 @@ const backlogWaitMsMaxDefault = 60_000;
 export class FileService {
   private repairing = false;
   private repairAgain = false;
+  private stopped = false;
   private collecting = false;
   readonly chunkBytes: number;
   private readonly windowChunks: number;
@@ -349,26 +353,41 @@ export class FileService {
     }
     this.repairing = true;
     try {
-      do {
+      for (let round = 0; round < repairRoundsMax && !this.stopped; round++) {
         this.repairAgain = false;
+        const missing = [...this.host.table().referenced()].filter((h) => !this.blobs.has(h));
         let fetched = 0;
-        for (const hash of this.host.table().referenced()) {
-          if (this.blobs.has(hash)) continue;
+        let failed = 0;
+        for (const hash of missing) {
+          if (this.stopped) return;
           try {
             await this.fetch(hash);
             fetched++;
           } catch (failure) {
-            this.host.log.warn({ err: failure }, 'could not fetch a missing chunk; will retry');
-            this.repairAgain = true;
-            await new Promise((resolve) => setTimeout(resolve, 1_000));
-            break;
+            failed++;
+            if (failed === 1)
+              this.host.log.warn({ err: failure }, 'could not fetch a missing chunk');
           }
         }
         if (fetched > 0) this.host.log.info({ fetched }, 'fetched missing chunks from peers');
-      } while (this.repairAgain);
+        if (failed === 0 && !this.repairAgain) return;
+        await new Promise((resolve) => setTimeout(resolve, repairRetryMs));
+      }
+      if (!this.stopped) {
+        this.host.log.error(
+          { rounds: repairRoundsMax },
+          'chunks are still missing here and no peer gave them; reads of those files fetch ' +
+            'again, and the next repair runs with the next garbage collection',
+        );
+      }
     } finally {
       this.repairing = false;
     }
+  }
+
+  /** Stops background work (repair) at its next step. */
+  stop(): void {
+    this.stopped = true;
   }
 
   /**

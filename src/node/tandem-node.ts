@@ -370,7 +370,10 @@ export class TandemNode {
       config.files?.gcIntervalMs ?? gcIntervalMsDefault,
     );
     // Chunks a snapshot or a crash left missing here are fetched once peers are known.
-    setTimeout(() => started.repairFiles(), 2 * config.tickMs * config.electionTimeoutTicks);
+    setTimeout(
+      () => started.repairFiles(),
+      2 * config.tickMs * config.electionTimeoutTicks,
+    ).unref();
     const registerMs = config.tickMs * config.electionTimeoutTicks;
     started.registerTimer = setInterval(() => {
       started.registerCycle().catch((failure: unknown) => {
@@ -481,6 +484,8 @@ export class TandemNode {
 
   private collectGarbage(): void {
     if (this.stopping) return;
+    // Also retries chunks a snapshot or a crash left missing and no peer had then.
+    this.repairFiles();
     this.files.collectGarbage(Date.now()).catch((failure: unknown) => {
       this.log.warn({ err: failure }, 'garbage collection of chunks failed; will retry');
     });
@@ -543,6 +548,7 @@ export class TandemNode {
     if (this.degradationTimer !== null) clearInterval(this.degradationTimer);
     if (this.spaceTimer !== null) clearInterval(this.spaceTimer);
     if (this.gcTimer !== null) clearInterval(this.gcTimer);
+    this.files.stop();
     this.health.stop();
     const handoverMs = 2 * this.config.electionTimeoutTicks * this.config.tickMs;
     await this.driverRef?.stop(handoverMs);
