@@ -241,6 +241,18 @@ describe('file API on a 3-node cluster', () => {
     expect(nodes[f]?.files.stats.fetched).toBe(before + 1);
   });
 
+  it('answers a clear 503 when no node has a good copy of a chunk', async () => {
+    const l = leaderIndex();
+    const body = content(100_000, 8);
+    expect((await put(`${urls[l]}/v1/files/lost.bin`, body)).status).toBe(201);
+    await waitApplied('lost.bin', sha(body));
+    const hash = nodes[l]?.files.tableFile('lost.bin')?.chunks[0]?.hash ?? '';
+    for (const node of nodes) writeFileSync(node.files.blobPath(hash), Buffer.from('rot'));
+    const got = await fetch(`${urls[l]}/v1/files/lost.bin`);
+    expect(got.status).toBe(503);
+    expect(((await got.json()) as { error: string }).error).toContain('no peer gave a good copy');
+  });
+
   it('collects chunks no file refers to once past the grace period', async () => {
     const l = leaderIndex();
     const body = content(150_000, 6);

@@ -259,11 +259,19 @@ export class FileService {
   /**
    * Makes sure every chunk of `record` in [start, end) is stored here,
    * fetching missing ones from peers; throws FileError(503) if one cannot
-   * be had. Call before sending headers so a failure is a clear status.
+   * be had. Call before sending headers so a failure is a clear status. A
+   * chunk found corrupt later, while streaming, is replaced from a peer too;
+   * if no peer has a good copy the response is cut short (its length then
+   * does not match Content-Length, which clients report as an error).
    */
   async prepareRead(record: FileRecord, start: number, end: number): Promise<void> {
+    let first = true;
     for (const c of chunksIn(record, start, end)) {
-      if (!this.blobs.has(c.ref.hash)) await this.fetch(c.ref.hash);
+      // The first chunk is also verified (a corrupt one replaced from a peer), so a file
+      // whose start no node can serve gets a status, not a broken body.
+      if (first) await this.chunk(c.ref.hash);
+      else if (!this.blobs.has(c.ref.hash)) await this.fetch(c.ref.hash);
+      first = false;
     }
   }
 
