@@ -129,6 +129,7 @@ export class AdminServer {
     this.registerRoutes();
     const files = options.files;
     if (files !== undefined) {
+      this.registerFileMetrics(files.node);
       this.app.register(fileRoutes, {
         node: files.node,
         ...(files.uploadBytesMax === undefined ? {} : { uploadBytesMax: files.uploadBytesMax }),
@@ -259,6 +260,46 @@ export class AdminServer {
       { schema: { querystring: forceSchema } },
       async (request, reply) =>
         answer(await node.removeMember(request.params.id, request.query.force === true), reply),
+    );
+  }
+
+  /** The file store's counters (issue 6), read when scraped. */
+  private registerFileMetrics(node: FilesNode): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'tandem_files',
+      help: 'Files visible on this node (manifests applied)',
+      registers,
+      collect() {
+        this.set(node.files.fileCount());
+      },
+    });
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    const stats = node.files.stats;
+    counter(
+      'tandem_file_chunks_fetched_total',
+      'Chunks this node fetched from a peer (missing after a snapshot, or corrupt here)',
+      () => stats.fetched,
+    );
+    counter(
+      'tandem_file_chunks_corrupt_total',
+      'Chunks found corrupt on this node when read (never served; replaced from a peer)',
+      () => stats.corruptFound,
+    );
+    counter(
+      'tandem_file_chunks_collected_total',
+      'Chunks no file referred to, deleted by garbage collection',
+      () => stats.collected,
     );
   }
 

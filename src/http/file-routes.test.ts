@@ -239,6 +239,9 @@ describe('file API on a 3-node cluster', () => {
     expect(sha(Buffer.from(await got.arrayBuffer()))).toBe(sha(body));
     expect(nodes[f]?.files.stats.corruptFound).toBeGreaterThan(0);
     expect(nodes[f]?.files.stats.fetched).toBe(before + 1);
+    const metrics = await (await fetch(`${urls[f]}/metrics`)).text();
+    expect(metrics).toMatch(/^tandem_file_chunks_corrupt_total [1-9]/m);
+    expect(metrics).toMatch(/^tandem_files [1-9]/m);
   });
 
   it('answers a clear 503 when no node has a good copy of a chunk', async () => {

@@ -299,6 +299,11 @@ export class FileService {
     }
   }
 
+  /** Files visible here. */
+  fileCount(): number {
+    return this.host.table().size;
+  }
+
   /** The file at `path` as applied here (no barrier). */
   tableFile(path: string): FileRecord | undefined {
     return this.host.table().get(path);
