@@ -1,7 +1,8 @@
 /**
  * The file store (issue 6) against real `tandem node` processes: the CLI's
  * put/get/ls/rm; kill -9 of the leader after an upload (every remaining
- * node serves the file with its sha256); kill -9 of the leader during an
+ * node serves the file with its sha256, and so does the killed one once
+ * restarted); kill -9 of the leader during an
  * upload (the file is then absent or complete on every remaining node,
  * never half-written).
  */
@@ -15,6 +16,7 @@ import {
   allReady,
   type Child,
   leaderAmong,
+  restart,
   rootDir,
   runCli,
   startCluster,
@@ -101,6 +103,14 @@ describe('files on a 3-node cluster of processes', () => {
       expect(got.code).toBe(0);
       expect(sha(await readFile(out))).toBe(sha(body));
     }
+    // The killed node comes back from its WAL, snapshot and blob store with the file intact.
+    const back = restart(leader);
+    await allReady([back]);
+    await waitFor(
+      `dir/big.bin on the restarted ${back.id}`,
+      async () => ((await servedSha(back, 'dir/big.bin')) === sha(body) ? true : undefined),
+      20_000,
+    );
     const rm = await runCli([
       'rm',
       'dir/big.bin',
