@@ -34,6 +34,12 @@ export interface NodeSettings {
   readonly degradedForMs: number;
   /** Fault injection (tests, drills): extra delay of every fsync (ms); 0 = none. */
   readonly faultFsyncDelayMs: number;
+  /**
+   * V8's old-generation growing factor, as a percentage over the live heap
+   * (`--heap-growing-percent`); 0 keeps V8's own heuristics, which let a heap
+   * of a million keys grow to about 2x its live size between major GCs.
+   */
+  readonly heapGrowthPercent: number;
   readonly logLevel: LogLevel;
 }
 
@@ -62,6 +68,7 @@ export const settingNames = [
   'degraded-fsync-ms',
   'degraded-for-ms',
   'fault-fsync-delay-ms',
+  'heap-growth-percent',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -77,6 +84,7 @@ const defaults: RawSettings = {
   'degraded-fsync-ms': '500',
   'degraded-for-ms': '10000',
   'fault-fsync-delay-ms': '0',
+  'heap-growth-percent': '15',
   'log-level': 'info',
 };
 
@@ -285,6 +293,12 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     60_000,
   );
+  const heapGrowthPercent = parseInteger(
+    '--heap-growth-percent',
+    required(raw, 'heap-growth-percent'),
+    0,
+    400,
+  );
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -318,6 +332,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     degradedFsyncMs,
     degradedForMs,
     faultFsyncDelayMs,
+    heapGrowthPercent,
     logLevel: logLevel as LogLevel,
   };
 }
