@@ -170,6 +170,8 @@ export class RaftDriver<Result> {
   /** Read states confirmed, waiting for `applied` to reach their index. */
   private readonly readsConfirmed: { index: number; reads: PendingRead[] }[] = [];
   private readSeq = 0;
+  /** The tick the newest read index round started in. */
+  private lastReadRoundTick = -1;
   private applied: number;
   private appliedMembership: Membership;
   private snapshotIndex: number;
@@ -202,6 +204,8 @@ export class RaftDriver<Result> {
     snapshots: 0,
     /** Snapshots this node started streaming to followers. */
     snapshotsSent: 0,
+    /** Read index rounds started (each serves every read queued before it). */
+    readRounds: 0,
   };
 
   private constructor(
@@ -511,8 +515,19 @@ export class RaftDriver<Result> {
     if (this.core.hasReady()) this.scheduleReady();
   }
 
+  /**
+   * Starts a read index round for the reads queued since the last one. One
+   * round is in flight at a time (etcd's linearizable read loop): reads that
+   * arrive meanwhile share the next round, so under load a round of
+   * heartbeats serves thousands of reads instead of a round per event-loop
+   * turn. A round unanswered for a tick (its message lost) no longer holds
+   * the next one back.
+   */
   private sendReadIndex(): void {
     if (this.readsToSend.length === 0) return;
+    if (this.readsSent.size > 0 && this.ticksDone === this.lastReadRoundTick) return;
+    this.lastReadRoundTick = this.ticksDone;
+    this.stats.readRounds++;
     const context = `${this.options.id}:${++this.readSeq}`;
     const result = this.core.readIndex(context);
     const reads = this.readsToSend;
@@ -532,6 +547,8 @@ export class RaftDriver<Result> {
       if (sent === undefined) continue;
       this.readsSent.delete(rs.context);
       this.readsConfirmed.push({ index: rs.index, reads: sent.reads });
+      // The reads held back while this round was in flight go out next.
+      if (this.readsToSend.length > 0) this.scheduleReady();
     }
     const startedMs = performanceNow();
     const persisted = this.storage.persist(rd);
