@@ -286,6 +286,11 @@ export class RaftDriver<Result> {
     return driver;
   }
 
+  /** WAL batches (one fdatasync each) and bytes written since this node started. */
+  get walCounters(): Readonly<{ batches: number; bytes: number }> {
+    return this.storage.walCounters;
+  }
+
   get id(): NodeId {
     return this.options.id;
   }

@@ -409,8 +409,12 @@ export class TandemNode {
     return this.transport.stats();
   }
 
-  driverStats(): RaftDriver<ApplyResult>['stats'] {
-    return this.driver.stats;
+  driverStats(): RaftDriver<ApplyResult>['stats'] & {
+    readonly walBatches: number;
+    readonly walBytes: number;
+  } {
+    const wal = this.driver.walCounters;
+    return { ...this.driver.stats, walBatches: wal.batches, walBytes: wal.bytes };
   }
 
   /** Manual failover: hands leadership to `to`, or to the most caught-up voter. */
