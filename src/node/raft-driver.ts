@@ -7,6 +7,10 @@
  *   wait for the persist → install snapshot → apply committed entries →
  *   serve reads → advance
  *
+ * except that committed entries already durable when the earlier Readys'
+ * persists are (all of them but those this Ready itself appends) apply as
+ * soon as those are, not after this Ready's own fsync.
+ *
  * Readys are pipelined: the next one is taken while earlier ones are being
  * persisted, and their durable halves run strictly in order. The event loop
  * never waits on the disk.
@@ -142,6 +146,21 @@ interface PendingProposal<Result> {
 interface PendingRead {
   readonly resolve: () => void;
   readonly reject: (error: Error) => void;
+}
+
+/**
+ * How many of `rd`'s committed entries (a prefix) are durable once every
+ * earlier Ready is: all of them, unless the Ready installs a snapshot
+ * (entries apply on top of it) or appends entries at or below one of them
+ * (a follower receiving entries and their commit together).
+ */
+export function committedBeforeNewEntries(rd: Ready): number {
+  if (rd.snapshot !== null) return 0;
+  const firstNew = rd.entries[0]?.index;
+  if (firstNew === undefined) return rd.committedEntries.length;
+  let n = 0;
+  while (n < rd.committedEntries.length && (rd.committedEntries[n] as Entry).index < firstNew) n++;
+  return n;
 }
 
 /** Beyond this many missed ticks every timer has fired; more change nothing. */
@@ -557,7 +576,16 @@ export class RaftDriver<Result> {
     }
     const startedMs = performanceNow();
     const persisted = this.storage.persist(rd);
+    const durableAlready = committedBeforeNewEntries(rd);
     this.durableChain = this.durableChain.then(async () => {
+      // Every earlier Ready is durable now. Committed entries that none of
+      // this Ready's appends touch are stored here and on a majority: apply
+      // them without waiting for this Ready's fsync (etcd applies only
+      // locally stable entries the same way with asynchronous storage writes).
+      if (durableAlready > 0 && !this.stopped && !this.fatal) {
+        for (let i = 0; i < durableAlready; i++) this.applyEntry(rd.committedEntries[i] as Entry);
+        this.serveReads();
+      }
       try {
         await persisted;
       } catch (error) {
