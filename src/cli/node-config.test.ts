@@ -31,6 +31,7 @@ describe('resolveSettings', () => {
     expect(settings.clusterId).toBe('tandem');
     expect(settings.degradedFsyncMs).toBe(500);
     expect(settings.degradedForMs).toBe(10_000);
+    expect(settings.heapGrowthPercent).toBe(15);
     expect(settings.faultFsyncDelayMs).toBe(0);
 
     const { data: _flagData, ...withoutData } = base;
@@ -76,6 +77,10 @@ describe('resolveSettings', () => {
     bad({ 'initial-cluster': 'n1' }, "bad item 'n1'");
     bad({ http: '127.0.0.1:7379' }, '--http and --resp both use 127.0.0.1:7379');
     bad({ 'log-level': 'loud' }, '--log-level must be one of');
+    bad(
+      { 'heap-growth-percent': '-5' },
+      "--heap-growth-percent must be an integer from 0 to 400, got '-5'",
+    );
     bad(
       { 'degraded-for-ms': '10' },
       "--degraded-for-ms must be an integer from 1000 to 3600000, got '10'",

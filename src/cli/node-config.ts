@@ -36,6 +36,12 @@ export interface NodeSettings {
   readonly faultFsyncDelayMs: number;
   /** Largest file upload accepted (bytes). */
   readonly fileBytesMax: number;
+  /**
+   * V8's old-generation growing factor, as a percentage over the live heap
+   * (`--heap-growing-percent`); 0 keeps V8's own heuristics, which let a heap
+   * of a million keys grow to about 2x its live size between major GCs.
+   */
+  readonly heapGrowthPercent: number;
   readonly logLevel: LogLevel;
 }
 
@@ -65,6 +71,7 @@ export const settingNames = [
   'degraded-for-ms',
   'fault-fsync-delay-ms',
   'file-bytes-max',
+  'heap-growth-percent',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -81,6 +88,7 @@ const defaults: RawSettings = {
   'degraded-for-ms': '10000',
   'fault-fsync-delay-ms': '0',
   'file-bytes-max': String(5 * 1024 * 1024 * 1024),
+  'heap-growth-percent': '15',
   'log-level': 'info',
 };
 
@@ -295,6 +303,12 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     64 * 1024 * 1024 * 1024,
   );
+  const heapGrowthPercent = parseInteger(
+    '--heap-growth-percent',
+    required(raw, 'heap-growth-percent'),
+    0,
+    400,
+  );
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -329,6 +343,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     degradedForMs,
     faultFsyncDelayMs,
     fileBytesMax,
+    heapGrowthPercent,
     logLevel: logLevel as LogLevel,
   };
 }

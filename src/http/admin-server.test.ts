@@ -59,6 +59,11 @@ describe('AdminServer', () => {
     expect(metrics.body).toMatch(/^tandem_term \d+$/m);
     expect(metrics.body).toContain('tandem_role{role="leader"} 1');
     expect(metrics.body).toContain('tandem_applied_total');
+    // The bootstrap entries went through the WAL: at least one group-committed sync.
+    expect(Number(/^tandem_wal_syncs_total (\d+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^tandem_wal_bytes_total (\d+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
+    expect(metrics.body).toMatch(/^tandem_persists_total \d+$/m);
+    expect(metrics.body).toMatch(/^tandem_read_rounds_total \d+$/m);
     expect(metrics.body).toContain('process_cpu_user_seconds_total');
   });
 

@@ -43,20 +43,32 @@ export interface AdminNode {
   addMember(record: MemberRecord): Promise<AdminAnswer>;
   promoteMember(id: string, force: boolean): Promise<AdminAnswer>;
   removeMember(id: string, force: boolean): Promise<AdminAnswer>;
-  peerStats(): Readonly<
-    Record<string, { readonly connected: boolean; readonly queueBytes: number }>
-  >;
+  peerStats(): Readonly<Record<string, PeerCounters>>;
   driverStats(): {
     readonly proposals: number;
     readonly applied: number;
+    readonly persists: number;
     readonly slowPersists: number;
     readonly snapshots: number;
+    readonly readRounds: number;
+    readonly walBatches: number;
+    readonly walBytes: number;
   };
   transferLeadership(to: NodeId): void;
   /** A backup as of a committed index (see src/node/backup.ts), or the error why not. */
   backup(): Promise<{ meta: BackupMeta; stream: AsyncIterable<Uint8Array> } | Reply>;
   /** Counters kept by the node itself. */
   readonly counters: { readonly degradedHandovers: number };
+}
+
+/** What the metrics read of one peer link. */
+export interface PeerCounters {
+  readonly connected: boolean;
+  readonly queueBytes: number;
+  readonly framesSent: number;
+  readonly framesReceived: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
 }
 
 export interface AdminServerOptions {
@@ -357,6 +369,22 @@ export class AdminServer {
       'slowPersists',
     );
     counter('tandem_snapshots_total', 'Snapshots taken', 'snapshots');
+    counter(
+      'tandem_persists_total',
+      'Raft Readys persisted (entries and hard state handed to the WAL)',
+      'persists',
+    );
+    counter(
+      'tandem_read_rounds_total',
+      'Read index rounds started (each serves every linearizable read queued before it)',
+      'readRounds',
+    );
+    counter(
+      'tandem_wal_syncs_total',
+      'WAL batches written, one fdatasync each (group commit: entries per sync = appends / this)',
+      'walBatches',
+    );
+    counter('tandem_wal_bytes_total', 'Bytes written to the WAL', 'walBytes');
     new Counter({
       name: 'tandem_degraded_handovers_total',
       help: 'Times this node, as a slow leader (fsync or event-loop delay), handed leadership over',
@@ -398,6 +426,30 @@ export class AdminServer {
       c ? 1 : 0,
     );
     peerGauge('tandem_peer_queue_bytes', 'Bytes queued for the peer', (_c, q) => q);
+    const peerCounter = (name: string, help: string, read: (s: PeerCounters) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['peer'],
+        registers,
+        collect() {
+          this.reset();
+          for (const [peer, s] of Object.entries(node.peerStats())) this.inc({ peer }, read(s));
+        },
+      });
+    };
+    peerCounter('tandem_peer_frames_sent_total', 'Frames sent to the peer', (s) => s.framesSent);
+    peerCounter(
+      'tandem_peer_frames_received_total',
+      'Frames received from the peer',
+      (s) => s.framesReceived,
+    );
+    peerCounter('tandem_peer_bytes_sent_total', 'Bytes sent to the peer', (s) => s.bytesSent);
+    peerCounter(
+      'tandem_peer_bytes_received_total',
+      'Bytes received from the peer',
+      (s) => s.bytesReceived,
+    );
   }
 }
 

@@ -200,7 +200,7 @@ export class Keyspace {
   private trackExpiry(db: number, key: string, expireAtMs: number): void {
     const v = this.volatile[db] as Set<string>;
     if (expireAtMs !== 0) v.add(key);
-    else v.delete(key);
+    else if (v.size !== 0) v.delete(key); // no second hash lookup per write without TTLs
   }
 
   flush(db: number): void {

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
+import type { Ready } from '../raft/ready.js';
 import type { Entry, LogIndex, NodeId } from '../raft/types.js';
 import { logIndex, nodeId, term } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import {
+  committedBeforeNewEntries,
   compactionTarget,
   type FollowerRetention,
   type PeerNetwork,
@@ -188,6 +190,24 @@ describe('RaftDriver', () => {
     expect(machines.get(follower.id)?.items).toEqual(['w']);
   });
 
+  it('serves reads arriving while a read index round is in flight with the next round', async () => {
+    for (const id of ids) await startNode(id);
+    const lead = await waitFor('a leader', leader);
+    await lead.propose(Buffer.from('w'));
+    const roundsBefore = lead.stats.readRounds;
+    const reads: Promise<void>[] = [];
+    const turns = 100;
+    for (let i = 0; i < turns; i++) {
+      reads.push(lead.readBarrier());
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await Promise.all(reads);
+    const rounds = lead.stats.readRounds - roundsBefore;
+    // A round trip takes a few turns here; a round per turn would be 100.
+    expect(rounds).toBeGreaterThan(0);
+    expect(rounds).toBeLessThan(turns / 2);
+  });
+
   it('keeps committed data across a restart of every node', async () => {
     for (const id of ids) await startNode(id);
     const lead = await waitFor('a leader', leader);
@@ -361,6 +381,37 @@ describe('RaftDriver log retention after snapshots', () => {
     );
     expect(lead.status().progress.get(follower)?.state).toBe('snapshot');
     expect(retainedBeforeSnapshot(lead)).toBe(30);
+  });
+});
+
+describe('committedBeforeNewEntries', () => {
+  const entry = (i: number): Entry => ({
+    kind: 'normal',
+    index: logIndex(i),
+    term: term(1),
+    data: new Uint8Array(0),
+  });
+  const ready = (entries: number[], committed: number[], snapshot = false): Ready => ({
+    softState: null,
+    hardState: null,
+    snapshot: snapshot
+      ? { index: logIndex(3), term: term(1), membership: { voters: [], learners: [] } }
+      : null,
+    entries: entries.map(entry),
+    mustSync: entries.length > 0,
+    messages: [],
+    messagesAfterPersist: [],
+    committedEntries: committed.map(entry),
+    readStates: [],
+  });
+
+  it('lets committed entries apply before this Ready persists unless it stores them itself', () => {
+    expect(committedBeforeNewEntries(ready([], [4, 5]))).toBe(2);
+    expect(committedBeforeNewEntries(ready([8, 9], [4, 5, 6]))).toBe(3);
+    // A follower receiving entries 5-6 and a commit index of 6 together.
+    expect(committedBeforeNewEntries(ready([5, 6], [4, 5, 6]))).toBe(1);
+    expect(committedBeforeNewEntries(ready([4], [4]))).toBe(0);
+    expect(committedBeforeNewEntries(ready([], [4], true))).toBe(0);
   });
 });
 

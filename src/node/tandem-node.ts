@@ -470,8 +470,12 @@ export class TandemNode {
     return this.transport.stats();
   }
 
-  driverStats(): RaftDriver<ApplyResult>['stats'] {
-    return this.driver.stats;
+  driverStats(): RaftDriver<ApplyResult>['stats'] & {
+    readonly walBatches: number;
+    readonly walBytes: number;
+  } {
+    const wal = this.driver.walCounters;
+    return { ...this.driver.stats, walBatches: wal.batches, walBytes: wal.bytes };
   }
 
   /** Fetches chunks the file table refers to that are not stored here, in the background. */

@@ -152,6 +152,11 @@ export class RaftStorage {
     }
   }
 
+  /** WAL batches (one fdatasync each) and bytes written since opening. */
+  get walCounters(): Readonly<Wal['counters']> {
+    return this.wal.counters;
+  }
+
   /** The data directory's random identity (see data-dir.ts). */
   get incarnation(): string {
     return this.dataDir.incarnation;

@@ -183,6 +183,9 @@ export class Wal {
     return this.failure;
   }
 
+  /** Group commit at work: batches written, each with one fdatasync, and their bytes. */
+  readonly counters = { batches: 0, bytes: 0 };
+
   /** The effective last index, counting appends not yet durable. */
   get lastIndex(): LogIndex {
     return this.lastIndexAccepted as LogIndex;
@@ -381,6 +384,8 @@ export class Wal {
     await this.file.write(this.fileBytes, data);
     this.fileBytes += data.length;
     await this.file.datasync();
+    this.counters.batches++;
+    this.counters.bytes += data.length;
     const current = this.segments[this.segments.length - 1] as Segment;
     current.maxEntryIndex = Math.max(current.maxEntryIndex, batch.maxEntryIndex);
   }

@@ -23,7 +23,14 @@ import { FrameType } from './frame.js';
 import { checkHello, checkIncarnation, HandshakeTimers } from './handshake.js';
 import type { LimitedLog } from './limited-log.js';
 import type { TransportLimits } from './limits.js';
-import { failPeerWork, formatAddress, newPeer, type Peer, type PeerAddress } from './peer.js';
+import {
+  failPeerWork,
+  formatAddress,
+  markRefused,
+  newPeer,
+  type Peer,
+  type PeerAddress,
+} from './peer.js';
 import { retireCounters } from './peer-stats.js';
 import {
   decodeHello,
@@ -230,7 +237,7 @@ export class PeerLinks {
     }
     const replaced = checkIncarnation(this.options, peer.id, welcome.incarnation);
     if (replaced !== null) {
-      peer.refused = true; // back off as after a refusal
+      markRefused(peer); // back off as after a refusal
       this.log.limited(`${peer.id}:incarnation`, 'error', `not connecting: ${replaced}`);
       conn.destroy();
       return;
@@ -240,7 +247,7 @@ export class PeerLinks {
   }
 
   private onRefused(peer: Peer, conn: Connection, refusal: Refusal): void {
-    peer.refused = true;
+    markRefused(peer);
     this.log.limited(
       `${peer.id}:refused`,
       'error',

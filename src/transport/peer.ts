@@ -41,6 +41,19 @@ export interface Peer {
   readonly incoming: Map<number, IncomingSnapshot>;
 }
 
+/**
+ * The peer refused us: from now on the backoff is the refused one, and it
+ * starts from its minimum. Failures counted while the peer was down (an
+ * address that did not answer yet) must not carry over, or the first retry
+ * after a refusal waits the full maximum: a node started with --join
+ * refuses the leader until it learns the members, then the leader waited
+ * up to 30 s to connect.
+ */
+export function markRefused(peer: Peer): void {
+  if (!peer.refused) peer.failures = 0;
+  peer.refused = true;
+}
+
 export function newPeer(id: NodeId): Peer {
   return {
     id,
