@@ -54,7 +54,7 @@ beforeAll(async () => {
     [...members.keys()].map((id, i) =>
       startTestNode(root, id, members, log, {
         httpAddress: `127.0.0.1:${ports[i]}`,
-        files: { chunkBytes, gcGraceMs: 200 },
+        files: { chunkBytes, gcGraceMs: 200, uploadsMax: 1 },
       }),
     ),
   );
@@ -205,6 +205,34 @@ describe('file API on a 3-node cluster', () => {
     // The cluster takes the next upload at once (nothing is stuck waiting for the rest).
     const l = leaderIndex();
     expect((await put(`${urls[l]}/v1/files/next.bin`, Buffer.from('ok'))).status).toBe(201);
+  });
+
+  it('refuses an upload beyond the concurrent-uploads limit with a 503', async () => {
+    const l = leaderIndex();
+    const url = new URL(`${urls[l]}/v1/files/held.bin`);
+    // One upload (the limit here) held open half-sent.
+    const held = request({
+      host: url.hostname,
+      port: url.port,
+      method: 'PUT',
+      path: url.pathname,
+      headers: { 'content-length': String(1_000_000) },
+    });
+    held.on('error', () => undefined);
+    held.write(content(100_000, 10));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const second = await put(`${urls[l]}/v1/files/second.bin`, Buffer.from('x'));
+    expect(second.status).toBe(503);
+    expect(((await second.json()) as { error: string }).error).toContain('uploads are in progress');
+    held.destroy();
+    await waitFor(
+      'the held upload to end',
+      async () =>
+        (await put(`${urls[l]}/v1/files/second.bin`, Buffer.from('x'))).status === 201
+          ? true
+          : undefined,
+      { timeoutMs: 5_000, intervalMs: 100 },
+    );
   });
 
   it('lists by prefix in pages', async () => {

@@ -91,7 +91,11 @@ export interface FileServiceOptions {
   readonly backlogBytesMax?: number;
   /** How long an upload waits for that backlog to shrink before failing. */
   readonly backlogWaitMsMax?: number;
+  /** Uploads this node (as leader) runs at once; more get a 503 (each holds up to a window of chunks). */
+  readonly uploadsMax?: number;
 }
+
+const uploadsMaxDefault = 8;
 
 const backlogBytesMaxDefault = 96 * 1024 * 1024;
 const backlogWaitMsMaxDefault = 60_000;
@@ -106,6 +110,8 @@ export class FileService {
   readonly gcGraceMs: number;
   private readonly backlogBytesMax: number;
   private readonly backlogWaitMsMax: number;
+  private readonly uploadsMax: number;
+  private uploads = 0;
   /** Counters for tests and metrics. */
   readonly stats = { fetched: 0, corruptFound: 0, collected: 0 };
 
@@ -118,6 +124,7 @@ export class FileService {
     this.gcGraceMs = options.gcGraceMs ?? gcGraceMsDefault;
     this.backlogBytesMax = options.backlogBytesMax ?? backlogBytesMaxDefault;
     this.backlogWaitMsMax = options.backlogWaitMsMax ?? backlogWaitMsMaxDefault;
+    this.uploadsMax = options.uploadsMax ?? uploadsMaxDefault;
   }
 
   /**
@@ -169,6 +176,21 @@ export class FileService {
    */
   async upload(path: string, body: AsyncIterable<Uint8Array>, o: UploadOptions) {
     if (!this.host.isLeader()) throw new FileError(503, 'this node is no longer the leader; retry');
+    if (this.uploads >= this.uploadsMax) {
+      throw new FileError(
+        503,
+        `${this.uploads} uploads are in progress, the most this node runs at once; retry shortly`,
+      );
+    }
+    this.uploads++;
+    try {
+      return await this.uploadNow(path, body, o);
+    } finally {
+      this.uploads--;
+    }
+  }
+
+  private async uploadNow(path: string, body: AsyncIterable<Uint8Array>, o: UploadOptions) {
     const whole = createHash('sha256');
     const chunks: ChunkRef[] = [];
     const window: Promise<Reply>[] = [];
