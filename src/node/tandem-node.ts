@@ -405,6 +405,15 @@ export class TandemNode {
     };
   }
 
+  /**
+   * The keyspace's digest and the index it is as of, read together without
+   * yielding, so two nodes at the same applied index must report the same
+   * digest. Costs a pass over the keyspace: for checks, not for hot paths.
+   */
+  digest(): { applied: number; digest: string } {
+    return { applied: this.driver.appliedIndex, digest: this.machine.kv.digest() };
+  }
+
   peerStats(): ReturnType<PeerTransport['stats']> {
     return this.transport.stats();
   }
