@@ -1,0 +1,310 @@
+/**
+ * One chaos run: start a cluster behind proxies, drive the workloads, inject
+ * faults on a seeded schedule for `durationS`, heal, wait for recovery
+ * (a leader, then every node at the same applied index with the same
+ * keyspace digest), take the final reads, check the history, and summarize.
+ * On failure (or with `keep`) the history, the fault timeline, a timeline
+ * picture and the node logs are saved in a results folder.
+ */
+
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Prng } from '../src/raft/prng.js';
+import { checkAll, type Verdict } from './checkers.js';
+import { ChaosCluster, type NodeRunner, repo } from './cluster.js';
+import { countByStatus, emptyHistory, type History } from './history.js';
+import { kindsFor, type NemesisGroup, startFault } from './nemesis.js';
+import { timelineHtml } from './timeline.js';
+import { bankAccounts, bankStart, type WorkloadName, Workloads } from './workloads.js';
+
+export interface RunOptions {
+  readonly durationS: number;
+  readonly nodes: number;
+  readonly nemeses: readonly NemesisGroup[];
+  readonly workloads: readonly WorkloadName[];
+  readonly seed: number;
+  readonly clients: number;
+  readonly runner: NodeRunner;
+  readonly tickMs: number;
+  /** Where results folders go (one per run). */
+  readonly resultsDir: string;
+  /** Save the results folder even when the run passed. */
+  readonly keep: boolean;
+  /** Bound on recovery after the faults stop. */
+  readonly recoveryMsMax: number;
+  /** Quiet time between faults, and how long each lasts (ms, ranges). */
+  readonly quietMs: readonly [number, number];
+  readonly faultMs: readonly [number, number];
+  /** Extra environment for every node (a planted bug, e.g.). */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly log?: (line: string) => void;
+}
+
+export interface FaultRecord {
+  readonly kind: string;
+  readonly detail: string;
+  readonly startMs: number;
+  readonly healMs: number;
+  /** From heal until every node agreed on a leader; null if not within the bound. */
+  readonly recoveryMs: number | null;
+}
+
+export interface Summary {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly durationS: number;
+  readonly operations: number;
+  readonly byWorkload: Record<string, number>;
+  readonly byStatus: Record<string, number>;
+  readonly indeterminate: number;
+  readonly faultsByKind: Record<string, number>;
+  readonly recovery: {
+    readonly perFaultMsMax: number | null;
+    readonly perFaultMsMedian: number | null;
+    readonly unrecoveredFaults: number;
+    /** Final: from the last heal to one leader and equal digests everywhere. */
+    readonly finalLeaderMs: number | null;
+    readonly finalConvergedMs: number | null;
+    readonly appliedIndex: number | null;
+  };
+  readonly verdicts: readonly Verdict[];
+  readonly violations: number;
+  readonly ok: boolean;
+  readonly resultsFolder: string | null;
+}
+
+const perFaultRecoveryMsMax = 20_000;
+const opTimeoutMs = 2_000;
+
+export async function runChaos(options: RunOptions): Promise<Summary> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const prng = new Prng(options.seed);
+  const root = await mkdtemp(join(tmpdir(), 'tandem-chaos-'));
+  const cluster = await ChaosCluster.plan({
+    size: options.nodes,
+    root,
+    runner: options.runner,
+    tickMs: options.tickMs,
+    ...(options.env === undefined ? {} : { env: options.env }),
+  });
+  const onExit = (): void => cluster.killAllSync();
+  process.once('exit', onExit);
+  const history = emptyHistory(bankAccounts, bankAccounts * bankStart);
+  const faults: FaultRecord[] = [];
+  const workloads = new Workloads(
+    cluster,
+    history,
+    {
+      clients: options.clients,
+      workloads: options.workloads,
+      opTimeoutMs,
+      registerKeyMs: 5_000,
+      registerKeys: 3,
+    },
+    prng.fork(),
+  );
+  let finalLeaderMs: number | null = null;
+  let finalConvergedMs: number | null = null;
+  let appliedIndex: number | null = null;
+  try {
+    log(
+      `chaos: seed ${options.seed}, ${options.nodes} nodes, ${options.durationS} s, nemeses ${options.nemeses.join(',') || 'none'}, workloads ${options.workloads.join(',')}; data and logs in ${root}`,
+    );
+    await cluster.start(60_000);
+    await workloads.setup(30_000);
+    workloads.start();
+    const kinds = kindsFor(options.nemeses);
+    const endAt = workloads.now() + options.durationS * 1000;
+    const faultPrng = prng.fork();
+    while (workloads.now() < endAt) {
+      await sleep(between(faultPrng, options.quietMs));
+      if (kinds.length === 0 || workloads.now() >= endAt) continue;
+      const kind = kinds[faultPrng.int(kinds.length)] as string;
+      const startMs = workloads.now();
+      const fault = await startFault(kind, cluster, faultPrng);
+      log(`  ${(startMs / 1000).toFixed(1)}s ${kind}: ${fault.detail}`);
+      await sleep(
+        Math.min(between(faultPrng, options.faultMs), Math.max(0, endAt - workloads.now())),
+      );
+      const healMs = workloads.now();
+      await fault.heal();
+      const leader = await cluster.waitSettled(perFaultRecoveryMsMax);
+      const recoveryMs = leader === null ? null : workloads.now() - healMs;
+      faults.push({ kind, detail: fault.detail, startMs, healMs, recoveryMs });
+    }
+    // The faults stop: heal everything, let in-flight operations end.
+    const healedAt = workloads.now();
+    await cluster.healAll();
+    await workloads.stop();
+    const leader = await cluster.waitSettled(options.recoveryMsMax);
+    if (leader !== null) finalLeaderMs = workloads.now() - healedAt;
+    const converged = await waitConverged(cluster, options.recoveryMsMax);
+    if (converged !== null) {
+      finalConvergedMs = workloads.now() - healedAt;
+      appliedIndex = converged;
+    }
+    await workloads.finalReads(30_000);
+  } finally {
+    workloads.closeAll();
+    await cluster.stop();
+    process.off('exit', onExit);
+  }
+  const verdicts = checkAll(history);
+  const recoveryViolations =
+    finalConvergedMs === null
+      ? [`the cluster did not converge within ${options.recoveryMsMax} ms after the faults stopped`]
+      : [];
+  const violations =
+    verdicts.reduce((n, v) => n + v.violations.length, 0) + recoveryViolations.length;
+  const summary = summarize(options, history, faults, verdicts, violations, {
+    finalLeaderMs,
+    finalConvergedMs,
+    appliedIndex,
+  });
+  let resultsFolder: string | null = null;
+  if (!summary.ok || options.keep) {
+    resultsFolder = await saveResults(options, root, history, faults, summary, recoveryViolations);
+  }
+  await rm(root, { recursive: true, force: true });
+  const final = { ...summary, resultsFolder };
+  printSummary(final, recoveryViolations, log);
+  return final;
+}
+
+function between(prng: Prng, [lo, hi]: readonly [number, number]): number {
+  return lo + prng.int(Math.max(1, hi - lo + 1));
+}
+
+/** Waits until every node reports the same applied index and digest; that index, or null. */
+async function waitConverged(cluster: ChaosCluster, timeoutMs: number): Promise<number | null> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const all = await Promise.all(cluster.nodes.map((n) => cluster.digest(n)));
+    const first = all[0];
+    if (
+      first !== null &&
+      first !== undefined &&
+      all.every((d) => d !== null && d.applied === first.applied && d.digest === first.digest)
+    ) {
+      return first.applied;
+    }
+    await sleep(100);
+  }
+  return null;
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? null;
+}
+
+function summarize(
+  options: RunOptions,
+  history: History,
+  faults: readonly FaultRecord[],
+  verdicts: readonly Verdict[],
+  violations: number,
+  final: {
+    finalLeaderMs: number | null;
+    finalConvergedMs: number | null;
+    appliedIndex: number | null;
+  },
+): Summary {
+  const byStatus = countByStatus(history);
+  const faultsByKind: Record<string, number> = {};
+  for (const f of faults) faultsByKind[f.kind] = (faultsByKind[f.kind] ?? 0) + 1;
+  const recovered = faults.flatMap((f) =>
+    f.recoveryMs === null ? [] : [Math.round(f.recoveryMs)],
+  );
+  const byWorkload = {
+    register: history.registers.length,
+    set: history.setAdds.length,
+    bank: history.bank.filter((b) => b.kind === 'transfer' || b.source === 'client').length,
+  };
+  return {
+    seed: options.seed,
+    nodes: options.nodes,
+    durationS: options.durationS,
+    operations: byStatus.ok + byStatus.fail + byStatus.unknown,
+    byWorkload,
+    byStatus,
+    indeterminate: byStatus.unknown,
+    faultsByKind,
+    recovery: {
+      perFaultMsMax: recovered.length === 0 ? null : Math.max(...recovered),
+      perFaultMsMedian: median(recovered),
+      unrecoveredFaults: faults.filter((f) => f.recoveryMs === null).length,
+      finalLeaderMs: final.finalLeaderMs === null ? null : Math.round(final.finalLeaderMs),
+      finalConvergedMs: final.finalConvergedMs === null ? null : Math.round(final.finalConvergedMs),
+      appliedIndex: final.appliedIndex,
+    },
+    verdicts,
+    violations,
+    ok: violations === 0,
+    resultsFolder: null,
+  };
+}
+
+async function saveResults(
+  options: RunOptions,
+  root: string,
+  history: History,
+  faults: readonly FaultRecord[],
+  summary: Summary,
+  recoveryViolations: readonly string[],
+): Promise<string> {
+  const stamp = new Date().toISOString().replaceAll(':', '-').replace(/\..*/, '');
+  const folder = join(
+    options.resultsDir,
+    `${stamp}-seed${options.seed}${summary.ok ? '' : '-FAILED'}`,
+  );
+  await mkdir(join(folder, 'logs'), { recursive: true });
+  await writeFile(join(folder, 'history.json'), JSON.stringify(history));
+  await writeFile(join(folder, 'timeline.json'), JSON.stringify(faults, null, 1));
+  await writeFile(
+    join(folder, 'summary.json'),
+    JSON.stringify(
+      { ...summary, recoveryViolations, options: { ...options, log: undefined } },
+      null,
+      1,
+    ),
+  );
+  await writeFile(join(folder, 'timeline.html'), timelineHtml(history, faults, summary));
+  for (let i = 1; i <= options.nodes; i++) {
+    await copyFile(join(root, `n${i}.log`), join(folder, 'logs', `n${i}.log`)).catch(
+      () => undefined,
+    );
+  }
+  return folder;
+}
+
+export function printSummary(
+  s: Summary,
+  recoveryViolations: readonly string[],
+  log: (line: string) => void,
+): void {
+  const kinds = Object.entries(s.faultsByKind)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  log(`chaos summary (seed ${s.seed}, ${s.nodes} nodes, ${s.durationS} s)`);
+  log(
+    `  operations: ${s.operations} (register ${s.byWorkload.register}, set ${s.byWorkload.set}, bank ${s.byWorkload.bank}; ok ${s.byStatus.ok}, fail ${s.byStatus.fail}, unknown ${s.byStatus.unknown})`,
+  );
+  log(`  faults: ${Object.values(s.faultsByKind).reduce((a, b) => a + b, 0)} (${kinds || 'none'})`);
+  log(`  indeterminate operations: ${s.indeterminate}`);
+  const r = s.recovery;
+  log(
+    `  recovery: per fault median ${r.perFaultMsMedian ?? '-'} ms, max ${r.perFaultMsMax ?? '-'} ms, unrecovered ${r.unrecoveredFaults}; after the last heal: leader in ${r.finalLeaderMs ?? 'never'} ms, all digests equal in ${r.finalConvergedMs ?? 'never'} ms (applied index ${r.appliedIndex ?? '-'})`,
+  );
+  for (const v of s.verdicts) for (const note of v.notes) log(`  ${v.checker}: ${note}`);
+  for (const v of s.verdicts)
+    for (const line of v.violations) log(`  VIOLATION ${v.checker}: ${line}`);
+  for (const line of recoveryViolations) log(`  VIOLATION recovery: ${line}`);
+  log(`  violations: ${s.violations}`);
+  if (s.resultsFolder !== null) log(`  results: ${s.resultsFolder}`);
+}
+
+export const defaultResultsDir = join(repo, 'results', 'chaos');
