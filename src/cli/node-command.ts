@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { type Logger, pino } from 'pino';
 import { AdminServer } from '../http/admin-server.js';
+import { plantedBugs } from '../kv/index.js';
 import { forceNewCluster } from '../node/force-new-cluster.js';
 import { diskFullCause } from '../node/space-guard.js';
 import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
@@ -117,6 +118,10 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
     { level: settings.logLevel, base: { node: settings.id, pid: process.pid } },
     pino.destination({ dest: 1, sync: true }),
   );
+  if (process.env.TANDEM_PLANTED_BUG === 'skip-watch') {
+    plantedBugs.skipWatch = true;
+    log.warn('PLANTED BUG skip-watch: EXEC ignores WATCH (chaos suite self-test only)');
+  }
   try {
     if (options.forceNewCluster !== undefined) {
       await forceNewCluster(new NodeFileSystem(), settings.dataDir, nodeId(settings.id), log);
