@@ -194,9 +194,14 @@ export async function startFault(
           }
         }
       }
+      if (chosen.length === 0) {
+        const [a, b] = shuffled(prng, ids) as [string, string];
+        cluster.links.set(a, b, { kind: 'loss', p });
+        chosen.push(`${a}->${b}`);
+      }
       return {
         kind,
-        detail: `loss ${(p * 100).toFixed(0)}% on ${chosen.join(' ') || 'no link'}`,
+        detail: `loss ${(p * 100).toFixed(0)}% on ${chosen.join(' ')}`,
         heal: healLinks(cluster),
       };
     }
