@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { MemberRecord } from '../src/node/member-registry.js';
 import { freePort } from '../src/node/test-cluster.test-util.js';
 import { LinkTable, PeerProxy } from './proxy.js';
 
@@ -204,6 +205,19 @@ export class ChaosCluster {
     return this.node(leader.id);
   }
 
+  /**
+   * The node reporting itself leader in the highest term, agreed on or not
+   * (a removed member never learns it was removed, so agreement may wait).
+   */
+  async anyLeader(): Promise<ChaosNode | null> {
+    const live = this.nodes.filter((n) => this.isRunning(n) && !n.paused);
+    const all = await Promise.all(live.map((n) => this.status(n)));
+    let best: Status | null = null;
+    for (const s of all)
+      if (s?.role === 'leader' && (best === null || s.term > best.term)) best = s;
+    return best === null ? null : this.node(best.id);
+  }
+
   /** Polls until a leader is agreed on; null after `timeoutMs`. */
   async waitSettled(timeoutMs: number): Promise<ChaosNode | null> {
     const deadline = Date.now() + timeoutMs;
@@ -224,6 +238,41 @@ export class ChaosCluster {
       method: 'POST',
     });
     return answer !== null;
+  }
+
+  /** The member registry's records, from the agreed leader. */
+  async members(): Promise<MemberRecord[] | null> {
+    const leader = await this.anyLeader();
+    if (leader === null) return null;
+    const answer = await getJson<{ members: MemberRecord[] }>(`${leader.http}/v1/admin/members`);
+    return answer?.members ?? null;
+  }
+
+  /** Removes a member through the leader; `STATUS text` of the answer. */
+  removeMember(id: string): Promise<string> {
+    return this.admin('DELETE', `/v1/admin/members/${id}`, null);
+  }
+
+  /** Adds a member (as a learner) through the leader; `STATUS text` of the answer. */
+  addMember(record: MemberRecord): Promise<string> {
+    return this.admin('POST', '/v1/admin/members', record);
+  }
+
+  private async admin(method: string, path: string, body: unknown): Promise<string> {
+    const leader = await this.anyLeader();
+    if (leader === null) return '503 no leader';
+    try {
+      const response = await fetch(`${leader.http}${path}`, {
+        method,
+        headers: body === null ? {} : { 'content-type': 'application/json' },
+        body: body === null ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(5_000),
+      });
+      const answer = (await response.json()) as { message?: string; error?: string };
+      return `${response.status} ${answer.message ?? answer.error ?? ''}`;
+    } catch (failure) {
+      return `000 ${(failure as Error).message}`;
+    }
   }
 
   /** Every node running, unpaused, every link passing. */

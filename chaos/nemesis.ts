@@ -11,15 +11,25 @@
  *   still heard) — all by blackholing links in the proxies;
  * - delay: every link slowed by 50–300 ms;
  * - loss: a third of the links lose chunks (connections cut);
- * - transfer: leadership handed to another node.
+ * - transfer: leadership handed to another node;
+ * - member: a member removed from the cluster (its process keeps running),
+ *   and added back at heal with the same record (a learner, promoted by the
+ *   leader once caught up).
  *
- * Not here: removing and re-adding a member, and disk full (see README).
+ * Not here: disk full (see README).
  */
 
 import type { Prng } from '../src/raft/prng.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 
-export type NemesisGroup = 'kill' | 'pause' | 'partition' | 'delay' | 'loss' | 'transfer';
+export type NemesisGroup =
+  | 'kill'
+  | 'pause'
+  | 'partition'
+  | 'delay'
+  | 'loss'
+  | 'transfer'
+  | 'member';
 export const nemesisGroups: readonly NemesisGroup[] = [
   'kill',
   'pause',
@@ -27,6 +37,7 @@ export const nemesisGroups: readonly NemesisGroup[] = [
   'delay',
   'loss',
   'transfer',
+  'member',
 ];
 
 const kindsOf: Record<NemesisGroup, readonly string[]> = {
@@ -42,6 +53,7 @@ const kindsOf: Record<NemesisGroup, readonly string[]> = {
   delay: ['delay'],
   loss: ['loss'],
   transfer: ['transfer'],
+  member: ['member-readd'],
 };
 
 export function kindsFor(groups: readonly NemesisGroup[]): string[] {
@@ -214,6 +226,25 @@ export async function startFault(
         kind,
         detail: `leadership ${leader?.id ?? '?'} -> ${to} (${accepted ? 'accepted' : 'refused'})`,
         heal: async () => undefined,
+      };
+    }
+    case 'member-readd': {
+      const victim = cluster.nodes[prng.int(ids.length)] as ChaosNode;
+      const listed = await cluster.members();
+      const record = listed?.find((m) => m.id === victim.id);
+      const removed = record === undefined ? null : await cluster.removeMember(victim.id);
+      return {
+        kind,
+        detail: `remove ${victim.id}: ${removed ?? 'no record or no leader'}`,
+        heal: async () => {
+          if (record === undefined || removed === null || !removed.startsWith('200')) return;
+          // Re-added with the record it had; retried while the leader is busy.
+          for (let attempt = 0; attempt < 20; attempt++) {
+            const added = await cluster.addMember(record);
+            if (added.startsWith('200') || added.startsWith('409')) return;
+            await new Promise((resolve) => setTimeout(resolve, 500));
+          }
+        },
       };
     }
     default:
