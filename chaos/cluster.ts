@@ -59,6 +59,8 @@ export interface ClusterOptions {
   readonly argsFor?: (id: string) => readonly string[];
   /** Extra environment for every node (e.g. a planted bug). */
   readonly env?: Readonly<Record<string, string>>;
+  /** A small disk (tmpfs) mounted at `dir`, holding node `node`'s data (the disk nemesis). */
+  readonly smallDisk?: { readonly dir: string; readonly node: string };
 }
 
 const fetchTimeoutMs = 1_000;
@@ -92,7 +94,10 @@ export class ChaosCluster {
         http: `http://127.0.0.1:${await freePort()}`,
         peerPort: await freePort(),
         proxyPort: await freePort(),
-        dataDir: options.dataDirFor?.(id) ?? join(options.root, id),
+        dataDir:
+          options.smallDisk?.node === id
+            ? join(options.smallDisk.dir, id)
+            : (options.dataDirFor?.(id) ?? join(options.root, id)),
         child: null,
         paused: false,
         log: null,
@@ -110,6 +115,10 @@ export class ChaosCluster {
       ],
     }));
     return new ChaosCluster(options, nodes);
+  }
+
+  get smallDisk(): { readonly dir: string; readonly node: string } | null {
+    return this.options.smallDisk ?? null;
   }
 
   node(id: string): ChaosNode {

@@ -15,10 +15,14 @@
  * - member: a member removed from the cluster (its process keeps running),
  *   and added back at heal with the same record (a learner, promoted by the
  *   leader once caught up).
- *
- * Not here: disk full (see README).
+ * - disk: the small tmpfs under the last node's data directory filled to
+ *   the last byte (the node raises the NOSPACE alarm, or stops when a log
+ *   write fails); at heal the filler goes and a stopped node is restarted.
  */
 
+import { spawnSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Prng } from '../src/raft/prng.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 
@@ -29,7 +33,8 @@ export type NemesisGroup =
   | 'delay'
   | 'loss'
   | 'transfer'
-  | 'member';
+  | 'member'
+  | 'disk';
 export const nemesisGroups: readonly NemesisGroup[] = [
   'kill',
   'pause',
@@ -38,6 +43,7 @@ export const nemesisGroups: readonly NemesisGroup[] = [
   'loss',
   'transfer',
   'member',
+  'disk',
 ];
 
 const kindsOf: Record<NemesisGroup, readonly string[]> = {
@@ -54,6 +60,7 @@ const kindsOf: Record<NemesisGroup, readonly string[]> = {
   loss: ['loss'],
   transfer: ['transfer'],
   member: ['member-readd'],
+  disk: ['disk-full'],
 };
 
 export function kindsFor(groups: readonly NemesisGroup[]): string[] {
@@ -244,6 +251,24 @@ export async function startFault(
             if (added.startsWith('200') || added.startsWith('409')) return;
             await new Promise((resolve) => setTimeout(resolve, 500));
           }
+        },
+      };
+    }
+    case 'disk-full': {
+      const disk = cluster.smallDisk;
+      if (disk === null) throw new Error('disk-full needs the small disk (see run.ts)');
+      const victim = cluster.node(disk.node);
+      const filler = join(disk.dir, 'filler');
+      const fill = spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      return {
+        kind,
+        detail: `${victim.id}'s disk filled (${fill.stderr.split('\n').slice(-2).join(' ').trim()})`,
+        heal: async () => {
+          await rm(filler, { force: true });
+          if (!cluster.isRunning(victim)) cluster.spawn(victim);
         },
       };
     }

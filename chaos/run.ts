@@ -7,6 +7,7 @@
  * picture and the node logs are saved in a results folder.
  */
 
+import { spawnSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,12 +83,25 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
   const log = options.log ?? ((line: string) => console.log(line));
   const prng = new Prng(options.seed);
   const root = await mkdtemp(join(tmpdir(), 'tandem-chaos-'));
+  let nemeses = options.nemeses;
+  const diskNode = `n${options.nodes}`;
+  const smallDisk = nemeses.includes('disk') ? await mountSmallDisk(root, diskNode) : null;
+  if (nemeses.includes('disk') && typeof smallDisk === 'string') {
+    log(`chaos: the disk nemesis is off: ${smallDisk}`);
+    nemeses = nemeses.filter((n) => n !== 'disk');
+  }
   const cluster = await ChaosCluster.plan({
     size: options.nodes,
     root,
     runner: options.runner,
     tickMs: options.tickMs,
     ...(options.env === undefined ? {} : { env: options.env }),
+    ...(smallDisk === null || typeof smallDisk === 'string' ? {} : { smallDisk }),
+    // The small disk's node raises NOSPACE below 16 MiB free, the others never.
+    argsFor: (id) => [
+      '--space-low-bytes',
+      id === diskNode && smallDisk !== null ? String(16 << 20) : '0',
+    ],
   });
   const onExit = (): void => cluster.killAllSync();
   process.once('exit', onExit);
@@ -115,7 +129,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     await cluster.start(60_000);
     await workloads.setup(30_000);
     workloads.start();
-    const kinds = kindsFor(options.nemeses);
+    const kinds = kindsFor(nemeses);
     const endAt = workloads.now() + options.durationS * 1000;
     const faultPrng = prng.fork();
     while (workloads.now() < endAt) {
@@ -150,6 +164,9 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     workloads.closeAll();
     await cluster.stop();
     process.off('exit', onExit);
+    if (smallDisk !== null && typeof smallDisk !== 'string') {
+      spawnSync('umount', [smallDisk.dir], { timeout: 10_000 });
+    }
   }
   const verdicts = checkAll(history);
   const recoveryViolations =
@@ -171,6 +188,25 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
   const final = { ...summary, resultsFolder };
   printSummary(final, recoveryViolations, log);
   return final;
+}
+
+const smallDiskMb = 256;
+
+/** Mounts a tmpfs for one node's data; the reason when this machine does not allow it. */
+async function mountSmallDisk(
+  root: string,
+  node: string,
+): Promise<{ dir: string; node: string } | string> {
+  const dir = join(root, 'small-disk');
+  await mkdir(dir, { recursive: true });
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${smallDiskMb}m`, 'tmpfs', dir], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  if (r.status !== 0) {
+    return `cannot mount a tmpfs (needs root with CAP_SYS_ADMIN): ${(r.stderr || r.error?.message) ?? ''}`.trim();
+  }
+  return { dir, node };
 }
 
 function between(prng: Prng, [lo, hi]: readonly [number, number]): number {

@@ -50,6 +50,8 @@ export function classify(failure: unknown): OperationStatus {
   const message = failure instanceof Error ? failure.message : String(failure);
   // Tandem answers TRYAGAIN only for writes it did not apply.
   if (message.startsWith('TRYAGAIN')) return 'fail';
+  // NOSPACE is refused before proposing (src/node/space-guard.ts).
+  if (message.startsWith('NOSPACE')) return 'fail';
   // ioredis refused to send: no connection, no offline queue.
   if (message.includes("Stream isn't writeable") || message.includes('Connection is closed'))
     return message.includes('writeable') ? 'fail' : 'unknown';
