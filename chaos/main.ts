@@ -58,7 +58,11 @@ const program = new Command('chaos')
   .option('--results <dir>', 'where results folders go', defaultResultsDir)
   .option('--keep', 'save the results folder even when the run passed', false)
   .option('--quiet-ms <lo,hi>', 'quiet time between faults', '1000,3000')
-  .option('--fault-ms <lo,hi>', 'how long each fault lasts', '2000,6000');
+  .option('--fault-ms <lo,hi>', 'how long each fault lasts', '2000,6000')
+  .option(
+    '--planted-bug <name>',
+    'start the nodes with a planted bug (skip-watch), to see it caught',
+  );
 
 program.parse();
 const o = program.opts<{
@@ -74,6 +78,7 @@ const o = program.opts<{
   keep: boolean;
   quietMs: string;
   faultMs: string;
+  plantedBug?: string;
 }>();
 
 const range = (text: string): [number, number] => {
@@ -100,5 +105,6 @@ const summary = await runChaos({
   recoveryMsMax: 30_000,
   quietMs: range(o.quietMs),
   faultMs: range(o.faultMs),
+  ...(o.plantedBug === undefined ? {} : { env: { TANDEM_PLANTED_BUG: o.plantedBug } }),
 });
 process.exit(summary.ok ? 0 : 1);
