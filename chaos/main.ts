@@ -60,6 +60,11 @@ const program = new Command('chaos')
   .option('--quiet-ms <lo,hi>', 'quiet time between faults', '1000,3000')
   .option('--fault-ms <lo,hi>', 'how long each fault lasts', '2000,6000')
   .option(
+    '--node-args <flags>',
+    "extra flags for every node, e.g. --node-args='--read-mode lease'",
+    '',
+  )
+  .option(
     '--planted-bug <name>',
     'start the nodes with a planted bug (skip-watch), to see it caught',
   );
@@ -79,6 +84,7 @@ const o = program.opts<{
   quietMs: string;
   faultMs: string;
   plantedBug?: string;
+  nodeArgs: string;
 }>();
 
 const range = (text: string): [number, number] => {
@@ -105,6 +111,7 @@ const summary = await runChaos({
   recoveryMsMax: 30_000,
   quietMs: range(o.quietMs),
   faultMs: range(o.faultMs),
+  nodeArgs: o.nodeArgs.split(' ').filter((a) => a !== ''),
   ...(o.plantedBug === undefined ? {} : { env: { TANDEM_PLANTED_BUG: o.plantedBug } }),
 });
 process.exit(summary.ok ? 0 : 1);

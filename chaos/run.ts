@@ -40,6 +40,8 @@ export interface RunOptions {
   readonly faultMs: readonly [number, number];
   /** Extra environment for every node (a planted bug, e.g.). */
   readonly env?: Readonly<Record<string, string>>;
+  /** Extra flags for every node (e.g. `--read-mode lease`). */
+  readonly nodeArgs?: readonly string[];
   readonly log?: (line: string) => void;
 }
 
@@ -99,6 +101,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     ...(smallDisk === null || typeof smallDisk === 'string' ? {} : { smallDisk }),
     // The small disk's node raises NOSPACE below 16 MiB free, the others never.
     argsFor: (id) => [
+      ...(options.nodeArgs ?? []),
       '--space-low-bytes',
       id === diskNode && smallDisk !== null ? String(16 << 20) : '0',
     ],
@@ -129,7 +132,8 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     await cluster.start(60_000);
     await workloads.setup(30_000);
     workloads.start();
-    const kinds = kindsFor(nemeses);
+    // Below 5 nodes every pair on a ring is adjacent: the ring would cut nothing.
+    const kinds = kindsFor(nemeses).filter((k) => k !== 'partition-ring' || options.nodes >= 5);
     const endAt = workloads.now() + options.durationS * 1000;
     const faultPrng = prng.fork();
     while (workloads.now() < endAt) {
