@@ -34,6 +34,8 @@ export interface ChaosNode {
   args: string[];
   child: ChildProcess | null;
   paused: boolean;
+  /** Set while an exit is this harness's doing (kill -9, a filled disk). */
+  exitExpected: boolean;
   log: WriteStream | null;
 }
 
@@ -75,8 +77,18 @@ export async function getJson<T>(url: string, init: RequestInit = {}): Promise<T
   }
 }
 
+export interface UnexpectedExit {
+  readonly node: string;
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly at: string;
+}
+
 export class ChaosCluster {
   readonly links = new LinkTable();
+  /** Processes that ended on their own (a crash, an assertion): each one is a finding. */
+  readonly unexpectedExits: UnexpectedExit[] = [];
+  private stopping = false;
   private readonly proxies: PeerProxy[] = [];
 
   private constructor(
@@ -100,6 +112,7 @@ export class ChaosCluster {
             : (options.dataDirFor?.(id) ?? join(options.root, id)),
         child: null,
         paused: false,
+        exitExpected: false,
         log: null,
       });
     }
@@ -168,6 +181,11 @@ export class ChaosCluster {
     child.stderr?.on('data', (chunk: Buffer) => log.write(chunk));
     n.child = child;
     n.paused = false;
+    n.exitExpected = false;
+    child.once('exit', (code, signal) => {
+      if (n.exitExpected || this.stopping) return;
+      this.unexpectedExits.push({ node: n.id, code, signal, at: new Date().toISOString() });
+    });
   }
 
   /** kill -9; resolves once the process is gone. */
@@ -175,6 +193,7 @@ export class ChaosCluster {
     const child = n.child;
     if (child === null || !this.isRunning(n) || child.pid === undefined) return;
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    n.exitExpected = true;
     process.kill(child.pid, 'SIGKILL');
     await exited;
     n.paused = false;
@@ -295,6 +314,7 @@ export class ChaosCluster {
 
   /** kill -9 of every process (resumed first), proxies closed, logs flushed. */
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const n of this.nodes) {
       if (n.paused) this.resume(n);
       await this.kill(n);

@@ -259,6 +259,8 @@ export async function startFault(
       if (disk === null) throw new Error('disk-full needs the small disk (see run.ts)');
       const victim = cluster.node(disk.node);
       const filler = join(disk.dir, 'filler');
+      // A node whose log write fails with ENOSPC stops by design.
+      victim.exitExpected = true;
       const fill = spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M'], {
         encoding: 'utf8',
         timeout: 30_000,
@@ -269,6 +271,7 @@ export async function startFault(
         heal: async () => {
           await rm(filler, { force: true });
           if (!cluster.isRunning(victim)) cluster.spawn(victim);
+          else victim.exitExpected = false;
         },
       };
     }

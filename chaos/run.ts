@@ -173,10 +173,15 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     }
   }
   const verdicts = checkAll(history);
-  const recoveryViolations =
-    finalConvergedMs === null
+  const recoveryViolations = [
+    ...(finalConvergedMs === null
       ? [`the cluster did not converge within ${options.recoveryMsMax} ms after the faults stopped`]
-      : [];
+      : []),
+    ...cluster.unexpectedExits.map(
+      (e) =>
+        `${e.node} exited on its own (code ${e.code}, signal ${e.signal}) at ${e.at}: see its log`,
+    ),
+  ];
   const violations =
     verdicts.reduce((n, v) => n + v.violations.length, 0) + recoveryViolations.length;
   const summary = summarize(options, history, faults, verdicts, violations, {
@@ -342,7 +347,7 @@ export function printSummary(
   for (const v of s.verdicts) for (const note of v.notes) log(`  ${v.checker}: ${note}`);
   for (const v of s.verdicts)
     for (const line of v.violations) log(`  VIOLATION ${v.checker}: ${line}`);
-  for (const line of recoveryViolations) log(`  VIOLATION recovery: ${line}`);
+  for (const line of recoveryViolations) log(`  VIOLATION: ${line}`);
   log(`  violations: ${s.violations}`);
   if (s.resultsFolder !== null) log(`  results: ${s.resultsFolder}`);
 }
