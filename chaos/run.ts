@@ -106,8 +106,23 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
       id === diskNode && smallDisk !== null ? String(16 << 20) : '0',
     ],
   });
-  const onExit = (): void => cluster.killAllSync();
+  // Interrupted (Ctrl-C, a CI timeout): no node may outlive the run, no tmpfs stay mounted.
+  const onExit = (): void => {
+    cluster.killAllSync();
+    if (smallDisk !== null && typeof smallDisk !== 'string') {
+      spawnSync('umount', [smallDisk.dir], { timeout: 10_000 });
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    onExit();
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.kill(process.pid, signal);
+  };
   process.once('exit', onExit);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const history = emptyHistory(bankAccounts, bankAccounts * bankStart);
   const faults: FaultRecord[] = [];
   const workloads = new Workloads(
@@ -168,6 +183,8 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     workloads.closeAll();
     await cluster.stop();
     process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     if (smallDisk !== null && typeof smallDisk !== 'string') {
       spawnSync('umount', [smallDisk.dir], { timeout: 10_000 });
     }
