@@ -18,6 +18,8 @@ export interface Verdict {
   readonly violations: readonly string[];
   /** Facts worth printing (e.g. adds whose outcome was unknown and that did land). */
   readonly notes: readonly string[];
+  /** The register key found not linearizable, for the timeline to highlight. */
+  readonly key?: string;
 }
 
 /** Violations listed per checker are capped; the count stays exact. */
@@ -42,6 +44,7 @@ export function checkRegisters(history: History, stepsMax = 2_000_000): Verdict 
         checker: 'register',
         violations: [`key ${result.key} is not linearizable:\n${result.explanation}`],
         notes: [],
+        key: result.key,
       };
     case 'inconclusive':
       // Not a violation, but not a pass either: reported, never hidden.

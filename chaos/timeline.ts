@@ -13,6 +13,7 @@ const rowPx = 6;
 const widthPx = 1600;
 
 interface Bar {
+  key: string;
   client: number;
   from: number;
   to: number | null;
@@ -31,6 +32,7 @@ export function timelineHtml(
 ): string {
   const bars: Bar[] = [
     ...history.registers.map((o) => ({
+      key: o.input.key,
       client: o.client,
       from: o.invoked,
       to: o.returned,
@@ -38,6 +40,7 @@ export function timelineHtml(
       label: `${o.input.op} ${o.input.key} ${JSON.stringify(o.output)}`,
     })),
     ...history.setAdds.map((o) => ({
+      key: o.key,
       client: o.client,
       from: o.invoked,
       to: o.returned,
@@ -45,6 +48,7 @@ export function timelineHtml(
       label: `sadd ${o.element}`,
     })),
     ...history.bank.map((o) => ({
+      key: 'bank',
       client: o.client,
       from: o.invoked,
       to: o.returned,
@@ -62,6 +66,7 @@ export function timelineHtml(
   const top = 40;
   const height = top + clients.length * rowPx + 20;
   const color: Record<string, string> = { ok: '#2a2', fail: '#999', unknown: '#d22' };
+  const badKey = summary.verdicts.find((v) => v.key !== undefined)?.key;
   const parts: string[] = [];
   for (const f of faults) {
     parts.push(
@@ -73,7 +78,7 @@ export function timelineHtml(
     const y = top + (row.get(b.client) ?? 0) * rowPx;
     const to = b.to ?? end;
     parts.push(
-      `<rect x="${x(b.from)}" y="${y}" width="${Math.max(0.5, x(to) - x(b.from))}" height="${rowPx - 1}" fill="${color[b.status] ?? '#000'}" opacity="${b.to === null ? 0.4 : 1}"><title>${escapeHtml(`client ${b.client} ${b.label} ${b.status} ${(b.from / 1000).toFixed(3)}s–${b.to === null ? '?' : `${(b.to / 1000).toFixed(3)}s`}`)}</title></rect>`,
+      `<rect x="${x(b.from)}" y="${y}" width="${Math.max(0.5, x(to) - x(b.from))}" height="${rowPx - 1}" fill="${color[b.status] ?? '#000'}"${b.key === badKey ? ' stroke="#00f" stroke-width="2"' : ''} opacity="${b.to === null ? 0.4 : 1}"><title>${escapeHtml(`client ${b.client} ${b.label} ${b.status} ${(b.from / 1000).toFixed(3)}s–${b.to === null ? '?' : `${(b.to / 1000).toFixed(3)}s`}`)}</title></rect>`,
     );
   }
   for (let s = 0; s <= end / 1000; s += Math.max(1, Math.round(end / 1000 / 20))) {
@@ -83,7 +88,7 @@ export function timelineHtml(
   return `<!doctype html><meta charset="utf-8"><title>chaos run seed ${summary.seed}</title>
 <body style="font-family:sans-serif">
 <h1>Chaos run, seed ${summary.seed}: ${summary.violations} violation(s)</h1>
-<p>${summary.operations} operations, ${summary.indeterminate} indeterminate; faults ${escapeHtml(JSON.stringify(summary.faultsByKind))}. Bars: green ok, grey fail, red unknown (pale: never completed); yellow bands: faults (hover for details).</p>
+<p>${summary.operations} operations, ${summary.indeterminate} indeterminate; faults ${escapeHtml(JSON.stringify(summary.faultsByKind))}. Bars: green ok, grey fail, red unknown (pale: never completed); blue outline: the key found not linearizable; yellow bands: faults (hover for details).</p>
 <pre>${escapeHtml(violations.join('\n\n'))}</pre>
 <svg xmlns="http://www.w3.org/2000/svg" width="${widthPx}" height="${height}">${parts.join('')}</svg>
 </body>`;
