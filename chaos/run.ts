@@ -71,6 +71,8 @@ export interface Summary {
     readonly finalLeaderMs: number | null;
     readonly finalConvergedMs: number | null;
     readonly appliedIndex: number | null;
+    /** The leader's view of the membership at the end. */
+    readonly membership: string;
   };
   readonly verdicts: readonly Verdict[];
   readonly violations: number;
@@ -140,6 +142,8 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
   let finalLeaderMs: number | null = null;
   let finalConvergedMs: number | null = null;
   let appliedIndex: number | null = null;
+  let membership = '?';
+  let membershipProblem: string | null = null;
   try {
     log(
       `chaos: seed ${options.seed}, ${options.nodes} nodes, ${options.durationS} s, nemeses ${options.nemeses.join(',') || 'none'}, workloads ${options.workloads.join(',')}; data and logs in ${root}`,
@@ -178,6 +182,10 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
       finalConvergedMs = workloads.now() - healedAt;
       appliedIndex = converged;
     }
+    // Re-added members must have been promoted again (the leader does it once they caught up).
+    const promoted = await waitAllVoters(cluster, options.recoveryMsMax);
+    membership = promoted.text;
+    if (!promoted.ok) membershipProblem = `not every node is a voter again: ${promoted.text}`;
     await workloads.finalReads(30_000);
   } finally {
     workloads.closeAll();
@@ -194,6 +202,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     ...(finalConvergedMs === null
       ? [`the cluster did not converge within ${options.recoveryMsMax} ms after the faults stopped`]
       : []),
+    ...(membershipProblem === null ? [] : [membershipProblem]),
     ...cluster.unexpectedExits.map(
       (e) =>
         `${e.node} exited on its own (code ${e.code}, signal ${e.signal}) at ${e.at}: see its log`,
@@ -205,6 +214,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     finalLeaderMs,
     finalConvergedMs,
     appliedIndex,
+    membership,
   });
   let resultsFolder: string | null = null;
   if (!summary.ok || options.keep) {
@@ -237,6 +247,25 @@ async function mountSmallDisk(
 
 function between(prng: Prng, [lo, hi]: readonly [number, number]): number {
   return lo + prng.int(Math.max(1, hi - lo + 1));
+}
+
+/** Waits until the leader counts every node as a voter. */
+async function waitAllVoters(
+  cluster: ChaosCluster,
+  timeoutMs: number,
+): Promise<{ ok: boolean; text: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let text = 'no leader';
+  while (Date.now() < deadline) {
+    const leader = await cluster.agreedLeader();
+    const s = leader === null ? null : await cluster.status(leader);
+    if (s !== null) {
+      text = `voters ${[...s.voters].sort().join(',')}, learners ${[...s.learners].sort().join(',') || '-'}`;
+      if (cluster.ids.every((id) => s.voters.includes(id))) return { ok: true, text };
+    }
+    await sleep(200);
+  }
+  return { ok: false, text };
 }
 
 /** Waits until every node reports the same applied index and digest; that index, or null. */
@@ -273,6 +302,7 @@ function summarize(
     finalLeaderMs: number | null;
     finalConvergedMs: number | null;
     appliedIndex: number | null;
+    membership: string;
   },
 ): Summary {
   const byStatus = countByStatus(history);
@@ -302,6 +332,7 @@ function summarize(
       finalLeaderMs: final.finalLeaderMs === null ? null : Math.round(final.finalLeaderMs),
       finalConvergedMs: final.finalConvergedMs === null ? null : Math.round(final.finalConvergedMs),
       appliedIndex: final.appliedIndex,
+      membership: final.membership,
     },
     verdicts,
     violations,
@@ -359,7 +390,7 @@ export function printSummary(
   log(`  indeterminate operations: ${s.indeterminate}`);
   const r = s.recovery;
   log(
-    `  recovery: per fault median ${r.perFaultMsMedian ?? '-'} ms, max ${r.perFaultMsMax ?? '-'} ms, unrecovered ${r.unrecoveredFaults}; after the last heal: leader in ${r.finalLeaderMs ?? 'never'} ms, all digests equal in ${r.finalConvergedMs ?? 'never'} ms (applied index ${r.appliedIndex ?? '-'})`,
+    `  recovery: per fault median ${r.perFaultMsMedian ?? '-'} ms, max ${r.perFaultMsMax ?? '-'} ms, unrecovered ${r.unrecoveredFaults}; after the last heal: leader in ${r.finalLeaderMs ?? 'never'} ms, all digests equal in ${r.finalConvergedMs ?? 'never'} ms (applied index ${r.appliedIndex ?? '-'}); ${r.membership}`,
   );
   for (const v of s.verdicts) for (const note of v.notes) log(`  ${v.checker}: ${note}`);
   for (const v of s.verdicts)
