@@ -239,12 +239,25 @@ export async function startFault(
       const victim = cluster.nodes[prng.int(ids.length)] as ChaosNode;
       const listed = await cluster.members();
       const record = listed?.find((m) => m.id === victim.id);
-      const removed = record === undefined ? null : await cluster.removeMember(victim.id);
+      let removed = record === undefined ? null : await cluster.removeMember(victim.id);
+      if (removed?.startsWith('409') === true && removed.includes('is the leader')) {
+        // As `tandem members remove` does: hand leadership over, then remove.
+        await cluster.transferLeadership(null);
+        for (let i = 0; i < 50 && (await cluster.anyLeader())?.id === victim.id; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        removed = `after a handover, ${await cluster.removeMember(victim.id)}`;
+      }
       return {
         kind,
         detail: `remove ${victim.id}: ${removed ?? 'no record or no leader'}`,
         heal: async () => {
-          if (record === undefined || removed === null || !removed.startsWith('200')) return;
+          if (
+            record === undefined ||
+            removed === null ||
+            !/^(after a handover, )?200/.test(removed)
+          )
+            return;
           // Re-added with the record it had; retried while the leader is busy.
           for (let attempt = 0; attempt < 20; attempt++) {
             const added = await cluster.addMember(record);
