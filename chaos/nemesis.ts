@@ -8,7 +8,8 @@
  * - partition: isolate the leader; halves (a random minority cut off);
  *   majorities ring (each node sees a majority, no two the same); bridge
  *   (two halves joined by one node); one-way (the leader hears nobody but is
- *   still heard) — all by blackholing links in the proxies;
+ *   still heard) — by blackholing (drop) or stalling (stall) links in the
+ *   proxies, chosen at random per partition;
  * - delay: every link slowed by 50–300 ms;
  * - loss: a third of the links lose chunks (connections cut);
  * - transfer: leadership handed to another node;
@@ -25,6 +26,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Prng } from '../src/raft/prng.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
+import type { LinkMode } from './proxy.js';
 
 export type NemesisGroup =
   | 'kill'
@@ -92,12 +94,24 @@ async function leaderOrAny(cluster: ChaosCluster, prng: Prng): Promise<ChaosNode
 }
 
 /** Blackholes every link between the groups (both ways), keeping links inside each. */
-function cutBetween(cluster: ChaosCluster, groups: readonly (readonly string[])[]): void {
+function cutBetween(
+  cluster: ChaosCluster,
+  groups: readonly (readonly string[])[],
+  mode: LinkMode,
+): void {
   for (const [i, a] of groups.entries()) {
     for (const b of groups.slice(i + 1)) {
-      for (const x of a) for (const y of b) cluster.links.setBoth(x, y, { kind: 'drop' });
+      for (const x of a) for (const y of b) cluster.links.setBoth(x, y, mode);
     }
   }
+}
+
+/**
+ * How a partition cuts: bytes dropped (the connections are cut at heal), or
+ * stalled (held, and delivered late at heal on the same connections).
+ */
+function partitionMode(prng: Prng): LinkMode {
+  return prng.int(2) === 0 ? { kind: 'drop' } : { kind: 'stall' };
 }
 
 const healLinks = (cluster: ChaosCluster) => async (): Promise<void> => cluster.links.healAll();
@@ -141,17 +155,19 @@ export async function startFault(
     }
     case 'partition-leader': {
       const leader = await leaderOrAny(cluster, prng);
-      cutBetween(cluster, [[leader.id], ids.filter((id) => id !== leader.id)]);
-      return { kind, detail: `isolate ${leader.id}`, heal: healLinks(cluster) };
+      const mode = partitionMode(prng);
+      cutBetween(cluster, [[leader.id], ids.filter((id) => id !== leader.id)], mode);
+      return { kind, detail: `isolate ${leader.id} (${mode.kind})`, heal: healLinks(cluster) };
     }
     case 'partition-halves': {
       const order = shuffled(prng, ids);
       const minority = order.slice(0, ids.length - majority);
       const rest = order.slice(ids.length - majority);
-      cutBetween(cluster, [minority, rest]);
+      const mode = partitionMode(prng);
+      cutBetween(cluster, [minority, rest], mode);
       return {
         kind,
-        detail: `${minority.join(',')} | ${rest.join(',')}`,
+        detail: `${minority.join(',')} | ${rest.join(',')} (${mode.kind})`,
         heal: healLinks(cluster),
       };
     }
@@ -160,6 +176,7 @@ export async function startFault(
       // with 5 nodes each sees a majority (itself and two), no two the same
       // one. With 3 nodes every pair is adjacent, so nothing is cut.
       const order = shuffled(prng, ids);
+      const mode = partitionMode(prng);
       const n = order.length;
       const near = (i: number, j: number): boolean => {
         const d = Math.abs(i - j);
@@ -167,11 +184,10 @@ export async function startFault(
       };
       for (let i = 0; i < n; i++) {
         for (let j = i + 1; j < n; j++) {
-          if (!near(i, j))
-            cluster.links.setBoth(order[i] as string, order[j] as string, { kind: 'drop' });
+          if (!near(i, j)) cluster.links.setBoth(order[i] as string, order[j] as string, mode);
         }
       }
-      return { kind, detail: `ring ${order.join('-')}`, heal: healLinks(cluster) };
+      return { kind, detail: `ring ${order.join('-')} (${mode.kind})`, heal: healLinks(cluster) };
     }
     case 'partition-bridge': {
       const order = shuffled(prng, ids);
@@ -179,20 +195,21 @@ export async function startFault(
       const rest = order.slice(1);
       const left = rest.slice(0, Math.floor(rest.length / 2));
       const right = rest.slice(Math.floor(rest.length / 2));
-      cutBetween(cluster, [left, right]);
+      const mode = partitionMode(prng);
+      cutBetween(cluster, [left, right], mode);
       return {
         kind,
-        detail: `${left.join(',')} | ${right.join(',')} bridged by ${bridge}`,
+        detail: `${left.join(',')} | ${right.join(',')} bridged by ${bridge} (${mode.kind})`,
         heal: healLinks(cluster),
       };
     }
     case 'partition-oneway': {
       const leader = await leaderOrAny(cluster, prng);
-      for (const id of ids)
-        if (id !== leader.id) cluster.links.set(id, leader.id, { kind: 'drop' });
+      const mode = partitionMode(prng);
+      for (const id of ids) if (id !== leader.id) cluster.links.set(id, leader.id, mode);
       return {
         kind,
-        detail: `${leader.id} hears nobody (its messages still go out)`,
+        detail: `${leader.id} hears nobody, its messages still go out (${mode.kind})`,
         heal: healLinks(cluster),
       };
     }

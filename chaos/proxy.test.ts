@@ -92,6 +92,20 @@ describe('PeerProxy', () => {
     expect(proxy.counts.cut).toBe(1);
   });
 
+  it('stalls a link: nothing arrives, then everything, in order, on the same connection', async () => {
+    const { links, proxy, received } = await setup();
+    const { socket, echoed } = await dial(proxy);
+    await expect.poll(() => Buffer.concat(received).length).toBe(hello.length);
+    links.set('n1', 'n2', { kind: 'stall' });
+    socket.write('a');
+    socket.write('b');
+    await sleep(150);
+    expect(Buffer.concat(received).length).toBe(hello.length);
+    links.healAll();
+    await expect.poll(() => echoed()).toBe('ab');
+    expect(proxy.counts.cut).toBe(0);
+  });
+
   it('refuses new connections while a link refuses', async () => {
     const { links, proxy } = await setup();
     links.setBoth('n1', 'n2', { kind: 'refuse' });

@@ -14,6 +14,10 @@
  * - `drop`: a blackhole: the connection stays open, the bytes vanish (the
  *   transport must notice by its own timeouts). Leaving `drop` cuts the
  *   pair's connections, since a stream with a hole in it is garbage;
+ * - `stall`: what a partition looks like to TCP: nothing is delivered and
+ *   the sender is held back (the proxy stops reading), and at heal every
+ *   byte held arrives late, in order, on the same connection — old messages
+ *   in a burst, unless a side gave up on the connection meanwhile;
  * - `refuse`: new connections are closed at once, open ones are cut;
  * - `delay`: forwarded after `ms` (order kept);
  * - `loss`: each chunk, with probability `p`, cuts the connection: on TCP a
@@ -31,6 +35,7 @@ import { decodeHello, handshakeFrameBytesMax } from '../src/transport/protocol.j
 export type LinkMode =
   | { readonly kind: 'pass' }
   | { readonly kind: 'drop' }
+  | { readonly kind: 'stall' }
   | { readonly kind: 'refuse' }
   | { readonly kind: 'delay'; readonly ms: number }
   | { readonly kind: 'loss'; readonly p: number };
@@ -93,6 +98,8 @@ class Direction {
   private lastAt = 0;
   /** Whether this direction ever swallowed bytes: its stream then has a hole. */
   dropped = false;
+  /** Bytes held back by a stall, delivered at heal. */
+  private held: Buffer[] = [];
 
   constructor(
     private readonly source: Socket,
@@ -105,7 +112,12 @@ class Direction {
 
   onData(chunk: Buffer): void {
     const mode = this.mode();
+    if (mode.kind !== 'stall' && this.held.length > 0) this.release();
     switch (mode.kind) {
+      case 'stall':
+        this.held.push(chunk);
+        this.source.pause();
+        return;
       case 'pass':
         if (this.queue.length > 0) this.enqueue(chunk, 0);
         else this.sink.write(chunk);
@@ -157,7 +169,17 @@ class Direction {
     this.schedule();
   }
 
+  /** Once the link no longer stalls: what was held goes out, reading resumes. */
+  release(): void {
+    if (this.mode().kind === 'stall') return;
+    const held = this.held;
+    this.held = [];
+    for (const chunk of held) this.onData(chunk);
+    if (this.source.isPaused() && this.queuedBytes <= delayedBytesMax / 2) this.source.resume();
+  }
+
   stop(): void {
+    this.held = [];
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.queue = [];
@@ -273,7 +295,7 @@ export class PeerProxy {
     upstream.on('close', () => this.destroy(c));
     // The hello itself travels from→to like any other byte.
     forward.onData(hello);
-    client.resume();
+    if (this.links.get(from, to).kind !== 'stall') client.resume();
   }
 
   private onModeChange(from: string, to: string, mode: LinkMode): void {
@@ -283,6 +305,8 @@ export class PeerProxy {
       // Leaving a blackhole: the stream has a hole in it; refusing: cut now.
       if (mode.kind === 'refuse' || (mode.kind !== 'drop' && c.directions.some((d) => d.dropped))) {
         this.cut(c);
+      } else if (mode.kind !== 'stall') {
+        for (const d of c.directions) d.release();
       }
     }
   }
