@@ -59,6 +59,7 @@ const program = new Command('chaos')
   .option('--keep', 'save the results folder even when the run passed', false)
   .option('--quiet-ms <lo,hi>', 'quiet time between faults', '1000,3000')
   .option('--fault-ms <lo,hi>', 'how long each fault lasts', '2000,6000')
+  .option('--overlap', 'process and network faults on two schedules at once', false)
   .option(
     '--node-args <flags>',
     "extra flags for every node, e.g. --node-args='--read-mode lease'",
@@ -85,6 +86,7 @@ const o = program.opts<{
   faultMs: string;
   plantedBug?: string;
   nodeArgs: string;
+  overlap: boolean;
 }>();
 
 const range = (text: string): [number, number] => {
@@ -112,6 +114,7 @@ const summary = await runChaos({
   quietMs: range(o.quietMs),
   faultMs: range(o.faultMs),
   nodeArgs: o.nodeArgs.split(' ').filter((a) => a !== ''),
+  overlap: o.overlap,
   ...(o.plantedBug === undefined ? {} : { env: { TANDEM_PLANTED_BUG: o.plantedBug } }),
 });
 process.exit(summary.ok ? 0 : 1);

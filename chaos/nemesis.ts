@@ -65,6 +65,11 @@ const kindsOf: Record<NemesisGroup, readonly string[]> = {
   disk: ['disk-full'],
 };
 
+/** Faults of the links (the proxies), as opposed to the processes. */
+export function isNetworkKind(kind: string): boolean {
+  return kind.startsWith('partition-') || kind === 'delay' || kind === 'loss';
+}
+
 export function kindsFor(groups: readonly NemesisGroup[]): string[] {
   return groups.flatMap((g) => kindsOf[g]);
 }

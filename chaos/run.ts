@@ -16,7 +16,7 @@ import { Prng } from '../src/raft/prng.js';
 import { checkAll, type Verdict } from './checkers.js';
 import { ChaosCluster, type NodeRunner, repo } from './cluster.js';
 import { countByStatus, emptyHistory, type History } from './history.js';
-import { kindsFor, type NemesisGroup, startFault } from './nemesis.js';
+import { isNetworkKind, kindsFor, type NemesisGroup, startFault } from './nemesis.js';
 import { timelineHtml } from './timeline.js';
 import { bankAccounts, bankStart, type WorkloadName, Workloads } from './workloads.js';
 
@@ -40,6 +40,12 @@ export interface RunOptions {
   readonly faultMs: readonly [number, number];
   /** Extra environment for every node (a planted bug, e.g.). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * Process faults (kill, pause, member, disk, transfer) and network faults
+   * (partition, delay, loss) on two schedules at once, overlapping. Per-fault
+   * recovery then lasts until the other fault lets the nodes agree too.
+   */
+  readonly overlap?: boolean;
   /** Extra flags for every node (e.g. `--read-mode lease`). */
   readonly nodeArgs?: readonly string[];
   readonly log?: (line: string) => void;
@@ -154,22 +160,36 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     // Below 5 nodes every pair on a ring is adjacent: the ring would cut nothing.
     const kinds = kindsFor(nemeses).filter((k) => k !== 'partition-ring' || options.nodes >= 5);
     const endAt = workloads.now() + options.durationS * 1000;
-    const faultPrng = prng.fork();
-    while (workloads.now() < endAt) {
-      await sleep(between(faultPrng, options.quietMs));
-      if (kinds.length === 0 || workloads.now() >= endAt) continue;
-      const kind = kinds[faultPrng.int(kinds.length)] as string;
-      const startMs = workloads.now();
-      const fault = await startFault(kind, cluster, faultPrng);
-      log(`  ${(startMs / 1000).toFixed(1)}s ${kind}: ${fault.detail}`);
-      await sleep(
-        Math.min(between(faultPrng, options.faultMs), Math.max(0, endAt - workloads.now())),
-      );
-      const healMs = workloads.now();
-      await fault.heal();
-      const leader = await cluster.waitSettled(perFaultRecoveryMsMax);
-      const recoveryMs = leader === null ? null : workloads.now() - healMs;
-      faults.push({ kind, detail: fault.detail, startMs, healMs, recoveryMs });
+    const schedule = async (pool: readonly string[], faultPrng: Prng): Promise<void> => {
+      while (workloads.now() < endAt) {
+        await sleep(between(faultPrng, options.quietMs));
+        if (pool.length === 0 || workloads.now() >= endAt) continue;
+        const kind = pool[faultPrng.int(pool.length)] as string;
+        const startMs = workloads.now();
+        const fault = await startFault(kind, cluster, faultPrng);
+        log(`  ${(startMs / 1000).toFixed(1)}s ${kind}: ${fault.detail}`);
+        await sleep(
+          Math.min(between(faultPrng, options.faultMs), Math.max(0, endAt - workloads.now())),
+        );
+        const healMs = workloads.now();
+        await fault.heal();
+        const leader = await cluster.waitSettled(perFaultRecoveryMsMax);
+        const recoveryMs = leader === null ? null : workloads.now() - healMs;
+        faults.push({ kind, detail: fault.detail, startMs, healMs, recoveryMs });
+      }
+    };
+    if (options.overlap === true) {
+      // Two schedules at once: process faults and network faults overlap.
+      const network = kinds.filter((k) => isNetworkKind(k));
+      await Promise.all([
+        schedule(
+          kinds.filter((k) => !isNetworkKind(k)),
+          prng.fork(),
+        ),
+        schedule(network, prng.fork()),
+      ]);
+    } else {
+      await schedule(kinds, prng.fork());
     }
     // The faults stop: heal everything, let in-flight operations end.
     const healedAt = workloads.now();
