@@ -81,18 +81,23 @@ describe('chaos suite', () => {
     }, 180_000);
   }
 
-  it('catches a planted server bug (EXEC ignoring WATCH) as a violation', async () => {
-    const summary = await runChaos({
-      ...base,
-      durationS: 15,
-      nemeses: [],
-      workloads: ['register', 'bank'],
-      clients: 8,
-      seed: 303,
-      env: { TANDEM_PLANTED_BUG: 'skip-watch' },
-    });
-    expect(summary.violations).toBeGreaterThan(0);
-    expect(summary.resultsFolder).not.toBeNull();
-    if (summary.resultsFolder !== null) await rm(summary.resultsFolder, { recursive: true });
-  }, 180_000);
+  for (const [bug, what, nemeses, workloads] of [
+    ['skip-watch', 'EXEC ignoring WATCH', [], ['register', 'bank']],
+    ['stale-reads', 'reads without a read barrier', ['partition'], ['register']],
+  ] as const) {
+    it(`catches a planted server bug (${what}) as a violation`, async () => {
+      const summary = await runChaos({
+        ...base,
+        durationS: 12,
+        nemeses,
+        workloads,
+        clients: 8,
+        seed: 303,
+        env: { TANDEM_PLANTED_BUG: bug },
+      });
+      expect(summary.violations).toBeGreaterThan(0);
+      expect(summary.resultsFolder).not.toBeNull();
+      if (summary.resultsFolder !== null) await rm(summary.resultsFolder, { recursive: true });
+    }, 180_000);
+  }
 });

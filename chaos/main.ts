@@ -67,7 +67,7 @@ const program = new Command('chaos')
   )
   .option(
     '--planted-bug <name>',
-    'start the nodes with a planted bug (skip-watch), to see it caught',
+    'start the nodes with a planted bug (skip-watch or stale-reads), to see it caught',
   );
 
 program.parse();

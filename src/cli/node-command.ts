@@ -118,9 +118,11 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
     { level: settings.logLevel, base: { node: settings.id, pid: process.pid } },
     pino.destination({ dest: 1, sync: true }),
   );
-  if (process.env.TANDEM_PLANTED_BUG === 'skip-watch') {
-    plantedBugs.skipWatch = true;
-    log.warn('PLANTED BUG skip-watch: EXEC ignores WATCH (chaos suite self-test only)');
+  const planted = process.env.TANDEM_PLANTED_BUG;
+  if (planted === 'skip-watch' || planted === 'stale-reads') {
+    if (planted === 'skip-watch') plantedBugs.skipWatch = true;
+    else plantedBugs.staleReads = true;
+    log.warn(`PLANTED BUG ${planted}: for the chaos suite's self-test only, never in production`);
   }
   try {
     if (options.forceNewCluster !== undefined) {

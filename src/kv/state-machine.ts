@@ -18,9 +18,11 @@ import { digestKeyspace, KvSnapshot, restoreKeyspace, restoreKeyspaceAsync } fro
 /**
  * Deliberately planted bugs, for showing that the chaos suite (chaos/)
  * catches them; set only by `tandem node` from TANDEM_PLANTED_BUG, never in
- * production. `skipWatch`: EXEC ignores WATCH (a lost update).
+ * production. `skipWatch`: EXEC ignores WATCH (a lost update);
+ * `staleReads`: reads skip the read barrier (src/node: a cut-off node
+ * answers from its own, possibly old, state).
  */
-export const plantedBugs = { skipWatch: false };
+export const plantedBugs = { skipWatch: false, staleReads: false };
 
 export interface ApplyResult {
   readonly reply: Reply;

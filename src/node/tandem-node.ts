@@ -17,7 +17,13 @@
 
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { ApplyResult, KvStateMachine, Published, WatchedKey } from '../kv/index.js';
+import {
+  type ApplyResult,
+  type KvStateMachine,
+  type Published,
+  plantedBugs,
+  type WatchedKey,
+} from '../kv/index.js';
 import { error, type Reply } from '../kv/reply.js';
 import type { ReadMode } from '../raft/config.js';
 import type { NodeId, Role, Term } from '../raft/types.js';
@@ -351,7 +357,7 @@ export class TandemNode {
    * or at once when `stale` (a READONLY connection).
    */
   async read(db: number, argv: readonly string[], stale: boolean): Promise<Reply> {
-    if (!stale) {
+    if (!stale && !plantedBugs.staleReads) {
       const failure = await this.barrier();
       if (failure !== null) return failure;
     }
