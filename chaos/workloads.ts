@@ -52,9 +52,9 @@ export function classify(failure: unknown): OperationStatus {
   if (message.startsWith('TRYAGAIN')) return 'fail';
   // NOSPACE is refused before proposing (src/node/space-guard.ts).
   if (message.startsWith('NOSPACE')) return 'fail';
-  // ioredis refused to send: no connection, no offline queue.
-  if (message.includes("Stream isn't writeable") || message.includes('Connection is closed'))
-    return message.includes('writeable') ? 'fail' : 'unknown';
+  // ioredis refused to send: no connection, and no offline queue.
+  if (message.includes("Stream isn't writeable")) return 'fail';
+  // Timeouts, lost connections ("Connection is closed."), anything else.
   return 'unknown';
 }
 
