@@ -176,6 +176,11 @@ export class Workloads {
   }
 
   private step(workload: WorkloadName, redis: Redis, client: number): Promise<OperationStatus> {
+    // Workload 4, files (issue 7), goes here once the file store lands: put a
+    // checksummed file through one node's HTTP file API, read it back through
+    // another; add 'files' to WorkloadName, a FileOp to history.ts and a
+    // checker to checkers.ts (every acknowledged put reads back with its
+    // checksum, no read returns bytes that were never put).
     switch (workload) {
       case 'register':
         return this.registerOp(redis, client);
