@@ -8,6 +8,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
   };
   const onSignal = (signal: NodeJS.Signals): void => {
     onExit();
+    rmSync(root, { recursive: true, force: true });
     process.off('exit', onExit);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
