@@ -60,10 +60,20 @@ export interface History {
   /** The bank's accounts and the total they must always hold. */
   readonly bankAccounts: number;
   readonly bankTotal: number;
+  /** Why operations failed or ended unknown: error text (first 100 characters) → count. */
+  readonly errors: Record<string, number>;
 }
 
 export function emptyHistory(bankAccounts: number, bankTotal: number): History {
-  return { registers: [], setAdds: [], setReads: [], bank: [], bankAccounts, bankTotal };
+  return {
+    registers: [],
+    setAdds: [],
+    setReads: [],
+    bank: [],
+    bankAccounts,
+    bankTotal,
+    errors: {},
+  };
 }
 
 /** Operations per status, over every workload. */

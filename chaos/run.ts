@@ -19,7 +19,7 @@ import { ChaosCluster, type NodeRunner, repo } from './cluster.js';
 import { countByStatus, emptyHistory, type History } from './history.js';
 import { isNetworkKind, kindsFor, type NemesisGroup, startFault } from './nemesis.js';
 import { timelineHtml } from './timeline.js';
-import { bankAccounts, bankStart, type WorkloadName, Workloads } from './workloads.js';
+import { bankAccounts, bankStart, type WorkloadName, Workloads, waitReady } from './workloads.js';
 
 export interface RunOptions {
   readonly durationS: number;
@@ -80,8 +80,12 @@ export interface Summary {
     readonly appliedIndex: number | null;
     /** The leader's view of the membership at the end. */
     readonly membership: string;
+    /** From the last heal until a write through every node was acknowledged. */
+    readonly writableMs: number | null;
   };
   readonly verdicts: readonly Verdict[];
+  /** Why operations failed or ended unknown, by error text. */
+  readonly errors: Record<string, number>;
   readonly violations: number;
   readonly ok: boolean;
   readonly resultsFolder: string | null;
@@ -152,6 +156,8 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
   let appliedIndex: number | null = null;
   let membership = '?';
   let membershipProblem: string | null = null;
+  let writableMs: number | null = null;
+  let writeProblem: string | null = null;
   try {
     log(
       `chaos: seed ${options.seed}, ${options.nodes} nodes, ${options.durationS} s, nemeses ${options.nemeses.join(',') || 'none'}, workloads ${options.workloads.join(',')}; data and logs in ${root}`,
@@ -208,6 +214,10 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     const promoted = await waitAllVoters(cluster, options.recoveryMsMax);
     membership = promoted.text;
     if (!promoted.ok) membershipProblem = `not every node is a voter again: ${promoted.text}`;
+    // Live again: a write through every node is acknowledged within the bound.
+    const writable = await probeWrites(workloads, cluster, options.recoveryMsMax);
+    if (writable.ok) writableMs = workloads.now() - healedAt;
+    else writeProblem = `writes are still refused after the faults stopped: ${writable.last}`;
     await workloads.finalReads(30_000);
   } finally {
     workloads.closeAll();
@@ -225,6 +235,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
       ? [`the cluster did not converge within ${options.recoveryMsMax} ms after the faults stopped`]
       : []),
     ...(membershipProblem === null ? [] : [membershipProblem]),
+    ...(writeProblem === null ? [] : [writeProblem]),
     ...cluster.unexpectedExits.map(
       (e) =>
         `${e.node} exited on its own (code ${e.code}, signal ${e.signal}) at ${e.at}: see its log`,
@@ -237,6 +248,7 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     finalConvergedMs,
     appliedIndex,
     membership,
+    writableMs,
   });
   let resultsFolder: string | null = null;
   if (!summary.ok || options.keep) {
@@ -269,6 +281,33 @@ async function mountSmallDisk(
 
 function between(prng: Prng, [lo, hi]: readonly [number, number]): number {
   return lo + prng.int(Math.max(1, hi - lo + 1));
+}
+
+/** A SET through every node, retried until acknowledged or `timeoutMs` passed. */
+async function probeWrites(
+  workloads: Workloads,
+  cluster: ChaosCluster,
+  timeoutMs: number,
+): Promise<{ ok: boolean; last: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (const node of cluster.nodes) {
+    for (;;) {
+      if (Date.now() > deadline) return { ok: false, last };
+      const redis = workloads.connect(node.respPort);
+      try {
+        await waitReady(redis, 2_000);
+        await redis.set('chaos:probe', node.id);
+        break;
+      } catch (failure) {
+        last = `${node.id}: ${(failure as Error).message}`;
+        await sleep(200);
+      } finally {
+        workloads.close(redis);
+      }
+    }
+  }
+  return { ok: true, last };
 }
 
 /** Waits until the leader counts every node as a voter. */
@@ -325,6 +364,7 @@ function summarize(
     finalConvergedMs: number | null;
     appliedIndex: number | null;
     membership: string;
+    writableMs: number | null;
   },
 ): Summary {
   const byStatus = countByStatus(history);
@@ -355,8 +395,10 @@ function summarize(
       finalConvergedMs: final.finalConvergedMs === null ? null : Math.round(final.finalConvergedMs),
       appliedIndex: final.appliedIndex,
       membership: final.membership,
+      writableMs: final.writableMs === null ? null : Math.round(final.writableMs),
     },
     verdicts,
+    errors: history.errors,
     violations,
     ok: violations === 0,
     resultsFolder: null,
@@ -412,8 +454,12 @@ export function printSummary(
   log(`  indeterminate operations: ${s.indeterminate}`);
   const r = s.recovery;
   log(
-    `  recovery: per fault median ${r.perFaultMsMedian ?? '-'} ms, max ${r.perFaultMsMax ?? '-'} ms, unrecovered ${r.unrecoveredFaults}; after the last heal: leader in ${r.finalLeaderMs ?? 'never'} ms, all digests equal in ${r.finalConvergedMs ?? 'never'} ms (applied index ${r.appliedIndex ?? '-'}); ${r.membership}`,
+    `  recovery: per fault median ${r.perFaultMsMedian ?? '-'} ms, max ${r.perFaultMsMax ?? '-'} ms, unrecovered ${r.unrecoveredFaults}; after the last heal: leader in ${r.finalLeaderMs ?? 'never'} ms, all digests equal in ${r.finalConvergedMs ?? 'never'} ms (applied index ${r.appliedIndex ?? '-'}), writes through every node in ${r.writableMs ?? 'never'} ms; ${r.membership}`,
   );
+  const reasons = Object.entries(s.errors)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5);
+  for (const [text, n] of reasons) log(`  error ${n}x: ${text}`);
   for (const v of s.verdicts) for (const note of v.notes) log(`  ${v.checker}: ${note}`);
   for (const v of s.verdicts)
     for (const line of v.violations) log(`  VIOLATION ${v.checker}: ${line}`);

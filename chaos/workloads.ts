@@ -40,6 +40,8 @@ const bankKey = (i: number): string => `chaos:bank:${i}`;
 export const bankKeys: readonly string[] = Array.from({ length: bankAccounts }, (_, i) =>
   bankKey(i),
 );
+/** Distinct error texts counted (a limit on everything). */
+const errorKindsMax = 200;
 /** A client rests this long between operations so two cores keep up. */
 const thinkMs = 5;
 /** A client whose connection failed waits this long before reconnecting. */
@@ -73,6 +75,18 @@ export class Workloads {
     private readonly options: WorkloadOptions,
     private readonly prng: Prng,
   ) {}
+
+  /** classify(), counting the error's text in the history. */
+  private classify(failure: unknown): OperationStatus {
+    const text = (failure instanceof Error ? failure.message : String(failure))
+      .slice(0, 100)
+      .replace(/\d+/g, 'N');
+    const errors = this.history.errors;
+    if (text in errors || Object.keys(errors).length < errorKindsMax) {
+      errors[text] = (errors[text] ?? 0) + 1;
+    }
+    return classify(failure);
+  }
 
   now(): number {
     return performance.now() - this.started;
@@ -223,7 +237,7 @@ export class Workloads {
         const got = await redis.get(key);
         return record({ op: 'get', key }, 'ok', { value: got });
       } catch (failure) {
-        return record({ op: 'get', key }, classify(failure), null);
+        return record({ op: 'get', key }, this.classify(failure), null);
       }
     }
     if (roll < 7) {
@@ -231,7 +245,7 @@ export class Workloads {
         await redis.set(key, value);
         return record({ op: 'put', key, value }, 'ok', { ok: true });
       } catch (failure) {
-        return record({ op: 'put', key, value }, classify(failure), null);
+        return record({ op: 'put', key, value }, this.classify(failure), null);
       }
     }
     // Compare-and-set: expect the value last written by someone, or absence.
@@ -254,7 +268,7 @@ export class Workloads {
       const inner = result[0]?.[0];
       return inner == null ? record(input, 'ok', { ok: true }) : record(input, 'unknown', null);
     } catch (failure) {
-      return record(input, sent ? classify(failure) : 'fail', null);
+      return record(input, sent ? this.classify(failure) : 'fail', null);
     }
   }
 
@@ -266,7 +280,7 @@ export class Workloads {
       await redis.sadd(setKey, element);
       status = 'ok';
     } catch (failure) {
-      status = classify(failure);
+      status = this.classify(failure);
     }
     this.history.setAdds.push({
       client,
@@ -294,7 +308,7 @@ export class Workloads {
         });
         return 'ok';
       } catch (failure) {
-        return classify(failure) === 'unknown' ? 'unknown' : 'fail';
+        return this.classify(failure) === 'unknown' ? 'unknown' : 'fail';
       }
     }
     const from = this.prng.int(bankAccounts);
@@ -318,7 +332,7 @@ export class Workloads {
       const inner = result?.some(([err]) => err != null) ?? false;
       status = result === null ? 'fail' : inner ? 'unknown' : 'ok';
     } catch (failure) {
-      status = sent ? classify(failure) : 'fail';
+      status = sent ? this.classify(failure) : 'fail';
     }
     if (sent) {
       this.history.bank.push({
@@ -378,7 +392,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
+export function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
