@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Prng } from '../src/raft/prng.js';
 import { checkAll, type Verdict } from './checkers.js';
-import { ChaosCluster, type NodeRunner, repo } from './cluster.js';
+import { ChaosCluster, getJson, type NodeRunner, repo } from './cluster.js';
 import { countByStatus, emptyHistory, type History } from './history.js';
 import { isNetworkKind, kindsFor, type NemesisGroup, startFault } from './nemesis.js';
 import { timelineHtml } from './timeline.js';
@@ -217,7 +217,16 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
     // Live again: a write through every node is acknowledged within the bound.
     const writable = await probeWrites(workloads, cluster, options.recoveryMsMax);
     if (writable.ok) writableMs = workloads.now() - healedAt;
-    else writeProblem = `writes are still refused after the faults stopped: ${writable.last}`;
+    else {
+      // Each node's view of the alarms, for whoever debugs this.
+      const views = await Promise.all(
+        cluster.nodes.map(async (n) => {
+          const st = await getJson<{ alarms?: unknown; role?: string }>(`${n.http}/status`);
+          return `${n.id} (${st?.role ?? '?'}) alarms ${JSON.stringify(st?.alarms ?? '?')}`;
+        }),
+      );
+      writeProblem = `writes are still refused after the faults stopped: ${writable.last}; ${views.join('; ')}`;
+    }
     await workloads.finalReads(30_000);
   } finally {
     workloads.closeAll();
