@@ -220,7 +220,12 @@ export class TandemNode {
       dataDir: config.dataDir,
       lowBytes: config.spaceLowBytes ?? defaultSpaceLowBytes,
       freeSpace: config.freeSpace ?? freeBytes,
-      registry: machine.registry,
+      // Read through the machine each time: a snapshot restore (at start, or
+      // installed from the leader) replaces the registry object, and a monitor
+      // holding the old one never sees its alarm again, so never clears it.
+      get registry() {
+        return machine.registry;
+      },
       log,
       ready: () => !this.stopping && this.driverRef !== null && this.driverRef.leaderId !== '',
       propose: (entry) => this.viaLeader({ kind: 'member', entry }, alone),
