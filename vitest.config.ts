@@ -8,6 +8,7 @@ export default defineConfig({
       'test/**/*.test.ts',
       'scripts/**/*.test.ts',
       'bench/**/*.test.ts',
+      'chaos/**/*.test.ts',
     ],
     testTimeout: 120_000,
     hookTimeout: 30_000,

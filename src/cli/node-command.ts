@@ -10,6 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { type Logger, pino } from 'pino';
 import { AdminServer } from '../http/admin-server.js';
+import { plantedBugs } from '../kv/index.js';
 import { forceNewCluster } from '../node/force-new-cluster.js';
 import { diskFullCause } from '../node/space-guard.js';
 import { TandemNode, tandemNodeDefaults } from '../node/tandem-node.js';
@@ -141,6 +142,12 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
     { level: settings.logLevel, base: { node: settings.id, pid: process.pid } },
     pino.destination({ dest: 1, sync: true }),
   );
+  const planted = process.env.TANDEM_PLANTED_BUG;
+  if (planted === 'skip-watch' || planted === 'stale-reads') {
+    if (planted === 'skip-watch') plantedBugs.skipWatch = true;
+    else plantedBugs.staleReads = true;
+    log.warn(`PLANTED BUG ${planted}: for the chaos suite's self-test only, never in production`);
+  }
   try {
     if (options.forceNewCluster !== undefined) {
       await forceNewCluster(new NodeFileSystem(), settings.dataDir, nodeId(settings.id), log);

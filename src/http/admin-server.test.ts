@@ -86,6 +86,18 @@ describe('AdminServer', () => {
     expect(ready.json().reason).toContain('shutting down');
   });
 
+  it('reports the keyspace digest with its applied index, changed by a write', async () => {
+    const { admin, node } = await startSingle();
+    await waitFor('leadership', () => (node.isLeader ? true : undefined));
+    const before = (await admin.app.inject({ method: 'GET', url: '/v1/admin/digest' })).json();
+    expect(before.digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(await node.write(0, ['SET', 'a', '1'])).toEqual({ kind: 'simple', value: 'OK' });
+    const after = (await admin.app.inject({ method: 'GET', url: '/v1/admin/digest' })).json();
+    expect(after.applied).toBeGreaterThan(before.applied);
+    expect(after.digest).not.toBe(before.digest);
+    expect(after).toEqual(node.digest());
+  });
+
   it('listens on the given host only', async () => {
     const { admin } = await startSingle();
     const address = await admin.start();

@@ -59,6 +59,8 @@ export interface AdminNode {
   backup(): Promise<{ meta: BackupMeta; stream: AsyncIterable<Uint8Array> } | Reply>;
   /** Counters kept by the node itself. */
   readonly counters: { readonly degradedHandovers: number };
+  /** SHA-256 of the keyspace and the applied index it is as of (one synchronous read). */
+  digest(): { readonly applied: number; readonly digest: string };
 }
 
 /** What the metrics read of one peer link. */
@@ -189,6 +191,9 @@ export class AdminServer {
       peers: node.peerStats(),
       driver: node.driverStats(),
     }));
+
+    // Cross-node convergence checks (the chaos suite): equal applied, equal digest.
+    this.app.get('/v1/admin/digest', async () => node.digest());
 
     this.app.get('/metrics', async (_request, reply) => {
       const text = await this.registry.metrics();

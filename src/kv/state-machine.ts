@@ -15,6 +15,15 @@ import { parseLong } from './parse.js';
 import { bulk, error, integer, nullArray, ok, type Reply, simple } from './reply.js';
 import { digestKeyspace, KvSnapshot, restoreKeyspace, restoreKeyspaceAsync } from './snapshot.js';
 
+/**
+ * Deliberately planted bugs, for showing that the chaos suite (chaos/)
+ * catches them; set only by `tandem node` from TANDEM_PLANTED_BUG, never in
+ * production. `skipWatch`: EXEC ignores WATCH (a lost update);
+ * `staleReads`: reads skip the read barrier (src/node: a cut-off node
+ * answers from its own, possibly old, state).
+ */
+export const plantedBugs = { skipWatch: false, staleReads: false };
+
 export interface ApplyResult {
   readonly reply: Reply;
   /** PUBLISHed messages, in order, for the runtime to deliver to local subscribers. */
@@ -250,6 +259,7 @@ export class KvStateMachine {
     commands: readonly (readonly string[])[],
   ): Reply {
     for (const w of watched) {
+      if (plantedBugs.skipWatch) break;
       if (this.watchRevision(w.db, w.key) !== w.revision) return nullArray;
     }
     const replies: Reply[] = [];

@@ -310,4 +310,34 @@ describe('TandemNode over real sockets and disks', () => {
     );
     expect(await low.write(0, ['SET', 'b', '2'])).toEqual({ kind: 'simple', value: 'OK' });
   });
+
+  // Found by the chaos suite (chaos/): the space monitor kept the registry
+  // object of before the snapshot restore at start, so a restarted node
+  // never saw its own alarm and never cleared it: writes refused for good.
+  it('clears its NOSPACE alarm after a restart that restored a snapshot', async () => {
+    const members = await loopbackMembers(1);
+    let free = 10_000_000;
+    const overrides = {
+      snapshotEntries: 10,
+      spaceLowBytes: 1_000_000,
+      spaceCheckMs: 50,
+      freeSpace: async () => free,
+    };
+    const first = await startTestNode(root, 'n1', members, log, overrides);
+    nodes = [first];
+    await waitFor('leadership', () => (first.isLeader ? true : undefined));
+    for (let i = 0; i < 30; i++) await first.write(0, ['SET', `k${i}`, 'v']);
+    await waitFor('a snapshot', () => (first.driverStats().snapshots > 0 ? true : undefined));
+    await first.stop();
+    const again = await startTestNode(root, 'n1', members, log, overrides);
+    nodes = [again];
+    await waitFor('leadership again', () => (again.isLeader ? true : undefined));
+    free = 500_000;
+    await waitFor('the alarm', () => (again.alarms().length === 1 ? true : undefined));
+    free = 2_000_000;
+    await waitFor('the alarm cleared', () => (again.alarms().length === 0 ? true : undefined), {
+      timeoutMs: 3_000,
+    });
+    expect(await again.write(0, ['SET', 'after', '1'])).toEqual({ kind: 'simple', value: 'OK' });
+  });
 });

@@ -18,7 +18,13 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ApplyResult, KvStateMachine, Published, WatchedKey } from '../kv/index.js';
+import {
+  type ApplyResult,
+  type KvStateMachine,
+  type Published,
+  plantedBugs,
+  type WatchedKey,
+} from '../kv/index.js';
 import { error, type Reply } from '../kv/reply.js';
 import type { ReadMode } from '../raft/config.js';
 import type { NodeId, Role, Term } from '../raft/types.js';
@@ -241,7 +247,12 @@ export class TandemNode {
       dataDir: config.dataDir,
       lowBytes: config.spaceLowBytes ?? defaultSpaceLowBytes,
       freeSpace: config.freeSpace ?? freeBytes,
-      registry: machine.registry,
+      // Read through the machine each time: a snapshot restore (at start, or
+      // installed from the leader) replaces the registry object, and a monitor
+      // holding the old one never sees its alarm again, so never clears it.
+      get registry() {
+        return machine.registry;
+      },
       log,
       ready: () => !this.stopping && this.driverRef !== null && this.driverRef.leaderId !== '',
       propose: (entry) => this.viaLeader({ kind: 'member', entry }, alone),
@@ -412,7 +423,7 @@ export class TandemNode {
    * or at once when `stale` (a READONLY connection).
    */
   async read(db: number, argv: readonly string[], stale: boolean): Promise<Reply> {
-    if (!stale) {
+    if (!stale && !plantedBugs.staleReads) {
       const failure = await this.barrier();
       if (failure !== null) return failure;
     }
@@ -464,6 +475,15 @@ export class TandemNode {
       learners: s.membership.learners,
       followers,
     };
+  }
+
+  /**
+   * The keyspace's digest and the index it is as of, read together without
+   * yielding, so two nodes at the same applied index must report the same
+   * digest. Costs a pass over the keyspace: for checks, not for hot paths.
+   */
+  digest(): { applied: number; digest: string } {
+    return { applied: this.driver.appliedIndex, digest: this.machine.kv.digest() };
   }
 
   peerStats(): ReturnType<PeerTransport['stats']> {

@@ -1,0 +1,86 @@
+/**
+ * What the chaos clients did: one record per operation with its invocation
+ * and completion times (ms since the run started, one monotonic clock) and
+ * its outcome. `unknown` is a timeout or a lost connection: the operation may
+ * have taken effect at any time after it was invoked, or never. `fail` means
+ * it certainly did not (refused before it was sent, or TRYAGAIN, which
+ * Tandem answers only for writes it did not apply).
+ *
+ * Registers use the simulator's history type as is (sim/checker/history.ts),
+ * so the same linearizability checker reads both.
+ */
+
+import type { Operation, OperationStatus } from '../sim/checker/history.js';
+
+export type { Operation, OperationStatus };
+
+export interface SetAdd {
+  readonly client: number;
+  readonly key: string;
+  readonly element: string;
+  readonly invoked: number;
+  readonly returned: number | null;
+  readonly status: OperationStatus;
+}
+
+/** A final read of a set: which node answered and the members. */
+export interface SetRead {
+  readonly key: string;
+  readonly node: string;
+  readonly members: readonly string[];
+}
+
+export type BankOp =
+  | {
+      readonly kind: 'transfer';
+      readonly client: number;
+      readonly from: number;
+      readonly to: number;
+      readonly amount: number;
+      readonly invoked: number;
+      readonly returned: number | null;
+      readonly status: OperationStatus;
+    }
+  | {
+      readonly kind: 'read';
+      readonly client: number;
+      /** Balances as read (strings as the server sent them; null for a missing key). */
+      readonly balances: readonly (string | null)[];
+      readonly invoked: number;
+      readonly returned: number;
+      /** Where the read came from: a client during the run, or a node's final read. */
+      readonly source: string;
+    };
+
+export interface History {
+  readonly registers: Operation[];
+  readonly setAdds: SetAdd[];
+  readonly setReads: SetRead[];
+  readonly bank: BankOp[];
+  /** The bank's accounts and the total they must always hold. */
+  readonly bankAccounts: number;
+  readonly bankTotal: number;
+  /** Why operations failed or ended unknown: error text (first 100 characters) → count. */
+  readonly errors: Record<string, number>;
+}
+
+export function emptyHistory(bankAccounts: number, bankTotal: number): History {
+  return {
+    registers: [],
+    setAdds: [],
+    setReads: [],
+    bank: [],
+    bankAccounts,
+    bankTotal,
+    errors: {},
+  };
+}
+
+/** Operations per status, over every workload. */
+export function countByStatus(h: History): Record<OperationStatus, number> {
+  const counts: Record<OperationStatus, number> = { ok: 0, fail: 0, unknown: 0 };
+  for (const op of h.registers) counts[op.status]++;
+  for (const op of h.setAdds) counts[op.status]++;
+  for (const op of h.bank) counts[op.kind === 'read' ? 'ok' : op.status]++;
+  return counts;
+}
