@@ -204,14 +204,14 @@ export function checkFiles(ops: readonly FileOp[]): Verdict {
   for (const read of reads) {
     if (read.status !== 'ok') {
       if (read.source === 'final') {
-        report(`files: ${read.node} never answered a final read of ${read.path}`);
+        report(`${read.node} never answered a final read of ${read.path}`);
       }
       continue;
     }
     const problem = fileReadProblem(read, puts.get(read.path) ?? []);
     if (problem !== null) {
       report(
-        `files: ${read.source === 'final' ? 'final read' : `client ${read.client}'s read`} of ` +
+        `${read.source === 'final' ? 'final read' : `client ${read.client}'s read`} of ` +
           `${read.path} on ${read.node} at ${fmt(read.invoked)}–${fmt(read.returned)}: ${problem}`,
       );
     }
@@ -224,14 +224,14 @@ export function checkFiles(ops: readonly FileOp[]): Verdict {
     if (seen.size > 1) {
       count++;
       violations.push(
-        `files: final reads of ${path} differ: ${finals.map((r) => `${r.node} ${r.found?.sha256.slice(0, 12) ?? '404'}`).join(', ')}`,
+        `final reads of ${path} differ: ${finals.map((r) => `${r.node} ${r.found?.sha256.slice(0, 12) ?? '404'}`).join(', ')}`,
       );
     }
   }
   const allPuts = ops.filter((o): o is FilePut => o.kind === 'put');
   const clientReads = reads.filter((r) => r.source === 'client');
   const notes = [
-    `files: ${allPuts.length} puts (${allPuts.filter((p) => p.status === 'ok').length} acknowledged, ` +
+    `${allPuts.length} puts (${allPuts.filter((p) => p.status === 'ok').length} acknowledged, ` +
       `${allPuts.filter((p) => p.status === 'unknown').length} unknown, ` +
       `${allPuts.filter((p) => p.status === 'fail').length} refused), ` +
       `${clientReads.filter((r) => r.status === 'ok').length} reads answered ` +

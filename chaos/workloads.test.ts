@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classify } from './workloads.js';
+import { classify, classifyHttp, fileContent, sha256Hex } from './workloads.js';
 
 describe('classify', () => {
   it('counts only refusals that promise "not applied" as failed', () => {
@@ -17,5 +17,23 @@ describe('classify', () => {
       'unknown',
     );
     expect(classify('something odd')).toBe('unknown');
+  });
+});
+
+describe('files workload helpers', () => {
+  it('derives each version content from its number: same bytes again, others differ', () => {
+    const a = fileContent(7, 3 * 1024 * 1024 + 5);
+    expect(a.length).toBe(3 * 1024 * 1024 + 5);
+    expect(sha256Hex(fileContent(7, a.length))).toBe(sha256Hex(a));
+    expect(sha256Hex(fileContent(8, a.length))).not.toBe(sha256Hex(a));
+    expect(fileContent(0, 4096).some((b) => b !== 0)).toBe(true);
+  });
+
+  it('counts definite 4xx refusals as failed, 408 and 5xx as unknown', () => {
+    expect(classifyHttp(400)).toBe('fail');
+    expect(classifyHttp(413)).toBe('fail');
+    expect(classifyHttp(408)).toBe('unknown');
+    expect(classifyHttp(503)).toBe('unknown');
+    expect(classifyHttp(502)).toBe('unknown');
   });
 });
