@@ -1,5 +1,12 @@
+import { type AddressInfo, createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { classify, classifyHttp, fileContent, sha256Hex } from './workloads.js';
+import {
+  classify,
+  classifyFetchFailure,
+  classifyHttp,
+  fileContent,
+  sha256Hex,
+} from './workloads.js';
 
 describe('classify', () => {
   it('counts only refusals that promise "not applied" as failed', () => {
@@ -35,5 +42,21 @@ describe('files workload helpers', () => {
     expect(classifyHttp(408)).toBe('unknown');
     expect(classifyHttp(503)).toBe('unknown');
     expect(classifyHttp(502)).toBe('unknown');
+  });
+
+  it('counts a refused connection as failed (nothing was sent), other fetch failures as unknown', async () => {
+    // A port nobody listens on any more: connect is refused.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const refused = await fetch(`http://127.0.0.1:${port}/`, {
+      signal: AbortSignal.timeout(2_000),
+    }).catch((failure: unknown) => failure);
+    expect(classifyFetchFailure(refused)).toBe('fail');
+    expect(classifyFetchFailure(new DOMException('timed out', 'TimeoutError'))).toBe('unknown');
+    expect(
+      classifyFetchFailure(new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } })),
+    ).toBe('unknown');
   });
 });

@@ -13,7 +13,8 @@
  *   from the version number (fileContent), a few KiB up to `fileBytesMax`
  *   so several 1 MiB chunks are involved, with X-Checksum-Sha256; and
  *   linearizable GETs on random nodes, recording the body's length and
- *   sha256. A few paths only; puts stop at `fileBytesBudget` bytes (reads
+ *   sha256. A few paths only; once three quarters of `fileBytesBudget` are
+ *   put, files are small (up to 16 KiB), and puts stop at the budget (reads
  *   go on); one request in flight per client; every
  *   request bounded by `fileOpTimeoutMs` (AbortSignal.timeout).
  *
@@ -53,6 +54,8 @@ export interface WorkloadOptions {
 }
 
 export const fileBytesMin = 4 << 10;
+/** Puts once three quarters of the budget are spent are at most this big. */
+const smallFileBytesMax = 16 << 10;
 export const filePath = (i: number): string => `chaos/files/f${i}`;
 
 /**
@@ -74,6 +77,20 @@ export function fileContent(version: number, size: number): Buffer {
 
 export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The system error code under a failed fetch (undici puts it in `cause`), or ''. */
+export function fetchFailureCode(failure: unknown): string {
+  const cause = (failure as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : '';
+}
+
+/**
+ * How a failed fetch ends a request: refused connections never carried it
+ * (`fail`); timeouts, resets and anything else are `unknown`.
+ */
+export function classifyFetchFailure(failure: unknown): OperationStatus {
+  return fetchFailureCode(failure) === 'ECONNREFUSED' ? 'fail' : 'unknown';
 }
 
 /** How a file request's HTTP status ends it: definite 4xx refusals fail, the rest is unknown. */
@@ -284,7 +301,10 @@ export class Workloads {
     path: string,
   ): Promise<OperationStatus> {
     const version = this.nextFileVersion++;
-    const span = this.options.fileBytesMax - fileBytesMin + 1;
+    // The last quarter of the budget goes to small files, so versions keep changing for long.
+    const large = this.fileBytesSent < (this.options.fileBytesBudget * 3) / 4;
+    const bytesMax = large ? this.options.fileBytesMax : smallFileBytesMax;
+    const span = bytesMax - fileBytesMin + 1;
     const size = fileBytesMin + this.prng.int(Math.max(1, span));
     this.fileBytesSent += size;
     const content = fileContent(version, size);
@@ -302,8 +322,8 @@ export class Workloads {
       status = response.status === 201 ? 'ok' : classifyHttp(response.status);
       if (status !== 'ok') this.countError(`files PUT ${response.status}: ${answer}`);
     } catch (failure) {
-      this.countError(`files PUT: ${(failure as Error).message}`);
-      status = 'unknown';
+      this.countError(`files PUT: ${(failure as Error).message} ${fetchFailureCode(failure)}`);
+      status = classifyFetchFailure(failure);
     }
     this.history.files.push({
       kind: 'put',
