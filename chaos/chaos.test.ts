@@ -14,8 +14,12 @@ import { defaultResultsDir, type RunOptions, runChaos } from './run.js';
 
 const base: Omit<RunOptions, 'durationS' | 'nemeses' | 'seed'> = {
   nodes: 3,
-  workloads: ['register', 'set', 'bank'],
-  clients: 6,
+  workloads: ['register', 'set', 'bank', 'files'],
+  // The files client is the seventh: the other workloads keep their six.
+  clients: 7,
+  // Bounded for CI: up to two 1 MiB chunks per file, 24 MiB put in all.
+  fileBytesMax: 1_536 << 10,
+  fileBytesBudget: 24 << 20,
   runner: 'tsx',
   tickMs: 50,
   resultsDir: defaultResultsDir,
@@ -76,6 +80,7 @@ describe('chaos suite', () => {
       });
       expect(summary.violations, lines.join('\n')).toBe(0);
       expect(summary.operations).toBeGreaterThan(300);
+      expect(summary.byWorkload.files).toBeGreaterThan(10);
       expect(Object.values(summary.faultsByKind).reduce((a, b) => a + b, 0)).toBeGreaterThan(2);
       expect(summary.recovery.finalConvergedMs).not.toBeNull();
     }, 180_000);

@@ -7,14 +7,19 @@
  * - bank: every read (during the run and the final ones) sums to the total
  *   and holds no negative balance (transfers check the balance under WATCH,
  *   so a negative one means a lost WATCH), and the final reads agree.
+ * - files: every read returned the whole content of a version put to that
+ *   path (sha256 and length of the body, and the headers agree with it),
+ *   never a refused one, never a 404 after an acknowledged put, never a
+ *   version older than an acknowledged put that completed before the read
+ *   began; every node answered a final read of every path, all the same.
  * Each violation is a line a reader can act on.
  */
 
 import { checkLinearizable } from '../sim/checker/linearizability.js';
-import type { BankOp, History, SetAdd, SetRead } from './history.js';
+import type { BankOp, FileOp, History, SetAdd, SetRead } from './history.js';
 
 export interface Verdict {
-  readonly checker: 'register' | 'set' | 'bank';
+  readonly checker: 'register' | 'set' | 'bank' | 'files';
   readonly violations: readonly string[];
   /** Facts worth printing (e.g. adds whose outcome was unknown and that did land). */
   readonly notes: readonly string[];
@@ -177,5 +182,114 @@ export function checkAll(history: History): Verdict[] {
     checkRegisters(history),
     checkSet(history.setAdds, history.setReads),
     checkBank(history.bank, history.bankAccounts, history.bankTotal),
+    checkFiles(history.files),
   ];
+}
+
+type FilePut = Extract<FileOp, { kind: 'put' }>;
+type FileRead = Extract<FileOp, { kind: 'read' }>;
+
+export function checkFiles(ops: readonly FileOp[]): Verdict {
+  if (ops.length === 0) return { checker: 'files', violations: [], notes: [] };
+  const violations: string[] = [];
+  let count = 0;
+  const report = (line: string): void => {
+    if (++count <= listedMax) violations.push(line);
+  };
+  const puts = new Map<string, FilePut[]>();
+  for (const op of ops) {
+    if (op.kind === 'put') puts.set(op.path, [...(puts.get(op.path) ?? []), op]);
+  }
+  const reads = ops.filter((o): o is FileRead => o.kind === 'read');
+  for (const read of reads) {
+    if (read.status !== 'ok') {
+      if (read.source === 'final') {
+        report(`${read.node} never answered a final read of ${read.path}`);
+      }
+      continue;
+    }
+    const problem = fileReadProblem(read, puts.get(read.path) ?? []);
+    if (problem !== null) {
+      report(
+        `${read.source === 'final' ? 'final read' : `client ${read.client}'s read`} of ` +
+          `${read.path} on ${read.node} at ${fmt(read.invoked)}–${fmt(read.returned)}: ${problem}`,
+      );
+    }
+  }
+  for (const path of new Set(reads.map((r) => r.path))) {
+    const finals = reads.filter(
+      (r) => r.path === path && r.source === 'final' && r.status === 'ok',
+    );
+    const seen = new Set(finals.map((r) => r.found?.sha256 ?? '404'));
+    if (seen.size > 1) {
+      count++;
+      violations.push(
+        `final reads of ${path} differ: ${finals.map((r) => `${r.node} ${r.found?.sha256.slice(0, 12) ?? '404'}`).join(', ')}`,
+      );
+    }
+  }
+  const allPuts = ops.filter((o): o is FilePut => o.kind === 'put');
+  const clientReads = reads.filter((r) => r.source === 'client');
+  const notes = [
+    `${allPuts.length} puts (${allPuts.filter((p) => p.status === 'ok').length} acknowledged, ` +
+      `${allPuts.filter((p) => p.status === 'unknown').length} unknown, ` +
+      `${allPuts.filter((p) => p.status === 'fail').length} refused), ` +
+      `${clientReads.filter((r) => r.status === 'ok').length} reads answered ` +
+      `(${clientReads.filter((r) => r.status === 'ok' && r.found === null).length} of them 404), ` +
+      `${clientReads.filter((r) => r.status !== 'ok').length} unanswered, ` +
+      `${reads.filter((r) => r.source === 'final').length} final reads, ` +
+      `${allPuts.reduce((n, p) => n + (p.status === 'ok' ? p.size : 0), 0)} bytes acknowledged`,
+  ];
+  return { checker: 'files', violations: capped(violations, count), notes };
+}
+
+/**
+ * What is impossible about one answered read of a file, given every put to
+ * its path, or null. A put that ended unknown may have taken effect at any
+ * time after its invocation; one refused (`fail`) never did.
+ */
+export function fileReadProblem(read: FileRead, puts: readonly FilePut[]): string | null {
+  // Acknowledged puts that completed before this read began: the read must see one of them or later.
+  const before = puts.filter((p) => p.status === 'ok' && (p.returned ?? Infinity) < read.invoked);
+  const found = read.found;
+  if (found === null) {
+    const last = before[before.length - 1];
+    return last === undefined
+      ? null
+      : `404, but the put of version ${last.version} was acknowledged at ${fmt(last.returned)} (no deletes in this workload)`;
+  }
+  const described = `${found.size} bytes, sha256 ${found.sha256.slice(0, 16)}`;
+  if (found.headerSha256 !== null && found.headerSha256 !== found.sha256) {
+    return `the body (${described}) does not match its X-Checksum-Sha256 ${found.headerSha256.slice(0, 16)}: torn or corrupt`;
+  }
+  if (found.headerSize !== null && found.headerSize !== found.size) {
+    return `the body (${described}) is not the Content-Length ${found.headerSize}: torn`;
+  }
+  const same = puts.filter((p) => p.sha256 === found.sha256 && p.size === found.size);
+  if (same.length === 0) {
+    return `the body (${described}) is no version ever put to this path: torn, mixed or corrupt`;
+  }
+  const possible = same.filter(
+    (p) => p.status !== 'fail' && p.invoked < (read.returned ?? Infinity),
+  );
+  if (possible.length === 0) {
+    const p = same[0] as FilePut;
+    return p.status === 'fail'
+      ? `it returned version ${p.version}, whose put was refused (never applied)`
+      : `it returned version ${p.version}, whose put began only after the read ended`;
+  }
+  // Stale: version V completed before an acknowledged put Q began, and Q completed before the read began.
+  const fresh = possible.some(
+    (v) =>
+      v.status !== 'ok' || !before.some((q) => q !== v && (v.returned ?? Infinity) < q.invoked),
+  );
+  if (!fresh) {
+    const v = possible[0] as FilePut;
+    const q = before.find((p) => p !== v && (v.returned ?? Infinity) < p.invoked) as FilePut;
+    return (
+      `stale: it returned version ${v.version} (put ${fmt(v.invoked)}–${fmt(v.returned)}), ` +
+      `overwritten by the acknowledged put of version ${q.version} (${fmt(q.invoked)}–${fmt(q.returned)}) before the read began`
+    );
+  }
+  return null;
 }

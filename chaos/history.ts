@@ -52,8 +52,48 @@ export type BankOp =
       readonly source: string;
     };
 
+/**
+ * The files workload (issue 7, workload 4): whole-file puts of versions
+ * whose content is known, and whole-file reads of what came back.
+ */
+export type FileOp =
+  | {
+      readonly kind: 'put';
+      readonly client: number;
+      readonly path: string;
+      /** Unique over the run; the content is derived from it (workloads.ts fileContent). */
+      readonly version: number;
+      readonly size: number;
+      readonly sha256: string;
+      /** The node whose admin HTTP took the request. */
+      readonly node: string;
+      readonly invoked: number;
+      readonly returned: number | null;
+      readonly status: OperationStatus;
+    }
+  | {
+      readonly kind: 'read';
+      readonly client: number;
+      readonly path: string;
+      readonly node: string;
+      readonly invoked: number;
+      readonly returned: number | null;
+      /** `ok`: an answer (200 or 404); otherwise `found` means nothing and is null. */
+      readonly status: OperationStatus;
+      /** 404, or what the body held (its length and sha256) and what the headers claimed. */
+      readonly found: null | {
+        readonly size: number;
+        readonly sha256: string;
+        readonly headerSha256: string | null;
+        readonly headerSize: number | null;
+      };
+      /** A client during the run, or a node's final read after the heal. */
+      readonly source: 'client' | 'final';
+    };
+
 export interface History {
   readonly registers: Operation[];
+  readonly files: FileOp[];
   readonly setAdds: SetAdd[];
   readonly setReads: SetRead[];
   readonly bank: BankOp[];
@@ -67,6 +107,7 @@ export interface History {
 export function emptyHistory(bankAccounts: number, bankTotal: number): History {
   return {
     registers: [],
+    files: [],
     setAdds: [],
     setReads: [],
     bank: [],
@@ -82,5 +123,6 @@ export function countByStatus(h: History): Record<OperationStatus, number> {
   for (const op of h.registers) counts[op.status]++;
   for (const op of h.setAdds) counts[op.status]++;
   for (const op of h.bank) counts[op.kind === 'read' ? 'ok' : op.status]++;
+  for (const op of h.files) if (op.kind === 'put' || op.source === 'client') counts[op.status]++;
   return counts;
 }

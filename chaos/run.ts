@@ -49,6 +49,10 @@ export interface RunOptions {
   readonly overlap?: boolean;
   /** Extra flags for every node (e.g. `--read-mode lease`). */
   readonly nodeArgs?: readonly string[];
+  /** Largest file the files workload puts (bytes); default 3 MiB. */
+  readonly fileBytesMax?: number;
+  /** Bytes all file puts together may send (then only reads); default 64 MiB. */
+  readonly fileBytesBudget?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -93,6 +97,8 @@ export interface Summary {
 
 const perFaultRecoveryMsMax = 20_000;
 const opTimeoutMs = 2_000;
+/** A file of a few MiB goes through a follower, the leader and a majority's fsyncs. */
+const fileOpTimeoutMs = 10_000;
 
 export async function runChaos(options: RunOptions): Promise<Summary> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -148,6 +154,10 @@ export async function runChaos(options: RunOptions): Promise<Summary> {
       opTimeoutMs,
       registerKeyMs: 5_000,
       registerKeys: 3,
+      fileBytesMax: options.fileBytesMax ?? 3 << 20,
+      filePaths: 3,
+      fileBytesBudget: options.fileBytesBudget ?? 64 << 20,
+      fileOpTimeoutMs,
     },
     prng.fork(),
   );
@@ -386,6 +396,7 @@ function summarize(
     register: history.registers.length,
     set: history.setAdds.length,
     bank: history.bank.filter((b) => b.kind === 'transfer' || b.source === 'client').length,
+    files: history.files.filter((f) => f.kind === 'put' || f.source === 'client').length,
   };
   return {
     seed: options.seed,
@@ -457,7 +468,7 @@ export function printSummary(
     .join(', ');
   log(`chaos summary (seed ${s.seed}, ${s.nodes} nodes, ${s.durationS} s)`);
   log(
-    `  operations: ${s.operations} (register ${s.byWorkload.register}, set ${s.byWorkload.set}, bank ${s.byWorkload.bank}; ok ${s.byStatus.ok}, fail ${s.byStatus.fail}, unknown ${s.byStatus.unknown})`,
+    `  operations: ${s.operations} (register ${s.byWorkload.register}, set ${s.byWorkload.set}, bank ${s.byWorkload.bank}, files ${s.byWorkload.files ?? 0}; ok ${s.byStatus.ok}, fail ${s.byStatus.fail}, unknown ${s.byStatus.unknown})`,
   );
   log(`  faults: ${Object.values(s.faultsByKind).reduce((a, b) => a + b, 0)} (${kinds || 'none'})`);
   log(`  indeterminate operations: ${s.indeterminate}`);

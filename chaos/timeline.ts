@@ -58,6 +58,17 @@ export function timelineHtml(
           ? `read ${o.balances.join(',')}`
           : `transfer ${o.from}->${o.to} ${o.amount}`,
     })),
+    ...history.files.map((o) => ({
+      key: o.path,
+      client: o.client,
+      from: o.invoked,
+      to: o.returned,
+      status: o.status,
+      label:
+        o.kind === 'put'
+          ? `put ${o.path} v${o.version} ${o.size} B on ${o.node}`
+          : `read ${o.path} on ${o.node}: ${o.found === null ? '404' : `${o.found.size} B ${o.found.sha256.slice(0, 12)}`}`,
+    })),
   ].slice(0, opsDrawnMax);
   const end = Math.max(1, ...bars.map((b) => b.to ?? b.from), ...faults.map((f) => f.healMs));
   const clients = [...new Set(bars.map((b) => b.client))].sort((a, b) => a - b);

@@ -8,21 +8,29 @@
  * - set: SADD of unique elements to one set; read once at the end.
  * - bank: transfers (WATCH the source, GET it, MULTI DECRBY INCRBY EXEC,
  *   skipped when the balance is short) and reads of every balance (MGET).
- * - files: the place for put-and-read-back of checksummed files once the
- *   file store lands (issue 7, workload 4); not driven yet.
+ * - files (workload 4): whole-file PUTs over the admin HTTP of a random node
+ *   (a follower forwards to the leader) of versions whose content follows
+ *   from the version number (fileContent), a few KiB up to `fileBytesMax`
+ *   so several 1 MiB chunks are involved, with X-Checksum-Sha256; and
+ *   linearizable GETs on random nodes, recording the body's length and
+ *   sha256. A few paths only; once three quarters of `fileBytesBudget` are
+ *   put, files are small (up to 16 KiB), and puts stop at the budget (reads
+ *   go on); one request in flight per client; every
+ *   request bounded by `fileOpTimeoutMs` (AbortSignal.timeout).
  *
  * A client whose operation ended unknown (timeout, connection lost) takes a
  * new client number and a new connection, as in Jepsen: the old one may
  * still be pending forever.
  */
 
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Prng } from '../src/raft/prng.js';
 import type { ChaosCluster } from './cluster.js';
-import type { History, OperationStatus } from './history.js';
+import type { FileOp, History, OperationStatus } from './history.js';
 
-export type WorkloadName = 'register' | 'set' | 'bank';
-export const workloadNames: readonly WorkloadName[] = ['register', 'set', 'bank'];
+export type WorkloadName = 'register' | 'set' | 'bank' | 'files';
+export const workloadNames: readonly WorkloadName[] = ['register', 'set', 'bank', 'files'];
 
 export interface WorkloadOptions {
   readonly clients: number;
@@ -31,6 +39,64 @@ export interface WorkloadOptions {
   readonly opTimeoutMs: number;
   readonly registerKeyMs: number;
   readonly registerKeys: number;
+  /** Largest file put (bytes); sizes are uniform from `fileBytesMin` up to it. */
+  readonly fileBytesMax: number;
+  /** How many paths the files workload writes and reads. */
+  readonly filePaths: number;
+  /**
+   * Bytes all puts together may send; past it the files clients only read.
+   * Old versions' chunks stay on disk for the file store's GC grace (an
+   * hour), and the disk nemesis's node has a 256 MiB tmpfs.
+   */
+  readonly fileBytesBudget: number;
+  /** Each file request's bound (headers and body); past it the outcome is unknown. */
+  readonly fileOpTimeoutMs: number;
+}
+
+export const fileBytesMin = 4 << 10;
+/** Puts once three quarters of the budget are spent are at most this big. */
+const smallFileBytesMax = 16 << 10;
+export const filePath = (i: number): string => `chaos/files/f${i}`;
+
+/**
+ * The content of file version `version`: `size` bytes from an xorshift32
+ * stream seeded by the version, so every version's bytes (and sha256) are
+ * known to the checker and differ from every other version's.
+ */
+export function fileContent(version: number, size: number): Buffer {
+  const words = new Uint32Array(Math.ceil(size / 4));
+  let x = (Math.imul(version + 1, 0x9e3779b1) ^ 0x5bd1e995) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return Buffer.from(words.buffer, 0, size);
+}
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** The system error code under a failed fetch (undici puts it in `cause`), or ''. */
+export function fetchFailureCode(failure: unknown): string {
+  const cause = (failure as { cause?: { code?: unknown } } | null)?.cause;
+  return typeof cause?.code === 'string' ? cause.code : '';
+}
+
+/**
+ * How a failed fetch ends a request: refused connections never carried it
+ * (`fail`); timeouts, resets and anything else are `unknown`.
+ */
+export function classifyFetchFailure(failure: unknown): OperationStatus {
+  return fetchFailureCode(failure) === 'ECONNREFUSED' ? 'fail' : 'unknown';
+}
+
+/** How a file request's HTTP status ends it: definite 4xx refusals fail, the rest is unknown. */
+export function classifyHttp(status: number): OperationStatus {
+  // 408 (the server gave up waiting) and 5xx (503 "retry", a forwarding 502) say nothing definite.
+  return status >= 400 && status < 500 && status !== 408 ? 'fail' : 'unknown';
 }
 
 export const bankAccounts = 5;
@@ -66,6 +132,8 @@ export class Workloads {
   private nextClient = 0;
   private nextOpId = 0;
   private nextElement = 0;
+  private nextFileVersion = 0;
+  private fileBytesSent = 0;
   private readonly connections = new Set<Redis>();
   readonly started = performance.now();
 
@@ -78,14 +146,16 @@ export class Workloads {
 
   /** classify(), counting the error's text in the history. */
   private classify(failure: unknown): OperationStatus {
-    const text = (failure instanceof Error ? failure.message : String(failure))
-      .slice(0, 100)
-      .replace(/\d+/g, 'N');
+    this.countError(failure instanceof Error ? failure.message : String(failure));
+    return classify(failure);
+  }
+
+  private countError(message: string): void {
+    const text = message.slice(0, 100).replace(/\d+/g, 'N');
     const errors = this.history.errors;
     if (text in errors || Object.keys(errors).length < errorKindsMax) {
       errors[text] = (errors[text] ?? 0) + 1;
     }
-    return classify(failure);
   }
 
   now(): number {
@@ -157,6 +227,7 @@ export class Workloads {
   }
 
   private async loop(slot: number, workload: WorkloadName): Promise<void> {
+    if (workload === 'files') return this.filesLoop();
     let nodeIndex = slot % this.cluster.nodes.length;
     let client = this.nextClient++;
     let redis: Redis | null = null;
@@ -202,7 +273,119 @@ export class Workloads {
         return this.setOp(redis, client);
       case 'bank':
         return this.bankOp(redis, client);
+      case 'files':
+        throw new Error('the files workload runs in filesLoop, over HTTP');
     }
+  }
+
+  /** One files client: a put or a linearizable read at a time, each on a random node. */
+  private async filesLoop(): Promise<void> {
+    let client = this.nextClient++;
+    while (this.running) {
+      const node = this.cluster.nodes[this.prng.int(this.cluster.nodes.length)];
+      if (node === undefined) break;
+      const path = filePath(this.prng.int(this.options.filePaths));
+      const put = this.prng.int(2) === 0 && this.fileBytesSent < this.options.fileBytesBudget;
+      const status = put
+        ? await this.filePut(client, node, path)
+        : await this.fileRead(client, node, path, 'client');
+      // An unknown outcome may still be pending: a fresh client number, as for Redis clients.
+      if (status === 'unknown') client = this.nextClient++;
+      await sleep(status === 'ok' ? thinkMs : reconnectMs);
+    }
+  }
+
+  private async filePut(
+    client: number,
+    node: { id: string; http: string },
+    path: string,
+  ): Promise<OperationStatus> {
+    const version = this.nextFileVersion++;
+    // The last quarter of the budget goes to small files, so versions keep changing for long.
+    const large = this.fileBytesSent < (this.options.fileBytesBudget * 3) / 4;
+    const bytesMax = large ? this.options.fileBytesMax : smallFileBytesMax;
+    const span = bytesMax - fileBytesMin + 1;
+    const size = fileBytesMin + this.prng.int(Math.max(1, span));
+    this.fileBytesSent += size;
+    const content = fileContent(version, size);
+    const sha256 = sha256Hex(content);
+    const invoked = this.now();
+    let status: OperationStatus;
+    try {
+      const response = await fetch(`${node.http}/v1/files/${path}`, {
+        method: 'PUT',
+        body: content,
+        headers: { 'content-type': 'application/octet-stream', 'x-checksum-sha256': sha256 },
+        signal: AbortSignal.timeout(this.options.fileOpTimeoutMs),
+      });
+      const answer = await response.text();
+      status = response.status === 201 ? 'ok' : classifyHttp(response.status);
+      if (status !== 'ok') this.countError(`files PUT ${response.status}: ${answer}`);
+    } catch (failure) {
+      this.countError(`files PUT: ${(failure as Error).message} ${fetchFailureCode(failure)}`);
+      status = classifyFetchFailure(failure);
+    }
+    this.history.files.push({
+      kind: 'put',
+      client,
+      path,
+      version,
+      size,
+      sha256,
+      node: node.id,
+      invoked,
+      returned: status === 'unknown' ? null : this.now(),
+      status,
+    });
+    return status;
+  }
+
+  /** A linearizable GET of the whole file; records what the body held. */
+  private async fileRead(
+    client: number,
+    node: { id: string; http: string },
+    path: string,
+    source: 'client' | 'final',
+  ): Promise<OperationStatus> {
+    const invoked = this.now();
+    let status: OperationStatus;
+    let found: Extract<FileOp, { kind: 'read' }>['found'] = null;
+    try {
+      const response = await fetch(`${node.http}/v1/files/${path}?linearizable=1`, {
+        signal: AbortSignal.timeout(this.options.fileOpTimeoutMs),
+      });
+      const body = new Uint8Array(await response.arrayBuffer());
+      if (response.status === 200) {
+        const length = response.headers.get('content-length');
+        found = {
+          size: body.length,
+          sha256: sha256Hex(body),
+          headerSha256: response.headers.get('x-checksum-sha256'),
+          headerSize: length === null ? null : Number(length),
+        };
+        status = 'ok';
+      } else if (response.status === 404) {
+        status = 'ok';
+      } else {
+        status = classifyHttp(response.status);
+        this.countError(`files GET ${response.status}: ${Buffer.from(body).toString()}`);
+      }
+    } catch (failure) {
+      this.countError(`files GET: ${(failure as Error).message}`);
+      status = 'unknown';
+    }
+    this.history.files.push({
+      kind: 'read',
+      client,
+      path,
+      node: node.id,
+      invoked,
+      returned: status === 'ok' ? this.now() : null,
+      status,
+      found: status === 'ok' ? found : null,
+      source,
+    });
+    return status;
   }
 
   private registerKey(): string {
@@ -383,6 +566,22 @@ export class Workloads {
         } finally {
           this.close(redis);
         }
+      }
+      if (this.options.workloads.includes('files')) await this.finalFileReads(node, deadline);
+    }
+  }
+
+  /** Every path read on `node`, retried until answered; a read never answered is recorded so. */
+  private async finalFileReads(node: { id: string; http: string }, deadline: number) {
+    for (let i = 0; i < this.options.filePaths; i++) {
+      let status: OperationStatus = 'unknown';
+      for (;;) {
+        const before = this.history.files.length;
+        status = await this.fileRead(-1, node, filePath(i), 'final');
+        if (status === 'ok' || Date.now() > deadline) break;
+        // Only the last attempt counts: the failed ones are dropped.
+        this.history.files.splice(before, 1);
+        await sleep(200);
       }
     }
   }
