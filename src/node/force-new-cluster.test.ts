@@ -55,6 +55,11 @@ describe('force-new-cluster', () => {
     expect(alone.info().voters).toEqual([id]);
     expect(await alone.read(0, ['DBSIZE'], false)).toEqual({ kind: 'integer', value: 100 });
     expect(await alone.write(0, ['SET', 'after', 'yes'])).toEqual({ kind: 'simple', value: 'OK' });
+    // Only its own record is kept; if it had not registered itself before the
+    // stop, it does so on its next registration cycle as the new leader.
+    await waitFor('the registry to hold only the survivor', () =>
+      alone.members().length > 0 ? true : undefined,
+    );
     expect(alone.members().map((m) => m.id)).toEqual([id]);
   });
 });
