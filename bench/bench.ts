@@ -14,21 +14,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { int } from './cli-args.js';
 import { etcdMissing, startEtcd } from './systems/etcd.js';
 import { redisMissing, startRedis } from './systems/redis.js';
 import type { BenchSystem } from './systems/system.js';
 import { startTandem } from './systems/tandem.js';
 import { describeRow, runWorkload } from './workloads.js';
 
-const int =
-  (min: number) =>
-  (text: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
-    }
-    return n;
-  };
 const ratio = (text: string): number => {
   const n = Number(text);
   if (!(n >= 0 && n <= 1))

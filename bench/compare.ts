@@ -15,24 +15,14 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { barChartSvg } from './chart.js';
+import { int, list } from './cli-args.js';
 import { etcdMissing, startEtcd } from './systems/etcd.js';
 import { redisMissing, startRedis } from './systems/redis.js';
 import type { BenchSystem } from './systems/system.js';
 import { startTandem } from './systems/tandem.js';
 import { describeRow, type Row, type RunSettings, runWorkload, workloads } from './workloads.js';
-
-const int =
-  (min: number) =>
-  (text: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
-    }
-    return n;
-  };
-const list = (text: string): string[] => text.split(',').filter((s) => s !== '');
 
 const o = new Command('bench:compare')
   .option('--systems <list>', 'systems to run', list, ['tandem', 'redis', 'etcd'])

@@ -26,20 +26,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { int } from './cli-args.js';
 import { cpuSeconds, peakRssBytes, resetPeakRss, rssBytes } from './proc-stats.js';
 import { type BenchNode, ProcessCluster } from './process-cluster.js';
 
 const mib = 1024 * 1024;
-const int =
-  (min: number) =>
-  (text: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
-    }
-    return n;
-  };
 const o = new Command('bench:files')
   .option('--mb <n>', 'MiB to upload and download', int(1), 1024)
   .option('--raw-mb <n>', 'MiB written to measure the raw sync-write bandwidth', int(1), 256)

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { int } from './cli-args.js';
 import { populate } from './load/populate.js';
 import { rssBytes } from './proc-stats.js';
 import type { BenchNode, ProcessCluster } from './process-cluster.js';
@@ -27,15 +28,6 @@ import { startTandem } from './systems/tandem.js';
 
 const readyTimeoutMs = 5 * 60_000;
 
-const int =
-  (min: number) =>
-  (text: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
-    }
-    return n;
-  };
 const o = new Command('bench:keyspace')
   .option('--keys <n>', 'keys to load', int(1), 1_000_000)
   .option('--value-bytes <n>', 'value size', int(1), 100)
