@@ -282,38 +282,22 @@ export class AdminServer {
 
   /** The file store's counters (issue 6), read when scraped. */
   private registerFileMetrics(node: FilesNode): void {
-    const registers = [this.registry];
-    new Gauge({
-      name: 'tandem_files',
-      help: 'Files visible on this node (manifests applied)',
-      registers,
-      collect() {
-        this.set(node.files.fileCount());
-      },
-    });
-    const counter = (name: string, help: string, read: () => number): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    };
+    const metric = scraped(this.registry);
+    metric.gauge('tandem_files', 'Files visible on this node (manifests applied)', () =>
+      node.files.fileCount(),
+    );
     const stats = node.files.stats;
-    counter(
+    metric.counter(
       'tandem_file_chunks_fetched_total',
       'Chunks this node fetched from a peer (missing after a snapshot, or corrupt here)',
       () => stats.fetched,
     );
-    counter(
+    metric.counter(
       'tandem_file_chunks_corrupt_total',
       'Chunks found corrupt on this node when read (never served; replaced from a peer)',
       () => stats.corruptFound,
     );
-    counter(
+    metric.counter(
       'tandem_file_chunks_collected_total',
       'Chunks no file referred to, deleted by garbage collection',
       () => stats.collected,
@@ -323,134 +307,113 @@ export class AdminServer {
   /** Gauges and counters read the node when scraped, never in the background. */
   private registerMetrics(): void {
     const node = this.options.node;
-    const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    const metric = scraped(this.registry, () => node.peerStats());
 
     new Gauge({
       name: 'tandem_role',
       help: 'Current Raft role (1 for the current role, 0 otherwise)',
       labelNames: ['role'],
-      registers,
+      registers: [this.registry],
       collect() {
         const role = node.info().role;
         for (const r of roles) this.set({ role: r }, r === role ? 1 : 0);
       },
     });
-    const gauge = (name: string, help: string, read: (info: NodeInfo) => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(read(node.info()));
-        },
-      });
-    };
-    gauge('tandem_term', 'Current Raft term', (i) => i.term);
-    gauge('tandem_commit_index', 'Highest log index known committed', (i) => i.commit);
-    gauge(
+    metric.gauge('tandem_term', 'Current Raft term', () => node.info().term);
+    metric.gauge(
+      'tandem_commit_index',
+      'Highest log index known committed',
+      () => node.info().commit,
+    );
+    metric.gauge(
       'tandem_applied_index',
       'Highest log index applied to the state machine',
-      (i) => i.applied,
+      () => node.info().applied,
     );
 
-    type DriverCount = keyof ReturnType<AdminNode['driverStats']>;
-    const counter = (name: string, help: string, field: DriverCount): void => {
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(node.driverStats()[field]);
-        },
-      });
-    };
-    counter('tandem_proposals_total', 'Entries proposed by this node as leader', 'proposals');
-    counter('tandem_applied_total', 'Entries applied to the state machine', 'applied');
-    counter(
+    const driver = (field: keyof ReturnType<AdminNode['driverStats']>) => () =>
+      node.driverStats()[field];
+    metric.counter(
+      'tandem_proposals_total',
+      'Entries proposed by this node as leader',
+      driver('proposals'),
+    );
+    metric.counter(
+      'tandem_applied_total',
+      'Entries applied to the state machine',
+      driver('applied'),
+    );
+    metric.counter(
       'tandem_slow_fsyncs_total',
       'Persists slower than the slow-disk threshold',
-      'slowPersists',
+      driver('slowPersists'),
     );
-    counter('tandem_snapshots_total', 'Snapshots taken', 'snapshots');
-    counter(
+    metric.counter('tandem_snapshots_total', 'Snapshots taken', driver('snapshots'));
+    metric.counter(
       'tandem_persists_total',
       'Raft Readys persisted (entries and hard state handed to the WAL)',
-      'persists',
+      driver('persists'),
     );
-    counter(
+    metric.counter(
       'tandem_read_rounds_total',
       'Read index rounds started (each serves every linearizable read queued before it)',
-      'readRounds',
+      driver('readRounds'),
     );
-    counter(
+    metric.counter(
       'tandem_wal_syncs_total',
       'WAL batches written, one fdatasync each (group commit: entries per sync = appends / this)',
-      'walBatches',
+      driver('walBatches'),
     );
-    counter('tandem_wal_bytes_total', 'Bytes written to the WAL', 'walBytes');
-    new Counter({
-      name: 'tandem_degraded_handovers_total',
-      help: 'Times this node, as a slow leader (fsync or event-loop delay), handed leadership over',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(node.counters.degradedHandovers);
-      },
-    });
+    metric.counter('tandem_wal_bytes_total', 'Bytes written to the WAL', driver('walBytes'));
+    metric.counter(
+      'tandem_degraded_handovers_total',
+      'Times this node, as a slow leader (fsync or event-loop delay), handed leadership over',
+      () => node.counters.degradedHandovers,
+    );
 
     new Gauge({
       name: 'tandem_peer_lag_entries',
       help: "Entries a follower trails the leader's log by (reported by the leader only)",
       labelNames: ['peer'],
-      registers,
+      registers: [this.registry],
       collect() {
         this.reset();
         for (const f of node.info().followers) this.set({ peer: f.id }, f.lag);
       },
     });
-    const peerGauge = (
-      name: string,
-      help: string,
-      read: (connected: boolean, queueBytes: number) => number,
-    ): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['peer'],
-        registers,
-        collect() {
-          this.reset();
-          for (const [peer, s] of Object.entries(node.peerStats()))
-            this.set({ peer }, read(s.connected, s.queueBytes));
-        },
-      });
-    };
-    peerGauge('tandem_peer_connected', 'Whether the peer link is up (1) or down (0)', (c) =>
-      c ? 1 : 0,
+    metric.perPeer(
+      'gauge',
+      'tandem_peer_connected',
+      'Whether the peer link is up (1) or down (0)',
+      (s) => (s.connected ? 1 : 0),
     );
-    peerGauge('tandem_peer_queue_bytes', 'Bytes queued for the peer', (_c, q) => q);
-    const peerCounter = (name: string, help: string, read: (s: PeerCounters) => number): void => {
-      new Counter({
-        name,
-        help,
-        labelNames: ['peer'],
-        registers,
-        collect() {
-          this.reset();
-          for (const [peer, s] of Object.entries(node.peerStats())) this.inc({ peer }, read(s));
-        },
-      });
-    };
-    peerCounter('tandem_peer_frames_sent_total', 'Frames sent to the peer', (s) => s.framesSent);
-    peerCounter(
+    metric.perPeer(
+      'gauge',
+      'tandem_peer_queue_bytes',
+      'Bytes queued for the peer',
+      (s) => s.queueBytes,
+    );
+    metric.perPeer(
+      'counter',
+      'tandem_peer_frames_sent_total',
+      'Frames sent to the peer',
+      (s) => s.framesSent,
+    );
+    metric.perPeer(
+      'counter',
       'tandem_peer_frames_received_total',
       'Frames received from the peer',
       (s) => s.framesReceived,
     );
-    peerCounter('tandem_peer_bytes_sent_total', 'Bytes sent to the peer', (s) => s.bytesSent);
-    peerCounter(
+    metric.perPeer(
+      'counter',
+      'tandem_peer_bytes_sent_total',
+      'Bytes sent to the peer',
+      (s) => s.bytesSent,
+    );
+    metric.perPeer(
+      'counter',
       'tandem_peer_bytes_received_total',
       'Bytes received from the peer',
       (s) => s.bytesReceived,
@@ -481,3 +444,70 @@ const forceSchema = {
   additionalProperties: false,
   properties: { force: { type: 'boolean', default: false } },
 } as const;
+
+/**
+ * Metrics whose value is read from the node when scraped: a gauge or a
+ * counter of one number, or one series per peer.
+ */
+function scraped(
+  registry: Registry,
+  peerStats: () => Readonly<Record<string, PeerCounters>> = () => ({}),
+) {
+  const registers = [registry];
+  return {
+    gauge(name: string, help: string, read: () => number): void {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    },
+    counter(name: string, help: string, read: () => number): void {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    },
+    perPeer(
+      kind: 'gauge' | 'counter',
+      name: string,
+      help: string,
+      read: (s: PeerCounters) => number,
+    ): void {
+      const collect = (set: (peer: string, value: number) => void): void => {
+        for (const [peer, s] of Object.entries(peerStats())) set(peer, read(s));
+      };
+      if (kind === 'gauge') {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['peer'],
+          registers,
+          collect() {
+            this.reset();
+            collect((peer, value) => this.set({ peer }, value));
+          },
+        });
+      } else {
+        new Counter({
+          name,
+          help,
+          labelNames: ['peer'],
+          registers,
+          collect() {
+            this.reset();
+            collect((peer, value) => this.inc({ peer }, value));
+          },
+        });
+      }
+    },
+  };
+}
