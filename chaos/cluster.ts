@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { NodeStatus } from '../src/cli/admin-client.js';
 import type { MemberRecord } from '../src/node/member-registry.js';
 import { freePort } from '../src/node/test-cluster.test-util.js';
 import { LinkTable, PeerProxy } from './proxy.js';
@@ -39,13 +40,8 @@ export interface ChaosNode {
   log: WriteStream | null;
 }
 
-export interface Status {
-  readonly id: string;
-  readonly role: string;
-  readonly leader: string;
-  readonly term: number;
-  readonly commit: number;
-  readonly applied: number;
+/** A node's /status, with the membership fields the admin client does not read. */
+export interface Status extends NodeStatus {
   readonly voters: readonly string[];
   readonly learners: readonly string[];
 }
