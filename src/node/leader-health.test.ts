@@ -17,7 +17,8 @@ const limits = { windowMs: 2_000, sustainMs: 2_000, minIntervalMs: 10_000 };
 async function run(options: {
   fsyncMs: number;
   answers: Record<string, HealthState | null>;
-  transferees?: string[];
+  /** The voters close behind; a function of the clock (ms) when they change. */
+  transferees?: string[] | ((clockMs: number) => string[]);
   seconds: number;
 }): Promise<{ handovers: number; transfers: string[]; warnings: string[] }> {
   let clock = 0;
@@ -26,7 +27,10 @@ async function run(options: {
   const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
   const host: LeaderHealthHost = {
     isLeader: () => true,
-    transferees: () => (options.transferees ?? []).map(nodeId),
+    transferees: () => {
+      const t = options.transferees ?? [];
+      return (typeof t === 'function' ? t(clock) : t).map(nodeId);
+    },
     askHealth: async (to) => options.answers[to] ?? null,
     transfer: (to) => {
       transfers.push(to);
@@ -83,6 +87,21 @@ describe('LeaderHealth', () => {
     const none = await run({ fsyncMs: 800, answers: { n2: healthy }, seconds: 5 });
     expect(none.transfers).toEqual([]);
     expect(none.warnings.join('')).toMatch(/no follower is active and close behind/);
+  });
+
+  it('says why it keeps leadership once per reason when the reason changes', async () => {
+    // No follower is close behind at first; then n2 catches up but is as slow.
+    const result = await run({
+      fsyncMs: 800,
+      answers: { n2: slow },
+      transferees: (clockMs) => (clockMs < 4_000 ? [] : ['n2']),
+      seconds: 8,
+    });
+    expect(result.transfers).toEqual([]);
+    const lines = result.warnings.filter((w) => /leader degraded, but/.test(w));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/no follower is active and close behind/);
+    expect(lines[1]).toMatch(/keeps leadership: n2 is slow too/);
   });
 
   it('asks the next voter when the most caught-up one is slow too', async () => {

@@ -63,8 +63,8 @@ export class LeaderHealth {
   private readonly detector: DegradationDetector;
   private readonly limits: DegradationLimits;
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 20 });
-  /** One "cannot hand over" line per slow spell, not one per second. */
-  private refusalLogged = false;
+  /** Why the last refusal was logged (one line per reason per degraded episode), or null. */
+  private refusalLogged: 'noCandidate' | 'candidatesSlow' | null = null;
   private checking = false;
   /** Handovers this node started because it was degraded (a metric). */
   handovers = 0;
@@ -109,7 +109,7 @@ export class LeaderHealth {
     if (this.checking || !this.host.isLeader()) return;
     const verdict = this.detector.check(now);
     if (!verdict.degraded) {
-      if (verdict.reason === 'healthy') this.refusalLogged = false;
+      if (verdict.reason === 'healthy') this.refusalLogged = null;
       return;
     }
     this.checking = true;
@@ -124,7 +124,11 @@ export class LeaderHealth {
     const log = this.host.log;
     const candidates = this.host.transferees().slice(0, candidatesMax);
     if (candidates.length === 0) {
-      this.refuseOnce(why, 'leader degraded, but no follower is active and close behind');
+      this.refuseOnce(
+        'noCandidate',
+        why,
+        'leader degraded, but no follower is active and close behind',
+      );
       return;
     }
     const refusals: string[] = [];
@@ -139,11 +143,15 @@ export class LeaderHealth {
       refusals.push(`${candidate} ${refusal}`);
     }
     if (to === undefined) {
-      this.refuseOnce(why, `leader degraded, but keeps leadership: ${refusals.join('; ')}`);
+      this.refuseOnce(
+        'candidatesSlow',
+        why,
+        `leader degraded, but keeps leadership: ${refusals.join('; ')}`,
+      );
       return;
     }
     if (!this.host.isLeader()) return; // deposed while asking
-    this.refusalLogged = false;
+    this.refusalLogged = null;
     log.warn({ to, why }, 'leader degraded: handing leadership over');
     this.handovers++;
     this.detector.handedOver(now);
@@ -151,9 +159,13 @@ export class LeaderHealth {
     if (refused !== null) log.warn({ to, refused }, 'leadership transfer refused');
   }
 
-  private refuseOnce(why: string, message: string): void {
-    if (this.refusalLogged) return;
-    this.refusalLogged = true;
+  /**
+   * Logs a refusal once per reason: a leader that first found no follower
+   * close behind, then found them caught up but as slow, says both.
+   */
+  private refuseOnce(reason: 'noCandidate' | 'candidatesSlow', why: string, message: string): void {
+    if (this.refusalLogged === reason) return;
+    this.refusalLogged = reason;
     this.host.log.warn({ why }, message);
   }
 }
