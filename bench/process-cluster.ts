@@ -22,7 +22,8 @@ import { freePort } from '../src/node/test-cluster.test-util.js';
 const repo = resolve(import.meta.dirname, '..');
 const settleTimeoutMs = 60_000;
 const stopTimeoutMs = 20_000;
-const entry = join(repo, 'dist', 'src', 'cli', 'main.js');
+/** TANDEM_BENCH_ENTRY runs another build (an A/B against an older commit's dist/). */
+const entry = process.env.TANDEM_BENCH_ENTRY ?? join(repo, 'dist', 'src', 'cli', 'main.js');
 const nodeFlags = (process.env.TANDEM_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 
 export interface BenchNode {

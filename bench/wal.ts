@@ -141,7 +141,10 @@ function measureRaw(
   };
 }
 
-/** Counts datasync calls of the files it opens; everything else passes through. */
+/**
+ * Counts the flushes of the files it opens (datasync calls and durable
+ * writes); everything else passes through.
+ */
 class CountingFs extends DelegatingFileSystem {
   datasyncs = 0;
   protected override wrapFile(file: FsFile): FsFile {
@@ -149,6 +152,10 @@ class CountingFs extends DelegatingFileSystem {
       datasync: () => {
         this.datasyncs++;
         return file.datasync();
+      },
+      writeDurable: (at, data) => {
+        this.datasyncs++;
+        return file.writeDurable(at, data);
       },
     });
   }

@@ -638,6 +638,15 @@ class SimFile implements FsFile {
     return this.fs.run('write', this.path, () => this.writeNow(positionBytes, data));
   }
 
+  /**
+   * A write then a datasync, as two operations: a crash may fall between
+   * them (and tear the write), as one during an O_DSYNC pwrite may.
+   */
+  async writeDurable(positionBytes: number, data: Uint8Array): Promise<void> {
+    await this.write(positionBytes, data);
+    await this.datasync();
+  }
+
   append(data: Uint8Array): Promise<void> {
     // The position is taken at the call: operations apply synchronously.
     return this.fs.run('write', this.path, () => this.writeNow(this.inode.current.length, data));

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,35 @@ describe('NodeFileSystem files', () => {
     const again = await fsErrorOf(fs.open(path, 'create'));
     expect(again.code).toBe('EEXIST');
     expect(again.operation).toBe('open');
+  });
+
+  it('writes durably with one O_DSYNC pwrite when opened with syncWrites', async () => {
+    const path = join(dir, 'wal.log');
+    const plain = await fs.open(join(dir, 'plain.log'), 'create');
+    const synced = await fs.open(path, 'create', { syncWrites: true });
+    await plain.writeDurable(0, bytes('abc'));
+    await synced.writeDurable(0, bytes('hello'));
+    await synced.writeDurable(5, bytes(' world'));
+    expect((await synced.read(0, 100)).toString()).toBe('hello world');
+    expect((await plain.read(0, 100)).toString()).toBe('abc');
+    if (process.platform === 'linux') {
+      // The open flags as the kernel holds them (octal in /proc/self/fdinfo).
+      const flagsOf = async (target: string): Promise<number> => {
+        for (const fd of await readdir('/proc/self/fd')) {
+          const link = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+          if (link !== target) continue;
+          const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8');
+          return Number.parseInt(/flags:\s+([0-7]+)/.exec(info)?.[1] ?? '', 8);
+        }
+        throw new Error(`no descriptor open on ${target}`);
+      };
+      expect(await flagsOf(path)).toSatisfy((f: number) => (f & constants.O_DSYNC) !== 0);
+      expect(await flagsOf(join(dir, 'plain.log'))).toSatisfy(
+        (f: number) => (f & constants.O_DSYNC) === 0,
+      );
+    }
+    await synced.close();
+    await plain.close();
   });
 
   it('lands concurrent appends in call order without gaps', async () => {

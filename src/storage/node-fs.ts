@@ -28,6 +28,7 @@ import {
   type FsFile,
   type FsOperation,
   type OpenMode,
+  type OpenOptions,
 } from './fs.js';
 
 const knownCodes: ReadonlySet<string> = new Set<FsErrorCode>([
@@ -86,6 +87,8 @@ class NodeFile implements FsFile {
     readonly path: string,
     private readonly handle: FileHandle,
     sizeBytes: number,
+    /** Opened with O_DSYNC: every write is durable on return. */
+    private readonly syncWrites: boolean,
   ) {
     this.endBytes = sizeBytes;
   }
@@ -129,6 +132,11 @@ class NodeFile implements FsFile {
     });
   }
 
+  async writeDurable(positionBytes: number, data: Uint8Array): Promise<void> {
+    await this.write(positionBytes, data);
+    if (!this.syncWrites) await this.datasync();
+  }
+
   append(data: Uint8Array): Promise<void> {
     // Taken synchronously so concurrent appends get disjoint, ordered ranges.
     return this.write(this.endBytes, data);
@@ -160,12 +168,14 @@ class NodeFile implements FsFile {
 
 /** The real file system. */
 export class NodeFileSystem implements FileSystem {
-  open(path: string, mode: OpenMode): Promise<FsFile> {
+  open(path: string, mode: OpenMode, options: OpenOptions = {}): Promise<FsFile> {
+    const syncWrites = options.syncWrites === true && mode !== 'read';
+    const flags = openFlags[mode] | (syncWrites ? constants.O_DSYNC : 0);
     return attempt('open', path, async () => {
-      const handle = await open(path, openFlags[mode], 0o644);
+      const handle = await open(path, flags, 0o644);
       try {
         const { size } = await handle.stat();
-        return new NodeFile(path, handle, size);
+        return new NodeFile(path, handle, size, syncWrites);
       } catch (error) {
         await handle.close();
         throw error;
