@@ -4,6 +4,7 @@
  * length and their latin1 bytes.
  */
 import { Buffer } from 'node:buffer';
+import { assert } from '../raft/assert.js';
 
 export class CorruptDataError extends Error {
   override readonly name = 'CorruptDataError';
@@ -66,6 +67,15 @@ export class ByteWriter {
   /** A copy of the bytes written so far. */
   finish(): Uint8Array {
     return new Uint8Array(this.buf.subarray(0, this.pos));
+  }
+
+  /**
+   * The buffer itself, without a copy: for a writer sized exactly up front
+   * (asserted), whose buffer nothing else will write to.
+   */
+  finishExact(): Uint8Array {
+    assert(this.pos === this.buf.length, `wrote ${this.pos} bytes into ${this.buf.length}`);
+    return this.buf;
   }
 
   /** Takes the bytes written so far (a copy) and starts over, keeping the buffer. */

@@ -83,10 +83,38 @@ function readArgv(r: ByteReader): string[] {
   return argv;
 }
 
+/** Fixed part: version, tag, nowMs, seed. */
+const headerBytes = 1 + 1 + 8 + 4;
+
+function argvBytes(argv: readonly string[]): number {
+  let bytes = 4;
+  for (const a of argv) bytes += 4 + a.length;
+  return bytes;
+}
+
+/** The exact size `encodeEntry` writes, so it allocates once and copies nothing. */
+function encodedBytes(entry: Entry): number {
+  switch (entry.tag) {
+    case 'command':
+      return headerBytes + 1 + argvBytes(entry.argv);
+    case 'exec': {
+      let bytes = headerBytes + 1 + 4 + 4;
+      for (const k of entry.watched) bytes += 1 + 4 + k.key.length + 8;
+      for (const argv of entry.commands) bytes += argvBytes(argv);
+      return bytes;
+    }
+    case 'expire': {
+      let bytes = headerBytes + 4;
+      for (const k of entry.keys) bytes += 1 + 4 + k.key.length;
+      return bytes;
+    }
+  }
+}
+
 export function encodeEntry(entry: Entry): Uint8Array {
   assert(Number.isFinite(entry.nowMs), 'entry nowMs is finite');
   assert(Number.isInteger(entry.seed) && entry.seed >= 0 && entry.seed <= 0xffffffff, 'seed u32');
-  const w = new ByteWriter(64);
+  const w = new ByteWriter(encodedBytes(entry));
   w.u8(entryFormatVersion);
   w.u8(tagCodes[entry.tag]);
   w.f64(entry.nowMs);
@@ -118,7 +146,7 @@ export function encodeEntry(entry: Entry): Uint8Array {
       }
       break;
   }
-  return w.finish();
+  return w.finishExact();
 }
 
 /** Decodes an entry; throws CorruptDataError for anything malformed (a bug or corruption). */

@@ -31,6 +31,26 @@ describe('prepareWrite', () => {
     }
   });
 
+  test('applies its own prepared bytes exactly as a follower applies a copy of them', () => {
+    const leader = new KvStateMachine();
+    const follower = new KvStateMachine();
+    const writes: string[][] = [
+      ['SET', 'k', 'v\u00ff\u0000', 'PX', '5000'],
+      ['SADD', 's', 'a', 'b', 'c'],
+      ['SPOP', 's'],
+      ['INCRBY', 'n', '7'],
+    ];
+    writes.forEach((argv, i) => {
+      const data = leader.prepareWrite(i % 2, argv, t0 + i, 1000 + i) as Uint8Array;
+      const mine = leader.apply(i + 1, data);
+      const theirs = follower.apply(i + 1, Uint8Array.from(data));
+      expect(mine).toEqual(theirs);
+    });
+    const expire = leader.prepareExpire([{ db: 0, key: 'k' }], t0 + 10_000);
+    expect(leader.apply(5, expire)).toEqual(follower.apply(5, Uint8Array.from(expire)));
+    expect(leader.clockMs).toBe(follower.clockMs);
+  });
+
   test('returns entry bytes carrying time and seed', () => {
     const sm = new KvStateMachine();
     const data = sm.prepareWrite(3, ['SET', 'k', 'v'], t0, 77);

@@ -8,7 +8,14 @@ import { Prng } from '../raft/prng.js';
 import { implementationOf } from './cmd-registry.js';
 import { type CommandSpec, lookupCommand } from './command-table.js';
 import { Ctx, type Published } from './context.js';
-import { type DbKey, dbCount, decodeEntry, encodeEntry, type WatchedKey } from './entry-codec.js';
+import {
+  type DbKey,
+  dbCount,
+  decodeEntry,
+  encodeEntry,
+  type Entry as KvEntry,
+  type WatchedKey,
+} from './entry-codec.js';
 import { KvError, msg } from './errors.js';
 import { type DbStats, Keyspace } from './keyspace.js';
 import { parseLong } from './parse.js';
@@ -50,6 +57,13 @@ function checkSeed(seed: number): void {
 
 export class KvStateMachine {
   private readonly ks: Keyspace;
+  /**
+   * The entries this node encoded (on the leader, its own proposals), by
+   * their bytes, so applying them skips decoding what was just encoded. The
+   * log keeps the proposed bytes object itself; weak, so bytes the log drops
+   * (a lost leadership) take their entry with them.
+   */
+  private readonly encoded = new WeakMap<Uint8Array, KvEntry>();
 
   constructor(keyspace: Keyspace = new Keyspace()) {
     this.ks = keyspace;
@@ -88,7 +102,7 @@ export class KvStateMachine {
     }
     const checked = this.check(spec, argv);
     if (checked !== undefined) return checked;
-    return encodeEntry({ tag: 'command', nowMs, seed, db, argv });
+    return this.encode({ tag: 'command', nowMs, seed, db, argv });
   }
 
   /**
@@ -118,13 +132,19 @@ export class KvStateMachine {
         return error(`ERR '${spec.name}' inside MULTI is not supported by Tandem`);
       }
     }
-    return encodeEntry({ tag: 'exec', nowMs, seed, db, watched, commands });
+    return this.encode({ tag: 'exec', nowMs, seed, db, watched, commands });
   }
 
   /** An active-expiry entry: apply deletes each key that is still expired as of its clock. */
   prepareExpire(keys: readonly DbKey[], nowMs: number): Uint8Array {
     for (const k of keys) checkDb(k.db);
-    return encodeEntry({ tag: 'expire', nowMs, seed: 0, keys });
+    return this.encode({ tag: 'expire', nowMs, seed: 0, keys });
+  }
+
+  private encode(entry: KvEntry): Uint8Array {
+    const bytes = encodeEntry(entry);
+    this.encoded.set(bytes, entry);
+    return bytes;
   }
 
   /**
@@ -133,7 +153,8 @@ export class KvStateMachine {
    */
   apply(index: number, data: Uint8Array): ApplyResult {
     assert(Number.isInteger(index) && index > this.ks.appliedIndex, 'apply index increases');
-    const entry = decodeEntry(data);
+    const entry = this.encoded.get(data) ?? decodeEntry(data);
+    this.encoded.delete(data);
     this.ks.appliedIndex = index;
     this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
     // Seeded lazily: most entries make no random choice.
