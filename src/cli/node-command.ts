@@ -89,6 +89,10 @@ export function registerNodeCommand(program: Command): void {
       '--heap-growth-percent <n>',
       'grow the JS heap by at most this % over live data between major GCs; 0 = V8 default (default 15)',
     )
+    .option(
+      '--snapshot-mb <n>',
+      'snapshot after this many MiB of applied writes; the log holds them in memory until then: more = less snapshot writing, more memory (default 32)',
+    )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .action(async (options: Record<string, string | undefined>) => {
@@ -117,6 +121,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['fault-fsync-delay-ms', 'faultFsyncDelayMs'],
     ['file-bytes-max', 'fileBytesMax'],
     ['heap-growth-percent', 'heapGrowthPercent'],
+    ['snapshot-mb', 'snapshotMb'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -188,6 +193,7 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
       heartbeatTicks: settings.heartbeatTicks,
       readMode: settings.readMode,
       spaceLowBytes: settings.spaceLowBytes,
+      snapshotBytes: settings.snapshotMb * 1024 * 1024,
       degradation: {
         fsyncP99Ms: settings.degradedFsyncMs,
         windowMs: settings.degradedForMs,

@@ -32,6 +32,7 @@ describe('resolveSettings', () => {
     expect(settings.degradedFsyncMs).toBe(500);
     expect(settings.degradedForMs).toBe(10_000);
     expect(settings.heapGrowthPercent).toBe(15);
+    expect(settings.snapshotMb).toBe(32);
     expect(settings.faultFsyncDelayMs).toBe(0);
 
     const { data: _flagData, ...withoutData } = base;
@@ -85,6 +86,7 @@ describe('resolveSettings', () => {
       { 'degraded-for-ms': '10' },
       "--degraded-for-ms must be an integer from 1000 to 3600000, got '10'",
     );
+    bad({ 'snapshot-mb': '0' }, "--snapshot-mb must be an integer from 1 to 65536, got '0'");
     bad({ 'fault-fsync-delay-ms': '-1' }, '--fault-fsync-delay-ms must be an integer from 0');
     expect(() => resolveSettings({}, {}, noFile)).toThrow('--id is required (or set TANDEM_ID');
     expect(() => resolveSettings({ config: 'c.json' }, {}, () => '{"nope":1}')).toThrow(

@@ -42,6 +42,12 @@ export interface NodeSettings {
    * of a million keys grow to about 2x its live size between major GCs.
    */
   readonly heapGrowthPercent: number;
+  /**
+   * A snapshot once this many MiB of writes were applied since the last one.
+   * The log holds them in memory until then, so more trades memory for
+   * less snapshot writing (each snapshot writes the whole state).
+   */
+  readonly snapshotMb: number;
   readonly logLevel: LogLevel;
 }
 
@@ -72,6 +78,7 @@ export const settingNames = [
   'fault-fsync-delay-ms',
   'file-bytes-max',
   'heap-growth-percent',
+  'snapshot-mb',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -89,6 +96,7 @@ const defaults: RawSettings = {
   'fault-fsync-delay-ms': '0',
   'file-bytes-max': String(5 * 1024 * 1024 * 1024),
   'heap-growth-percent': '15',
+  'snapshot-mb': '32',
   'log-level': 'info',
 };
 
@@ -309,6 +317,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     400,
   );
+  const snapshotMb = parseInteger('--snapshot-mb', required(raw, 'snapshot-mb'), 1, 64 * 1024);
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -344,6 +353,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     faultFsyncDelayMs,
     fileBytesMax,
     heapGrowthPercent,
+    snapshotMb,
     logLevel: logLevel as LogLevel,
   };
 }
