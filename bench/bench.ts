@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [--nodes 3] [--clients 50] [--pipeline 1] [--value-bytes 100]
  *                    [--read-ratio 0] [--keys 100000] [--duration-ms 10000] [--warmup-ms 2000]
- *                    [--system tandem|redis|etcd] [--json]
+ *                    [--system tandem|redis|etcd] [--tandem-args '--read-mode lease'] [--json]
  *
  * Prints throughput, latency p50/p90/p99/p999 (HDR histogram), and the CPU
  * time and peak RSS of each server process during the measured run.
@@ -39,10 +39,16 @@ const program = new Command('bench')
   .option('--duration-ms <n>', 'measured time', int(1), 10_000)
   .option('--warmup-ms <n>', 'unmeasured load first', int(0), 2_000)
   .option('--seed <n>', 'key choice seed', int(0), 1)
+  .option(
+    '--tandem-args <flags>',
+    "extra flags for every Tandem node, e.g. '--read-mode lease' or '--snapshot-mb 256'",
+    '',
+  )
   .option('--json', 'also print the row as one JSON line')
   .parse();
 const o = program.opts<{
   system: string;
+  tandemArgs: string;
   nodes: number;
   clients: number;
   pipeline: number;
@@ -87,7 +93,11 @@ try {
 async function start(name: string): Promise<BenchSystem> {
   switch (name) {
     case 'tandem':
-      return startTandem(root, o.nodes);
+      return startTandem(
+        root,
+        o.nodes,
+        o.tandemArgs.split(' ').filter((f) => f !== ''),
+      );
     case 'redis': {
       const redis = await startRedis(root);
       if (redis === null) throw new Error(redisMissing);

@@ -260,15 +260,18 @@ export class Connection implements Subscriber {
     }
     this.inflight++;
     this.inflightKind = kind;
-    result
-      .catch((failure: unknown) => this.internalError(failure, argv))
-      .then((outcome) => {
-        assert(this.inflight > 0 && slot.outcome === null, 'an in-flight command is answered once');
-        this.inflight--;
-        if (this.inflight === 0) this.inflightKind = null;
-        this.answer(slot, outcome);
-        if (!this.closed) this.pump();
-      });
+    result.then(
+      (outcome) => this.finish(slot, outcome),
+      (failure: unknown) => this.finish(slot, this.internalError(failure, argv)),
+    );
+  }
+
+  private finish(slot: Slot, outcome: Outcome): void {
+    assert(this.inflight > 0 && slot.outcome === null, 'an in-flight command is answered once');
+    this.inflight--;
+    if (this.inflight === 0) this.inflightKind = null;
+    this.answer(slot, outcome);
+    if (!this.closed) this.pump();
   }
 
   private internalError(failure: unknown, argv: readonly string[]): Reply {
