@@ -6,7 +6,6 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { setFlagsFromString } from 'node:v8';
 import type { Command } from 'commander';
 import { type Logger, pino } from 'pino';
 import { AdminServer } from '../http/admin-server.js';
@@ -19,6 +18,7 @@ import { RespServer } from '../resp/server.js';
 import type { FileSystem } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { SlowSyncFileSystem } from '../storage/slow-sync-fs.js';
+import { governHeapGrowth } from './heap-growth.js';
 import { joinCluster } from './join.js';
 import {
   ConfigError,
@@ -28,22 +28,6 @@ import {
   resolveSettings,
   type SettingName,
 } from './node-config.js';
-
-/**
- * Bounds how far V8 lets the old generation grow past the live heap before
- * the next major GC. By default V8 picks a factor of up to 4x for a heap
- * that grows fast, so a node loaded with a million keys (about 280 MB live)
- * held 490-500 MB of heap (the leader, whose parsing makes more garbage,
- * more); with 15% the same node holds about 250 MB at the price of more
- * frequent, mostly concurrent, marking. V8 reads this flag at every GC, so
- * setting it at startup takes effect (`node --heap-growing-percent=N` on the
- * command line does the same and wins when given).
- */
-function limitHeapGrowth(percent: number, log: Logger): void {
-  if (percent === 0 || process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) return;
-  setFlagsFromString(`--heap-growing-percent=${percent}`);
-  log.debug({ percent }, 'heap growth limited');
-}
 
 /** Longest a graceful stop may take before the process exits anyway. */
 const stopTimeoutMs = 15_000;
@@ -87,7 +71,7 @@ export function registerNodeCommand(program: Command): void {
     .option('--file-bytes-max <n>', 'largest file upload accepted, in bytes (default 5 GiB)')
     .option(
       '--heap-growth-percent <n>',
-      'grow the JS heap by at most this % over live data between major GCs; 0 = V8 default (default 15)',
+      'let the JS heap grow this % over its size between major GCs, and at least 32 MiB; 0 = V8 default (default 15)',
     )
     .option(
       '--snapshot-mb <n>',
@@ -167,7 +151,9 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
 }
 
 async function serve(settings: NodeSettings, log: Logger): Promise<number> {
-  limitHeapGrowth(settings.heapGrowthPercent, log);
+  const stopGoverningHeap = governHeapGrowth(settings.heapGrowthPercent, (percent) =>
+    log.debug({ percent }, 'heap growth limit set'),
+  );
   log.info(
     {
       dataDir: settings.dataDir,
@@ -227,6 +213,7 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
   }
   log.info({ resp: formatHostPort(settings.resp), http: formatHostPort(settings.http) }, 'serving');
   const ended = waitForEnd(node, admin, resp, log);
+  void ended.finally(stopGoverningHeap);
   if (settings.join !== null) {
     let stopped = false;
     void ended.finally(() => {
