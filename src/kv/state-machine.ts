@@ -55,15 +55,20 @@ function checkSeed(seed: number): void {
   assert(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed is a u32');
 }
 
+/** Most encoded entries remembered for their apply (see `encoded`). */
+const encodedMax = 64 * 1024;
+
 export class KvStateMachine {
   private readonly ks: Keyspace;
   /**
    * The entries this node encoded (on the leader, its own proposals), by
    * their bytes, so applying them skips decoding what was just encoded. The
-   * log keeps the proposed bytes object itself; weak, so bytes the log drops
-   * (a lost leadership) take their entry with them.
+   * log keeps the proposed bytes object itself. A Map keyed by identity, not
+   * a WeakMap: ephemeron tables rehash on every delete and slow the GC. Bytes
+   * that never apply (a lost leadership) would stay, so it is cleared when
+   * it reaches `encodedMax`; those entries are then decoded as on followers.
    */
-  private readonly encoded = new WeakMap<Uint8Array, KvEntry>();
+  private readonly encoded = new Map<Uint8Array, KvEntry>();
 
   constructor(keyspace: Keyspace = new Keyspace()) {
     this.ks = keyspace;
@@ -143,6 +148,7 @@ export class KvStateMachine {
 
   private encode(entry: KvEntry): Uint8Array {
     const bytes = encodeEntry(entry);
+    if (this.encoded.size >= encodedMax) this.encoded.clear();
     this.encoded.set(bytes, entry);
     return bytes;
   }
