@@ -100,13 +100,20 @@ export class ByteWriter {
 export class ByteReader {
   private offset = 0;
   private readonly view: DataView;
+  /**
+   * `buf.byteLength`, read once: the getter is a call on the typed array
+   * prototype, and `buf` is a Buffer or a plain Uint8Array, so the load
+   * was polymorphic on every field read (perf: LoadIC on the follower).
+   */
+  private readonly lengthBytes: number;
 
   constructor(private readonly buf: Uint8Array) {
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.lengthBytes = buf.byteLength;
+    this.view = new DataView(buf.buffer, buf.byteOffset, this.lengthBytes);
   }
 
   get remainingBytes(): number {
-    return this.buf.byteLength - this.offset;
+    return this.lengthBytes - this.offset;
   }
 
   error(field: string, reason: string): DecodeError {
