@@ -18,7 +18,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Reply } from '../kv/reply.js';
 import type { BackupMeta } from '../node/backup.js';
 import type { Alarm, MemberRecord } from '../node/member-registry.js';
@@ -40,6 +40,8 @@ export interface AdminNode {
   members(): readonly MemberRecord[];
   /** Raised alarms (NOSPACE), cluster-wide. */
   alarms(): readonly Alarm[];
+  /** Reports each durable write's time from storage hand-over to fsync done (ms). */
+  onPersisted(listener: (ms: number) => void): void;
   addMember(record: MemberRecord): Promise<AdminAnswer>;
   promoteMember(id: string, force: boolean): Promise<AdminAnswer>;
   removeMember(id: string, force: boolean): Promise<AdminAnswer>;
@@ -309,6 +311,18 @@ export class AdminServer {
     const node = this.options.node;
     collectDefaultMetrics({ register: this.registry });
     const metric = scraped(this.registry, () => node.peerStats());
+    const persisted = new Histogram({
+      name: 'tandem_wal_persist_duration_seconds',
+      help:
+        'Time from handing entries (or a vote) to storage until they were durable: the WAL ' +
+        "write with its fsync and any wait behind the previous batch (etcd's wal_fsync_duration)",
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256,
+        0.512, 1.024, 2.048,
+      ],
+      registers: [this.registry],
+    });
+    node.onPersisted((ms) => persisted.observe(ms / 1000));
 
     new Gauge({
       name: 'tandem_role',

@@ -203,6 +203,7 @@ export interface NodeInfo {
 
 export class TandemNode {
   private readonly publishListeners = new Set<(p: Published) => void>();
+  private readonly persistListeners: ((ms: number) => void)[] = [];
   private expireTimer: NodeJS.Timeout | null = null;
   private registerTimer: NodeJS.Timeout | null = null;
   private degradationTimer: NodeJS.Timeout | null = null;
@@ -375,7 +376,10 @@ export class TandemNode {
           sendSnapshot: (message, chunks) => transport.sendSnapshot(message.to, message, chunks),
         },
         {
-          onSynced: (ms) => started.health.recordFsync(ms),
+          onSynced: (ms) => {
+            started.health.recordFsync(ms);
+            for (const listener of started.persistListeners) listener(ms);
+          },
           onFatal: (failure) => started.onFatal(failure),
           onApplied: (_index, result) => {
             if (result?.published !== undefined) started.deliver(result.published);
@@ -747,6 +751,14 @@ export class TandemNode {
       createdAt: new Date().toISOString(),
     };
     return { meta, stream: writeBackup(meta, image.data) };
+  }
+
+  /**
+   * Calls `listener` with the time each Ready with entries or a hard state
+   * took from being handed to storage until durable (write and fsync).
+   */
+  onPersisted(listener: (ms: number) => void): void {
+    this.persistListeners.push(listener);
   }
 
   /** Raised alarms (NOSPACE), cluster-wide. */
