@@ -117,12 +117,20 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/**
+ * 25 ms ticks (a 250 ms election timeout): with 10 ms ticks a machine at load
+ * average 8-10 stalled the event loop past the timeout often enough to lose
+ * the leader mid-test.
+ */
+const tickMs = 25;
+const electionTimeoutTicks = 10;
+
 function options(id: NodeId, overrides: Partial<RaftDriverOptions> = {}): RaftDriverOptions {
   return {
     id,
     initialMembers: ids,
-    tickMs: 10,
-    raft: { electionTimeoutTicks: 10, heartbeatTicks: 2 },
+    tickMs,
+    raft: { electionTimeoutTicks, heartbeatTicks: 2 },
     snapshotEntries: 1000,
     slowPersistMs: 1000,
     pendingProposalsMax: 1000,
@@ -265,8 +273,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Long enough (tickMs 10, election timeout 10 ticks) that the leader counts a silent follower unresponsive. */
-const unresponsiveMs = 300;
+/** Long enough (three election timeouts) that the leader counts a silent follower unresponsive. */
+const unresponsiveMs = 3 * tickMs * electionTimeoutTicks;
 
 async function leaderAndFollower(): Promise<{ lead: RaftDriver<number>; follower: NodeId }> {
   const lead = await waitFor('a leader', leader);
