@@ -93,9 +93,17 @@ export class WalBatch {
     return this.buffer.subarray(0, this.bytesUsed);
   }
 
-  /** The buffer, for the next batch to reuse, or null if it grew past the limit. */
+  /**
+   * The buffer, for the next batch to reuse; null if it grew past the limit,
+   * or if this batch used under a quarter of a buffer grown past the initial
+   * size, so the megabytes a burst grew it to are given back once the burst
+   * is over (the next batch starts small and doubles again as needed).
+   */
   recycle(): Buffer | null {
-    return this.buffer.length <= this.batchBytesMax ? this.buffer : null;
+    const length = this.buffer.length;
+    if (length > this.batchBytesMax) return null;
+    if (length > initialCapacityBytes && this.bytesUsed * 4 < length) return null;
+    return this.buffer;
   }
 
   private reserve(bytes: number): void {
