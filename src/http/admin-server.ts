@@ -435,7 +435,7 @@ export class AdminServer {
   }
 }
 
-/** The most caught-up active follower, as seen by the leader. */
+/** A host:port field of a member record, as the API takes it. */
 const hostPortText = { type: 'string', maxLength: 300 } as const;
 
 /** A member record as the API takes it: id and peer required. */
