@@ -184,6 +184,20 @@ export class ChaosCluster {
     });
   }
 
+  /** Resolves once the node's process has exited, or after `ms` if it is still running. */
+  async exitWithin(n: ChaosNode, ms: number): Promise<void> {
+    const child = n.child;
+    if (child === null || !this.isRunning(n)) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((done) => child.once('exit', () => done())),
+      new Promise<void>((done) => {
+        timer = setTimeout(done, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** kill -9; resolves once the process is gone. */
   async kill(n: ChaosNode): Promise<void> {
     const child = n.child;

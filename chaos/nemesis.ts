@@ -119,6 +119,9 @@ function partitionMode(prng: Prng): LinkMode {
   return prng.int(2) === 0 ? { kind: 'drop' } : { kind: 'stall' };
 }
 
+/** How long a disk-full heal waits for an exit already under way (the fatal path takes ~100 ms). */
+const diskFullExitGraceMs = 2_000;
+
 const healLinks = (cluster: ChaosCluster) => async (): Promise<void> => cluster.links.healAll();
 
 export async function startFault(
@@ -305,6 +308,11 @@ export async function startFault(
         detail: `${victim.id}'s disk filled (${fill.stderr.split('\n').slice(-2).join(' ').trim()})`,
         heal: async () => {
           await rm(filler, { force: true });
+          // A log write that failed before the space came back still stops
+          // the node, possibly just after this point (seed 404 once: fatal
+          // error, heal, exit 16 ms later, counted as unexpected and never
+          // restarted): give that exit time to happen before judging.
+          await cluster.exitWithin(victim, diskFullExitGraceMs);
           if (!cluster.isRunning(victim)) cluster.spawn(victim);
           else victim.exitExpected = false;
         },

@@ -106,10 +106,17 @@ describe('a follower that installs a snapshot', () => {
     );
     // Enough entries for snapshots that compact the log past what the follower has.
     const leader = nodes().find((n) => n.isLeader) as TandemNode;
+    const bApplied = leader.appliedIndex;
     for (let i = 0; i < 60; i++) await leader.write(0, ['SET', `k${i}`, 'v']);
+    // On every running node, not only this leader: leadership may move on a
+    // busy machine, and a snapshot taken half way through b would hand the
+    // follower b's later chunks through the log instead of by fetching.
     await waitFor(
-      'the leader compacted past the stopped follower',
-      () => (leader.info().snapshotIndex > lastSeen + 30 ? true : undefined),
+      'every running node compacted past the stopped follower and past b',
+      () =>
+        nodes().every((n) => n.info().snapshotIndex > Math.max(lastSeen + 30, bApplied))
+          ? true
+          : undefined,
       { timeoutMs: 10_000 },
     );
 
