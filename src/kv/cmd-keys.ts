@@ -57,7 +57,7 @@ function expireGeneric(
   const key = arg(argv, 1);
   const e = ctx.lookupForWrite(key);
   if (e === undefined) return integer(0);
-  const current = e.expireAtMs;
+  const current = ctx.expireAt(key);
   const target = Number(at);
   if (a.nx && current !== 0) return integer(0);
   if (a.xx && current === 0) return integer(0);
@@ -80,8 +80,9 @@ function expireCheck(unitMs: number): (argv: readonly string[]) => void {
 function ttlGeneric(ctx: Ctx, key: string, ms: boolean, absolute: boolean): Reply {
   const e = ctx.lookup(key);
   if (e === undefined) return integer(-2);
-  if (e.expireAtMs === 0) return integer(-1);
-  let t = absolute ? e.expireAtMs : e.expireAtMs - ctx.nowMs;
+  const at = ctx.expireAt(key);
+  if (at === 0) return integer(-1);
+  let t = absolute ? at : at - ctx.nowMs;
   if (t < 0) t = 0;
   return integer(ms ? t : Math.floor((t + 500) / 1000));
 }
@@ -93,17 +94,18 @@ function renameGeneric(ctx: Ctx, argv: readonly string[], nx: boolean): Reply {
   if (e === undefined) fail(msg.noSuchKey);
   if (src === dst) return nx ? integer(0) : ok;
   if (nx && ctx.lookup(dst) !== undefined) return integer(0);
+  const at = ctx.expireAt(src);
   ctx.del(dst);
   ctx.del(src);
   // A fresh entry: the snapshot marks entries by object, so one must never move keys.
-  ctx.store(dst, e.value, e.expireAtMs);
+  ctx.store(dst, e.value, at);
   return nx ? integer(1) : ok;
 }
 
 function liveKeys(ctx: Ctx): Generator<[string, KeyEntry]> {
   return (function* () {
     for (const [k, e] of ctx.ks.map(ctx.db)) {
-      if (!ctx.ks.isExpired(e, ctx.nowMs)) yield [k, e];
+      if (!ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) yield [k, e];
     }
   })();
 }
@@ -113,9 +115,9 @@ function randomKey(ctx: Ctx): Reply {
   // Map has no random access: pick an index and walk to it (O(n), see report).
   for (let attempt = 0; attempt < 16 && m.size > 0; attempt++) {
     let i = ctx.randomInt(m.size);
-    for (const [k, e] of m) {
+    for (const k of m.keys()) {
       if (i-- > 0) continue;
-      if (!ctx.ks.isExpired(e, ctx.nowMs)) return bulk(k);
+      if (!ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) return bulk(k);
       break;
     }
   }
@@ -145,11 +147,12 @@ function copy(ctx: Ctx, argv: readonly string[]): Reply {
   if (src === dst && dstDb === ctx.db) fail('ERR source and destination objects are the same');
   const e = ctx.lookup(src);
   if (e === undefined) return integer(0);
+  const at = ctx.expireAt(src);
   if (ctx.lookup(dst, dstDb) !== undefined) {
     if (!o.replace) return integer(0);
     ctx.del(dst, dstDb);
   }
-  ctx.store(dst, cloneValue(e.value), e.expireAtMs, dstDb);
+  ctx.store(dst, cloneValue(e.value), at, dstDb);
   return integer(1);
 }
 
@@ -219,7 +222,7 @@ export const keyCommands: ImplTable = {
     run: (ctx, argv) => {
       const key = arg(argv, 1);
       const e = ctx.lookupForWrite(key);
-      if (e === undefined || e.expireAtMs === 0) return integer(0);
+      if (e === undefined || ctx.expireAt(key) === 0) return integer(0);
       ctx.setExpiry(key, e, 0);
       return integer(1);
     },
@@ -240,7 +243,7 @@ export const keyCommands: ImplTable = {
       const [next, items] = scanStep(ctx.ks.scans, m, ctx.ks.generation, opts, () => m.entries());
       const out: Reply[] = [];
       for (const [k, e] of items) {
-        if (ctx.ks.isExpired(e, ctx.nowMs)) continue;
+        if (ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) continue;
         if (opts.match !== undefined && !globMatch(opts.match, k)) continue;
         if (opts.type !== undefined && typeOf(e.value) !== opts.type) continue;
         out.push(bulk(k));

@@ -100,7 +100,7 @@ function setGeneric(ctx: Ctx, key: string, value: string, a: SetArgs, name: stri
   if ((a.nx && old !== undefined) || (a.xx && old === undefined)) {
     return a.get ? oldReply : nullReply;
   }
-  const keep = a.expiry.kind === 'keep' && old !== undefined ? old.expireAtMs : 0;
+  const keep = a.expiry.kind === 'keep' && old !== undefined ? ctx.expireAt(key) : 0;
   if (at !== 0 && at <= ctx.nowMs) {
     // Already expired as of the entry's clock: Redis deletes instead of storing.
     ctx.del(key);
@@ -157,7 +157,7 @@ function getex(ctx: Ctx, argv: readonly string[]): Reply {
   const cur = ctx.str(key, true);
   if (cur === undefined) return nullReply;
   const [e, value] = cur;
-  if (expiry.kind === 'persist' && e.expireAtMs !== 0) ctx.setExpiry(key, e, 0);
+  if (expiry.kind === 'persist' && ctx.expireAt(key) !== 0) ctx.setExpiry(key, e, 0);
   else if (at !== 0) {
     if (at <= ctx.nowMs) ctx.del(key);
     else ctx.setExpiry(key, e, at);

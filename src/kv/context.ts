@@ -37,7 +37,7 @@ export class Ctx {
   lookup(key: string, db: number = this.db): KeyEntry | undefined {
     const e = this.ks.map(db).get(key);
     if (e === undefined) return undefined;
-    if (this.ks.isExpired(e, this.nowMs)) {
+    if (this.ks.isExpired(db, key, this.nowMs)) {
       if (this.write) this.ks.remove(db, key);
       return undefined;
     }
@@ -86,8 +86,8 @@ export class Ctx {
   /** Stores a value under key, replacing whatever was there. Returns the new entry. */
   store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyEntry {
     assert(this.write, 'mutation only while applying an entry');
-    const e = new KeyEntry(value, expireAtMs, this.index);
-    this.ks.put(db, key, e);
+    const e = new KeyEntry(value, this.index);
+    this.ks.put(db, key, e, expireAtMs);
     return e;
   }
 
@@ -108,8 +108,14 @@ export class Ctx {
     return this.ks.remove(db, key);
   }
 
+  /** The key's absolute expiry, or 0 for none; look the key up first (it may be expired). */
+  expireAt(key: string, db: number = this.db): number {
+    return this.ks.expiryOf(db, key);
+  }
+
   setExpiry(key: string, e: KeyEntry, expireAtMs: number): void {
-    this.ks.setExpiry(this.db, key, e, expireAtMs);
+    assert(this.write, 'mutation only while applying an entry');
+    this.ks.setExpiry(this.db, key, expireAtMs);
     e.revision = this.index;
   }
 }

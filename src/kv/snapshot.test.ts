@@ -42,7 +42,10 @@ describe('snapshot and restore', () => {
 
   test('an image taken before more writes still holds the state as of its start', () => {
     const h = new Harness();
-    for (let i = 0; i < 200; i++) h.write('SET', `k${i}`, `v${i}`);
+    for (let i = 0; i < 200; i++) {
+      if (i % 3 === 0) h.write('SET', `k${i}`, `v${i}`, 'PX', `${100_000 + i}`);
+      else h.write('SET', `k${i}`, `v${i}`);
+    }
     populate(h);
     const before = h.sm.digest();
     const snap = h.sm.snapshot(64);
@@ -64,6 +67,12 @@ describe('snapshot and restore', () => {
       h.write('ZINCRBY', 'zset', '1', 'a');
       h.write('RENAME', 'str', 'str2');
       h.write('RENAME', 'str2', 'str');
+      // Expiries live beside the entries: set, clear, keep and move them too.
+      h.write('PERSIST', `k${(i * 3) % 198}`);
+      h.write('PEXPIRE', `k${(i * 7 + 1) % 200}`, '90000');
+      h.write('SET', `k${(i * 11 + 2) % 200}`, 'kept', 'KEEPTTL');
+      h.write('GETEX', `k${(i * 13) % 200}`, 'PX', '70000');
+      h.write('RENAME', `k${(i * 17) % 200}`, `moved${i}`);
       if (i === 5) {
         h.db = 7;
         h.write('FLUSHDB');

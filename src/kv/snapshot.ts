@@ -68,12 +68,13 @@ function writeRecord(
   db: number,
   key: string,
   e: KeyEntry,
+  expireAtMs: number,
   canonical: boolean,
 ): void {
   w.u8(typeCodes[typeOf(e.value)]);
   w.u8(db);
   w.str(key);
-  w.f64(e.expireAtMs);
+  w.f64(expireAtMs);
   w.f64(e.revision);
   writeValue(w, e.value, canonical);
 }
@@ -132,9 +133,9 @@ export class KvSnapshot implements Iterable<Uint8Array> {
       };
       writeHeader(w, this.capture.clockMs, this.capture.appliedIndex);
       let records = 0;
-      for (const [db, key, e] of this.capture.records()) {
+      for (const [db, key, e, expireAtMs] of this.capture.records()) {
         if (this.closed) return;
-        writeRecord(w, db, key, e, false);
+        writeRecord(w, db, key, e, expireAtMs, false);
         records++;
         if (w.length >= this.chunkBytes) yield emit();
       }
@@ -241,6 +242,7 @@ interface SnapshotRecord {
   readonly db: number;
   readonly key: string;
   readonly entry: KeyEntry;
+  readonly expireAtMs: number;
 }
 
 /** One record, or null at the end-of-records marker. */
@@ -252,12 +254,15 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
   const key = r.str();
   const expireAtMs = r.f64();
   const revision = r.f64();
-  return { db, key, entry: new KeyEntry(readValue(r, type), expireAtMs, revision) };
+  if (!(Number.isFinite(expireAtMs) && expireAtMs >= 0)) {
+    throw new CorruptDataError(`kv snapshot: expiry ${expireAtMs} of key ${JSON.stringify(key)}`);
+  }
+  return { db, key, entry: new KeyEntry(readValue(r, type), revision), expireAtMs };
 }
 
 function putRecord(ks: Keyspace, record: SnapshotRecord): void {
   const keys = ks.map(record.db).size;
-  ks.put(record.db, record.key, record.entry);
+  ks.put(record.db, record.key, record.entry, record.expireAtMs);
   // One hash lookup per record: a duplicate replaced an entry instead of adding one.
   if (ks.map(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
 }
@@ -398,7 +403,7 @@ export function digestKeyspace(ks: Keyspace): string {
   writeHeader(w, ks.clockMs, ks.appliedIndex);
   ks.dbs.forEach((m, db) => {
     for (const key of [...m.keys()].sort()) {
-      writeRecord(w, db, key, m.get(key) as KeyEntry, true);
+      writeRecord(w, db, key, m.get(key) as KeyEntry, ks.expiryOf(db, key), true);
       if (w.length >= 64 * 1024) hash.update(w.take());
     }
   });

@@ -210,7 +210,7 @@ export class KvStateMachine {
   watchRevision(db: number, key: string): number {
     checkDb(db);
     const e = this.ks.map(db).get(key);
-    if (e === undefined || this.ks.isExpired(e, this.ks.clockMs)) return 0;
+    if (e === undefined || this.ks.isExpired(db, key, this.ks.clockMs)) return 0;
     return e.revision;
   }
 
@@ -322,8 +322,7 @@ export class KvStateMachine {
   private applyExpire(keys: readonly DbKey[]): Reply {
     let deleted = 0;
     for (const { db, key } of keys) {
-      const e = this.ks.map(db).get(key);
-      if (e !== undefined && this.ks.isExpired(e, this.ks.clockMs) && this.ks.remove(db, key)) {
+      if (this.ks.isExpired(db, key, this.ks.clockMs) && this.ks.remove(db, key)) {
         deleted++;
       }
     }
