@@ -350,7 +350,10 @@ function entriesProblem(
   entries: readonly Entry[],
 ): string | null {
   let lastTerm = prevTerm;
-  for (const [i, e] of entries.entries()) {
+  // Indexed: an entries() iterator allocated a pair per entry on every append
+  // encoded and decoded (3% of the leader's allocations under pipelined SETs).
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as Entry;
     if (e.index !== prevIndex + 1 + i) {
       return `entry ${i} has index ${e.index}, expected ${prevIndex + 1 + i} (entries must follow prevIndex)`;
     }
