@@ -19,7 +19,9 @@ describe('determinism with asynchronous storage', () => {
     ],
     [
       'slow disks with failover on degradation',
-      1,
+      // A seed whose slow leader does find a close-behind, healthy follower
+      // (the assertion below); which seeds do depends on the message flow.
+      7,
       {
         clusterSize: 3,
         faultPhaseMs: 6_000,

@@ -19,11 +19,11 @@ describe('leader election (§5.2, thesis §9.6)', () => {
       'n1->n2 append t1 prev=3/t0 entries=[4/t1:-] commit=3',
       'n1->n3 append t1 prev=3/t0 entries=[4/t1:-] commit=3',
       'n2->n1 appendAccept t1 match=4',
-      // n2's ack makes a majority: the commit goes out at once to n2; n3's
-      // probe is still outstanding, so it learns the commit index later.
       'n3->n1 appendAccept t1 match=4',
-      'n1->n2 append t1 prev=4/t1 entries=[] commit=4',
-      'n2->n1 appendAccept t1 match=4',
+      // n2's ack makes a majority: both followers hold entry 4, so each gets
+      // a commit notice (a heartbeat with seq 0), which nobody answers.
+      'n1->n2 heartbeat t1 commit=4 seq=0',
+      'n1->n3 heartbeat t1 commit=4 seq=0',
     ]);
     c.tick('n1');
     c.deliver();

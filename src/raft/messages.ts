@@ -41,12 +41,20 @@ export interface AppendRejectMessage extends Envelope {
   readonly hintTerm: Term;
 }
 
-/** Leader liveness and commit propagation; `seq` identifies the round (§6.4). */
+/**
+ * Leader liveness and commit propagation; `seq` identifies the round (§6.4).
+ * `commit` is at most the receiver's known match, so no log check is needed.
+ * A heartbeat with seq `commitNoticeSeq` only spreads the commit index and
+ * wants no answer (see Raft.sendCommitNotices).
+ */
 export interface HeartbeatMessage extends Envelope {
   readonly type: 'heartbeat';
   readonly commit: LogIndex;
   readonly seq: number;
 }
+
+/** The seq of a commit notice; read rounds are numbered from 1. */
+export const commitNoticeSeq = 0;
 
 export interface HeartbeatResponseMessage extends Envelope {
   readonly type: 'heartbeatResponse';

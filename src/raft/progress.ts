@@ -88,6 +88,12 @@ export class Progress {
   pendingSnapshot: LogIndex = logIndex(0);
   /** Heard from since the last CheckQuorum round (thesis §6.2). */
   recentActive = false;
+  /**
+   * The highest commit index sent to this follower that it can act on (by an
+   * append up to the entries it carried, or a heartbeat). A lost message only
+   * delays the follower's apply until the next heartbeat, never safety.
+   */
+  commitSent: LogIndex = logIndex(0);
   readonly inflights: Inflights;
 
   constructor(next: LogIndex, inflightMessagesMax: number, inflightBytesMax: number) {

@@ -14,6 +14,7 @@ import type {
   VoteMessage,
   VoteResponseMessage,
 } from './messages.js';
+import { commitNoticeSeq } from './messages.js';
 import { Progress, type ProgressState } from './progress.js';
 import { type VoteOutcome, voteOutcome } from './quorum.js';
 import { ReadIndexTracker } from './read-index.js';
@@ -353,7 +354,7 @@ export class RaftNode {
     const applied = rd.committedEntries.at(-1);
     if (applied !== undefined) this.log.appliedTo(applied.index);
     // The leader counts its own durable entries towards the quorum (thesis §10.2.1).
-    if (this.role === 'leader' && last !== undefined) this.maybeCommitAndSpread();
+    if (this.role === 'leader' && last !== undefined) this.maybeCommit();
     this.checkInvariants();
   }
 
@@ -727,6 +728,7 @@ export class RaftNode {
   private handleHeartbeat(m: HeartbeatMessage): void {
     // The leader sends min(match, commit), so every entry up to it is here.
     this.log.commitTo(m.commit);
+    if (m.seq === commitNoticeSeq) return; // a commit notice wants no answer
     const response: HeartbeatResponseMessage = {
       type: 'heartbeatResponse',
       from: this.id,
@@ -823,7 +825,8 @@ export class RaftNode {
     } else {
       pr.inflights.freeLE(m.matchIndex);
     }
-    if (!this.maybeCommitAndSpread() && pr.match < this.log.lastIndex()) {
+    this.maybeCommit();
+    if (pr.match < this.log.lastIndex()) {
       this.needsAppend.set(m.from, this.needsAppend.get(m.from) ?? false);
     }
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
@@ -859,9 +862,9 @@ export class RaftNode {
 
   /**
    * §5.3, §5.4.2: commit the highest index stored on a majority of voters,
-   * if it is of the current term. Spreads the new commit index at once.
+   * if it is of the current term. The next flush spreads it (commit notices).
    */
-  private maybeCommitAndSpread(): boolean {
+  private maybeCommit(): boolean {
     const voters = this.log.membership().voters;
     const matches = voters.map((v) =>
       v === this.id ? this.log.stable : (this.progress.get(v)?.match ?? 0),
@@ -878,7 +881,6 @@ export class RaftNode {
       this.uncommittedBytes - this.log.bytesBetween(logIndex(before + 1), candidate),
     );
     this.onCommitAdvanced();
-    for (const id of this.progress.keys()) this.needsAppend.set(id, true);
     return true;
   }
 
@@ -982,6 +984,35 @@ export class RaftNode {
         sent = this.sendAppend(id, false);
     }
     this.needsAppend.clear();
+    this.sendCommitNotices();
+  }
+
+  /**
+   * Tells each follower as much of the commit index as it can act on,
+   * min(match, commit) as in a heartbeat, unless an append or heartbeat
+   * already told it: a heartbeat with seq `commitNoticeSeq`, which the
+   * follower does not answer. Followers so apply (and serve stale reads)
+   * without waiting for the next append, as etcd's eager commit broadcast
+   * does, but the notice costs no reply, nor an append the follower must
+   * check against its log. Under load appends carry the commit instead and
+   * no notice is sent. A lost notice delays the follower's apply until the
+   * next heartbeat; the commit index is never acted on unsafely, since the
+   * follower holds every entry up to its match.
+   */
+  private sendCommitNotices(): void {
+    for (const [id, pr] of this.progress) {
+      const commit = logIndex(Math.min(pr.match, this.log.committed));
+      if (commit <= pr.commitSent) continue;
+      pr.commitSent = commit;
+      this.send({
+        type: 'heartbeat',
+        from: this.id,
+        to: id,
+        term: this.term,
+        commit,
+        seq: commitNoticeSeq,
+      });
+    }
   }
 
   /** Sends one append (or a snapshot) to `to`. Returns whether more may follow. */
@@ -1014,6 +1045,9 @@ export class RaftNode {
       commit: this.log.committed,
     };
     this.send(append);
+    // Accepted, it commits up to the last entry it carries (handleAppend).
+    const told = logIndex(Math.min(append.commit, prevIndex + entries.length));
+    if (told > pr.commitSent) pr.commitSent = told;
     let bytes = 0;
     for (const e of entries) bytes += entryBytes(e);
     pr.sentAppend(logIndex(prevIndex + entries.length), bytes, entries.length);
@@ -1039,6 +1073,7 @@ export class RaftNode {
         commit: logIndex(Math.min(pr.match, this.log.committed)),
         seq: round,
       };
+      if (heartbeat.commit > pr.commitSent) pr.commitSent = heartbeat.commit;
       this.send(heartbeat);
     }
     this.releaseConfirmedReads();

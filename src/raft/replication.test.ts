@@ -164,6 +164,61 @@ describe('log replication (§5.3)', () => {
     for (const n of ['n1', 'n2', 'n3']) expect(c.node(n).applied, n).toEqual(['a', 'c']);
   });
 
+  it('spreads a new commit index by notices nobody answers, each up to what the follower holds', () => {
+    const c = new TestCluster(['n1', 'n2', 'n3']);
+    c.elect('n1');
+    c.isolate('n3');
+    c.takeTrace();
+    c.propose('n1', 'a');
+    expect(c.takeTrace()).toEqual([
+      'n1->n2 append t1 prev=4/t1 entries=[5/t1:a] commit=4',
+      'n1->n3 append t1 prev=4/t1 entries=[5/t1:a] commit=4 (dropped)',
+      'n2->n1 appendAccept t1 match=5',
+      // n3 holds only up to 4, which it was told: no notice for it.
+      'n1->n2 heartbeat t1 commit=5 seq=0',
+    ]);
+    expect(c.raft('n2').status().commit).toBe(5);
+    // n3 comes back: the heartbeat tells it only what it holds (4); the append
+    // that brings entry 5 tells it the rest.
+    c.heal();
+    c.tick('n1');
+    c.deliver();
+    expect(c.takeTrace()).toEqual([
+      'n1->n2 heartbeat t1 commit=5 seq=1',
+      'n1->n3 heartbeat t1 commit=4 seq=1',
+      'n2->n1 heartbeatResponse t1 seq=1',
+      'n3->n1 heartbeatResponse t1 seq=1',
+      'n1->n3 append t1 prev=5/t1 entries=[] commit=5',
+      'n3->n1 appendReject t1 rejected=5 hint=5/t0',
+      // This append carries entry 5 and commit 5: it tells n3, no notice needed.
+      'n1->n3 append t1 prev=4/t1 entries=[5/t1:a] commit=5',
+      'n3->n1 appendAccept t1 match=5',
+    ]);
+    expect(c.raft('n3').status().commit).toBe(5);
+  });
+
+  it('sends no commit notice to a follower whose append already carries the commit', () => {
+    const c = new TestCluster(['n1', 'n2', 'n3']);
+    c.elect('n1');
+    const n1 = c.raft('n1');
+    n1.propose(bytes('x'));
+    const rd = n1.ready();
+    n1.advance(rd);
+    for (const m of rd.messages) c.raft(m.to).step(m);
+    // Both followers acknowledge entry 5 while entry 6 is being proposed.
+    for (const name of ['n2', 'n3']) {
+      const frd = c.raft(name).ready();
+      c.raft(name).advance(frd);
+      for (const m of frd.messagesAfterPersist) n1.step(m);
+    }
+    n1.propose(bytes('y'));
+    const next = n1.ready();
+    expect(next.messages.map(describeMessage)).toEqual([
+      'n1->n2 append t1 prev=5/t1 entries=[6/t1:y] commit=5',
+      'n1->n3 append t1 prev=5/t1 entries=[6/t1:y] commit=5',
+    ]);
+  });
+
   it('batches proposals made between two Readys into one append per follower', () => {
     const c = new TestCluster(['n1', 'n2', 'n3']);
     c.elect('n1');
