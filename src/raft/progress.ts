@@ -170,7 +170,7 @@ export class Progress {
   /** Records an append carrying entries up to `lastIndex`. */
   sentAppend(lastIndex: LogIndex, sizeBytes: number, entryCount: number): void {
     if (this.state === 'replicate') {
-      // Empty appends (commit updates, probes) take no window: nothing to acknowledge.
+      // An empty append (sent when asked to though nothing is new) takes no window: nothing to acknowledge.
       if (entryCount > 0) {
         this.next = logIndex(lastIndex + 1);
         this.inflights.add(lastIndex, sizeBytes);
