@@ -12,7 +12,7 @@ const pubsubCommands: ImplTable = {
   /** The reply is 0: the runtime may replace it with its local receiver count. */
   publish: {
     run: (ctx, argv) => {
-      ctx.published.push({ channel: arg(argv, 1), message: arg(argv, 2) });
+      ctx.publish({ channel: arg(argv, 1), message: arg(argv, 2) });
       return integer(0);
     },
   },

@@ -236,9 +236,12 @@ function buildTable(): ReadonlyMap<string, CommandSpec> {
 /** All commands by lower-case name. */
 export const commandTable: ReadonlyMap<string, CommandSpec> = buildTable();
 
-export type LookupResult =
-  | { readonly ok: true; readonly spec: CommandSpec }
-  | { readonly ok: false; readonly error: Reply };
+interface LookupOk {
+  readonly ok: true;
+  readonly spec: CommandSpec;
+}
+
+export type LookupResult = LookupOk | { readonly ok: false; readonly error: Reply };
 
 function sanitize(s: string): string {
   return s.replace(/[\r\n]/g, ' ');
@@ -261,14 +264,31 @@ export function unknownCommandError(argv: readonly string[]): Reply {
  * lookupCommand(['GET', 'k']) // { ok: true, spec: { name: 'get', arity: 2, ... } }
  * lookupCommand(['GET'])      // { ok: false, error: ERR wrong number of arguments for 'get' command }
  */
+/**
+ * Each command's successful lookup, under its lower- and upper-case name:
+ * a command runs through several lookups (classify, prepare, apply), and
+ * clients send "SET" or "set", so most lookups allocate nothing.
+ */
+const foundByName: ReadonlyMap<string, LookupOk> = new Map(
+  [...commandTable].flatMap(([name, spec]) => {
+    const found: LookupOk = { ok: true, spec };
+    return [
+      [name, found],
+      [name.toUpperCase(), found],
+    ];
+  }),
+);
+
 export function lookupCommand(argv: readonly string[]): LookupResult {
-  const spec = commandTable.get((argv[0] ?? '').toLowerCase());
-  if (spec === undefined) return { ok: false, error: unknownCommandError(argv) };
+  const name = argv[0] ?? '';
+  const found = foundByName.get(name) ?? foundByName.get(name.toLowerCase());
+  if (found === undefined) return { ok: false, error: unknownCommandError(argv) };
+  const spec = found.spec;
   const n = argv.length;
   if ((spec.arity > 0 && n !== spec.arity) || (spec.arity < 0 && n < -spec.arity)) {
     return { ok: false, error: error(wrongArgs(spec.name)) };
   }
-  return { ok: true, spec };
+  return found;
 }
 
 /** Positions of the key arguments per firstKey/lastKey/step (movable-key commands: none). */

@@ -4,6 +4,7 @@
  * meets) or read mode (never mutates; expired keys are just invisible).
  */
 import { assert } from '../raft/assert.js';
+import { Prng } from '../raft/prng.js';
 import { Deque } from './deque.js';
 import { fail, msg } from './errors.js';
 import { type HashValue, KeyEntry, type Keyspace, type SetValue, type Value } from './keyspace.js';
@@ -14,7 +15,18 @@ export interface Published {
   readonly message: string;
 }
 
+/**
+ * Where a command's random choices come from: the seed of the entry being
+ * applied (the same on every node), or the caller's generator for a read.
+ */
+export type RandomSource = number | (() => number);
+
 export class Ctx {
+  /** Made on the first random choice: most entries make none. */
+  private prng: Prng | undefined;
+  /** PUBLISH messages of the entry, in order; null until the first. */
+  published: Published[] | null = null;
+
   constructor(
     readonly ks: Keyspace,
     public db: number,
@@ -23,14 +35,26 @@ export class Ctx {
     /** Log index of the entry being applied; 0 in read mode. */
     readonly index: number,
     readonly write: boolean,
-    /** Uniform in [0, 1): seeded from the entry (write) or the caller's (read). */
-    readonly random: () => number,
-    readonly published: Published[],
+    private readonly randomSource: RandomSource,
   ) {}
+
+  /** Uniform in [0, 1). */
+  random(): number {
+    const source = this.randomSource;
+    if (typeof source === 'function') return source();
+    this.prng ??= new Prng(source);
+    return this.prng.float();
+  }
 
   /** A uniform integer in [0, n). */
   randomInt(n: number): number {
     return Math.floor(this.random() * n);
+  }
+
+  publish(message: Published): void {
+    assert(this.write, 'publishing only while applying an entry');
+    if (this.published === null) this.published = [message];
+    else this.published.push(message);
   }
 
   /** The key's entry, or undefined when missing or expired. */

@@ -4,7 +4,6 @@
  * uses it.
  */
 import { assert } from '../raft/assert.js';
-import { Prng } from '../raft/prng.js';
 import { implementationOf } from './cmd-registry.js';
 import { type CommandSpec, lookupCommand } from './command-table.js';
 import { Ctx, type Published } from './context.js';
@@ -163,28 +162,26 @@ export class KvStateMachine {
     this.encoded.delete(data);
     this.ks.appliedIndex = index;
     this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
-    // Seeded lazily: most entries make no random choice.
-    let prng: Prng | undefined;
-    const random = (): number => {
-      prng ??= new Prng(entry.seed);
-      return prng.float();
-    };
-    const published: Published[] = [];
-    const ctx = (db: number): Ctx =>
-      new Ctx(this.ks, db, this.ks.clockMs, index, true, random, published);
     let reply: Reply;
+    let published: Published[] | null = null;
     switch (entry.tag) {
-      case 'command':
-        reply = this.execute(ctx(entry.db), entry.argv);
+      case 'command': {
+        const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
+        reply = this.execute(ctx, entry.argv);
+        published = ctx.published;
         break;
-      case 'exec':
-        reply = this.applyExec(ctx(entry.db), entry.watched, entry.commands);
+      }
+      case 'exec': {
+        const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
+        reply = this.applyExec(ctx, entry.watched, entry.commands);
+        published = ctx.published;
         break;
+      }
       case 'expire':
         reply = this.applyExpire(entry.keys);
         break;
     }
-    return published.length > 0 ? { reply, published } : { reply };
+    return published !== null ? { reply, published } : { reply };
   }
 
   /**
@@ -200,7 +197,7 @@ export class KvStateMachine {
       return error(`ERR '${found.spec.name}' is not a read command`);
     }
     const now = Math.max(nowMs, this.ks.clockMs);
-    return this.execute(new Ctx(this.ks, db, now, 0, false, random, []), argv);
+    return this.execute(new Ctx(this.ks, db, now, 0, false, random), argv);
   }
 
   /**
