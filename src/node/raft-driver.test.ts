@@ -216,6 +216,28 @@ describe('RaftDriver', () => {
     expect(rounds).toBeLessThan(turns / 2);
   });
 
+  it('gives the reads of one round one shared promise, which a refusal rejects for all', async () => {
+    for (const id of ids) await startNode(id);
+    const lead = await waitFor('a leader', leader);
+    await lead.propose(Buffer.from('w'));
+    const a = lead.readBarrier();
+    const b = lead.readBarrier();
+    expect(b).toBe(a);
+    await a;
+    const c = lead.readBarrier();
+    expect(c).not.toBe(a); // the next round's
+    await c;
+    // Refused as a whole: on a node that knows no leader the round cannot start.
+    const follower = [...network.drivers.values()].find((d) => d !== lead);
+    if (follower === undefined) throw new Error('no follower');
+    for (const d of network.drivers.values()) if (d !== follower) await d.stop(0);
+    await waitFor('the follower to lose its leader', () =>
+      follower.leaderId === '' ? true : undefined,
+    );
+    const refused = [follower.readBarrier(), follower.readBarrier()];
+    for (const r of refused) await expect(r).rejects.toThrow(RaftRefusedError);
+  });
+
   it('keeps committed data across a restart of every node', async () => {
     for (const id of ids) await startNode(id);
     const lead = await waitFor('a leader', leader);

@@ -441,13 +441,35 @@ export class TandemNode {
 
   /**
    * Runs a read command on local state: after a read barrier (linearizable),
-   * or at once when `stale` (a READONLY connection).
+   * or at once when `stale` (a READONLY connection). A read that gets its
+   * barrier costs one reaction on the promise its round shares; a refused
+   * one retries as `barrier()` does, within the same deadline.
    */
-  async read(db: number, argv: readonly string[], stale: boolean): Promise<Reply> {
-    if (!stale && !plantedBugs.staleReads) {
-      const failure = await this.barrier();
-      if (failure !== null) return failure;
+  read(db: number, argv: readonly string[], stale: boolean): Reply | Promise<Reply> {
+    if (stale || plantedBugs.staleReads) {
+      return this.machine.kv.read(db, argv, Date.now(), Math.random);
     }
+    const started = Date.now();
+    let barrier: Promise<void>;
+    try {
+      barrier = this.driver.readBarrier();
+    } catch (failure) {
+      return Promise.reject(failure);
+    }
+    return barrier.then(
+      () => this.machine.kv.read(db, argv, Date.now(), Math.random),
+      (failure: unknown) => this.readAfterRefusal(db, argv, started, failure),
+    );
+  }
+
+  private async readAfterRefusal(
+    db: number,
+    argv: readonly string[],
+    started: number,
+    refused: unknown,
+  ): Promise<Reply> {
+    const failure = await this.barrier(started, refused);
+    if (failure !== null) return failure;
     return this.machine.kv.read(db, argv, Date.now(), Math.random);
   }
 
@@ -829,19 +851,27 @@ export class TandemNode {
     for (const p of published) for (const listener of this.publishListeners) listener(p);
   }
 
-  /** Waits for a read barrier, retrying while there is no leader; an error Reply on failure. */
-  async barrier(): Promise<Reply | null> {
-    const deadline = Date.now() + this.config.requestTimeoutMs;
+  /**
+   * Waits for a read barrier, retrying while there is no leader, until
+   * `requestTimeoutMs` after `started`; an error Reply on failure. `refused`
+   * is the failure of an attempt already made.
+   */
+  async barrier(started: number = Date.now(), refused?: unknown): Promise<Reply | null> {
+    const deadline = started + this.config.requestTimeoutMs;
+    let failure = refused;
     for (;;) {
-      try {
-        await this.driver.readBarrier();
-        return null;
-      } catch (failure) {
+      if (failure !== undefined) {
         if (!(failure instanceof RaftRefusedError)) throw failure;
         if (this.stopping || Date.now() + this.config.tickMs >= deadline) {
           return error(`TRYAGAIN ${failure.message}`);
         }
         await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+      }
+      try {
+        await this.driver.readBarrier();
+        return null;
+      } catch (caught) {
+        failure = caught;
       }
     }
   }
