@@ -258,13 +258,6 @@ export function unknownCommandError(argv: readonly string[]): Reply {
 }
 
 /**
- * Finds a command's spec and checks its arity.
- *
- * @example
- * lookupCommand(['GET', 'k']) // { ok: true, spec: { name: 'get', arity: 2, ... } }
- * lookupCommand(['GET'])      // { ok: false, error: ERR wrong number of arguments for 'get' command }
- */
-/**
  * Each command's successful lookup, under its lower- and upper-case name:
  * a command runs through several lookups (classify, prepare, apply), and
  * clients send "SET" or "set", so most lookups allocate nothing.
@@ -279,6 +272,13 @@ const foundByName: ReadonlyMap<string, LookupOk> = new Map(
   }),
 );
 
+/**
+ * Finds a command's spec and checks its arity.
+ *
+ * @example
+ * lookupCommand(['GET', 'k']) // { ok: true, spec: { name: 'get', arity: 2, ... } }
+ * lookupCommand(['GET'])      // { ok: false, error: ERR wrong number of arguments for 'get' command }
+ */
 export function lookupCommand(argv: readonly string[]): LookupResult {
   const name = argv[0] ?? '';
   const found = foundByName.get(name) ?? foundByName.get(name.toLowerCase());

@@ -162,26 +162,13 @@ export class KvStateMachine {
     this.encoded.delete(data);
     this.ks.appliedIndex = index;
     this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
-    let reply: Reply;
-    let published: Published[] | null = null;
-    switch (entry.tag) {
-      case 'command': {
-        const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
-        reply = this.execute(ctx, entry.argv);
-        published = ctx.published;
-        break;
-      }
-      case 'exec': {
-        const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
-        reply = this.applyExec(ctx, entry.watched, entry.commands);
-        published = ctx.published;
-        break;
-      }
-      case 'expire':
-        reply = this.applyExpire(entry.keys);
-        break;
-    }
-    return published !== null ? { reply, published } : { reply };
+    if (entry.tag === 'expire') return { reply: this.applyExpire(entry.keys) };
+    const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
+    const reply =
+      entry.tag === 'command'
+        ? this.execute(ctx, entry.argv)
+        : this.applyExec(ctx, entry.watched, entry.commands);
+    return ctx.published !== null ? { reply, published: ctx.published } : { reply };
   }
 
   /**

@@ -864,16 +864,16 @@ export class RaftNode {
    * §5.3, §5.4.2: commit the highest index stored on a majority of voters,
    * if it is of the current term. The next flush spreads it (commit notices).
    */
-  private maybeCommit(): boolean {
+  private maybeCommit(): void {
     const voters = this.log.membership().voters;
     const matches = voters.map((v) =>
       v === this.id ? this.log.stable : (this.progress.get(v)?.match ?? 0),
     );
     const candidate = logIndex(this.rules.quorumValue(matches));
-    if (candidate <= this.log.committed) return false;
+    if (candidate <= this.log.committed) return;
     const t = this.log.term(candidate);
     assert(t !== undefined, `quorum index ${candidate} not in the log`);
-    if (!this.rules.mayCommitByCounting(t, this.term)) return false;
+    if (!this.rules.mayCommitByCounting(t, this.term)) return;
     const before = this.log.committed;
     this.log.commitTo(candidate);
     this.uncommittedBytes = Math.max(
@@ -881,7 +881,6 @@ export class RaftNode {
       this.uncommittedBytes - this.log.bytesBetween(logIndex(before + 1), candidate),
     );
     this.onCommitAdvanced();
-    return true;
   }
 
   private onCommitAdvanced(): void {
