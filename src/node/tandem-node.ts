@@ -307,6 +307,8 @@ export class TandemNode {
     let node: TandemNode | null = null;
     const opened = await RaftStorage.open(fs, config.dataDir, {
       wal: {
+        preallocate: true,
+        prepareAfterBytes: 0,
         onFatal: (failure) => node?.onFatal(failure),
       },
     });

@@ -24,6 +24,14 @@
  * reports it (`hardStateInLast`) and the Wal writes it again, durably, into
  * the last segment before it deletes anything.
  *
+ * Zero-filled space after the last record is not a tail at all: segments
+ * the Wal preallocates (`WalOptions.preallocate`) are zeros up to their
+ * size, and appends overwrite them. A segment ends at its first position
+ * that does not hold a record when every byte from there on is zero; no
+ * record is all zeros (its magic byte is not), and a gap this hides at the
+ * end of a segment that is not the last would show as the next segment's
+ * header not following on (checked below).
+ *
  * What recovery cannot tell apart: a bit flip in the very last record of the
  * last segment looks like a torn write (etcd's WAL has the same blind spot)
  * and is cut. It can only hit the newest batch; RaftStorage then refuses to
@@ -43,8 +51,10 @@ export interface RecoveredSegment {
   readonly segmentId: number;
   readonly firstIndex: LogIndex;
   readonly path: string;
-  /** Bytes of verified records, which is the file's size after recovery. */
+  /** Bytes of verified records: where the next append goes. */
   readonly sizeBytes: number;
+  /** The file's size after recovery: `sizeBytes`, or more when zero-filled space follows. */
+  readonly fileBytes: number;
   /** Highest index of any entry record in the file; 0 if none. */
   readonly maxEntryIndex: number;
   /** The file holds at least one hard state record. */
@@ -173,7 +183,8 @@ async function scanSegment(
       }
       offset += result.bytes;
     }
-    const stop = offset < buffer.length ? stopAt(buffer, offset) : null;
+    const zeroTail = offset < buffer.length && isZeroFrom(buffer, offset);
+    const stop = offset < buffer.length && !zeroTail ? stopAt(buffer, offset) : null;
     if (stop !== null) {
       if (!isLast)
         throw new WalCorruptionError(path, offset, describe(stop, 'not the last segment'));
@@ -188,13 +199,20 @@ async function scanSegment(
       await file.close();
       await fs.unlink(path);
       await fs.syncDir(dirname(path));
-      const reason = stop === null ? 'empty file' : describe(stop, 'no header');
+      const reason =
+        stop !== null
+          ? describe(stop, 'no header')
+          : zeroTail
+            ? 'zero-filled, no header'
+            : 'empty file';
       const tornTail = { file: path, offsetBytes: 0, cutBytes: buffer.length, reason };
       const removed = { ...tornTail, removedFile: true };
       return { segment: null, restart: false, hardState, tornTail: removed };
     }
     let tornTail: TornTail | null = null;
+    let fileBytes = buffer.length;
     if (stop !== null) {
+      fileBytes = offset;
       await file.truncate(offset);
       await file.datasync();
       const cutBytes = buffer.length - offset;
@@ -206,6 +224,7 @@ async function scanSegment(
       firstIndex: name.firstIndex,
       path,
       sizeBytes: offset,
+      fileBytes,
       maxEntryIndex,
       holdsHardState: hardState !== null,
     };
@@ -259,11 +278,39 @@ function stopAt(buffer: Buffer, offset: number): Exclude<DecodeResult, { kind: '
   return result;
 }
 
+const zeroChunk = Buffer.alloc(64 * 1024);
+
+/** Whether every byte of `buffer` from `offset` on is zero (compared a chunk at a time). */
+function isZeroFrom(buffer: Buffer, offset: number): boolean {
+  for (let at = offset; at < buffer.length; at += zeroChunk.length) {
+    const part = buffer.subarray(at, Math.min(buffer.length, at + zeroChunk.length));
+    if (!part.equals(zeroChunk.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
+/** One past the last non-zero byte of `buffer` (0 if all are zero). */
+function endOfNonZero(buffer: Buffer): number {
+  let end = buffer.length;
+  while (end > 0) {
+    const from = Math.max(0, end - zeroChunk.length);
+    const part = buffer.subarray(from, end);
+    if (!part.equals(zeroChunk.subarray(0, part.length))) {
+      while (buffer[end - 1] === 0) end--;
+      return end;
+    }
+    end = from;
+  }
+  return 0;
+}
+
 /** Whether any complete, verified record starts after `offset`. */
 function anyRecordAfter(buffer: Buffer, offset: number): boolean {
   // A record starts with its checksums, so try every byte position; decoding
   // rejects a wrong magic byte at once, which keeps this cheap on garbage.
-  for (let at = offset + 1; at < buffer.length; at++) {
+  // Its magic byte is not zero, so none starts in a zero-filled tail.
+  const end = endOfNonZero(buffer);
+  for (let at = offset + 1; at < end; at++) {
     if (decodeRecord(buffer, at).kind === 'ok') return true;
   }
   return false;

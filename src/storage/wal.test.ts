@@ -9,7 +9,13 @@ import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import { FsError, type FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { encodeRecords, recordBytes } from './record.js';
-import { Wal, WalCorruptionError, WalFailedError, type WalOptions } from './wal.js';
+import {
+  preparedSegmentName,
+  Wal,
+  WalCorruptionError,
+  WalFailedError,
+  type WalOptions,
+} from './wal.js';
 
 const nodeFs = new NodeFileSystem();
 let dir = '';
@@ -290,6 +296,109 @@ describe('Wal recovery of damage', () => {
     await nodeFs.rename(join(dir, name ?? ''), renamed);
     const error = await corruptionOf(Wal.open(nodeFs, dir));
     expect(error.reason).toMatch(/file name disagrees/);
+  });
+});
+
+describe('Wal with preallocated segments', () => {
+  const options: WalOptions = { preallocate: true, prepareAfterBytes: 0, segmentBytesMax: 4096 };
+  const prepared = (): string => join(dir, preparedSegmentName);
+
+  /** Waits (bounded) until `wal` has its next segment prepared. */
+  async function waitPrepared(wal: Wal): Promise<void> {
+    for (let i = 0; i < 500 && !wal.nextSegmentPrepared; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(wal.nextSegmentPrepared).toBe(true);
+    expect((await stat(prepared())).size).toBe(options.segmentBytesMax);
+  }
+
+  it('moves to a prepared segment, writes over its zeros, and recovers it without a torn tail', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, options);
+    await wal.append(entries(1, 2, 1), hardState(1, 0));
+    await waitPrepared(wal);
+    // The first segment was not prepared: the next batch moves to the prepared one.
+    await wal.append(entries(3, 4, 1), hardState(1, 2));
+    await wal.close();
+    const names = await segmentFiles();
+    expect(names).toHaveLength(2);
+    const last = join(dir, names[1] ?? '');
+    expect((await stat(last)).size).toBe(4096);
+    const recovered = await reopen(options);
+    expect(plain(recovered.entries)).toEqual(plain(entries(1, 4, 1)));
+    expect(recovered.hardState).toEqual(hardState(1, 2));
+    expect(recovered.tornTails).toEqual([]);
+    expect((await stat(last)).size).toBe(4096); // the zeros stay for the next appends
+  });
+
+  it('keeps appending over the zeros after a reopen, across rotations', async () => {
+    let expected: Entry[] = [];
+    let next = 1;
+    for (let round = 0; round < 3; round++) {
+      const { wal } = await Wal.open(nodeFs, dir, options);
+      for (let batch = 0; batch < 12; batch++) {
+        const list = entries(next, next + 2, 1, 100);
+        await wal.append(list, hardState(1, next));
+        expected = [...expected, ...list];
+        next += 3;
+        if (batch === 0) await waitPrepared(wal);
+      }
+      await wal.close();
+      const recovered = await reopen(options);
+      expect(plain(recovered.entries)).toEqual(plain(expected));
+      expect(recovered.tornTails).toEqual([]);
+    }
+    const sizes = await Promise.all(
+      (await segmentFiles()).map(async (n) => (await stat(join(dir, n))).size),
+    );
+    expect(sizes.filter((size) => size >= 4096).length).toBeGreaterThan(3);
+  });
+
+  it('removes a segment left half prepared by a stop, and prepares it again', async () => {
+    await writeFile(prepared(), Buffer.alloc(100, 7));
+    const { wal } = await Wal.open(nodeFs, dir, options);
+    expect(await nodeFs.exists(prepared())).toBe(false);
+    await wal.append(entries(1, 1, 1), null);
+    await waitPrepared(wal);
+    expect((await readFile(prepared())).every((byte) => byte === 0)).toBe(true);
+    await wal.close();
+  });
+
+  it('prepares nothing until prepareAfterBytes were written', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { ...options, prepareAfterBytes: 1000 });
+    await wal.append(entries(1, 5, 1), null); // 260 bytes
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await nodeFs.exists(prepared())).toBe(false);
+    await wal.append(entries(6, 20, 1, 100), null);
+    await waitPrepared(wal);
+    await wal.close();
+  });
+
+  it('accepts zeros after the last record of a segment that is not the last', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { segmentBytesMax: 512 });
+    for (let i = 1; i <= 20; i++) await wal.append([entry(i, 1, 100)], null);
+    await wal.close();
+    const first = join(dir, (await segmentFiles())[0] ?? '');
+    await writeFile(first, Buffer.concat([await readFile(first), Buffer.alloc(3000)]));
+    const recovered = await reopen();
+    expect(recovered.entries.map((e) => e.index)).toEqual(entries(1, 20, 1).map((e) => e.index));
+  });
+
+  it('still refuses damage followed by a valid record when zeros follow both', async () => {
+    const { wal } = await Wal.open(nodeFs, dir);
+    await wal.append(entries(1, 3, 1), null);
+    await wal.close();
+    const path = await lastSegmentPath();
+    const bytes = Buffer.concat([await readFile(path), Buffer.alloc(8192)]);
+    const secondAt =
+      recordBytes({
+        type: 'segmentHeader',
+        segment: { segmentId: 1, firstIndex: logIndex(1), restart: false },
+      }) + recordBytes({ type: 'entry', entry: entry(1, 1) });
+    bytes[secondAt + 3] = (bytes[secondAt + 3] ?? 0) ^ 0x80;
+    await writeFile(path, bytes);
+    const error = await corruptionOf(Wal.open(nodeFs, dir));
+    expect(error.offsetBytes).toBe(secondAt);
+    expect(error.reason).toMatch(/a valid record follows/);
   });
 });
 
