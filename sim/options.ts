@@ -78,6 +78,8 @@ export interface SimOptions {
   readonly diskLatencyMsMax: number;
   /** RaftStorage's WAL segment size limit (small ones exercise rotation and compaction). */
   readonly walSegmentBytesMax: number;
+  /** The WAL prepares each next segment, zero-filled (`WalOptions.preallocate`). */
+  readonly walPreallocate: boolean;
   readonly clients: number;
   readonly keys: number;
   readonly followerReads: boolean;
@@ -181,11 +183,15 @@ export function swarmOptions(
   const diskFaults = diskFaultKinds.filter(() => chance(0.5));
   const walSegmentBytesMax = pick([2048, 16 * 1024, 256 * 1024, 64 * 1024 * 1024]);
   const degradation = swarmDegradation(random);
+  // Prepared (zero-filled) segments, as `tandem node` runs, where a segment
+  // is small enough to fill cheaply on the simulated disk.
+  const walPreallocate = walSegmentBytesMax <= 256 * 1024 && chance(0.5);
   return {
     ...options,
     faults: [...faults, ...diskFaults],
     reactiveFaultRate,
     walSegmentBytesMax,
+    walPreallocate,
     degradation,
   };
 }

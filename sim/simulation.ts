@@ -722,7 +722,13 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
       this.diskRandom.fork(),
       this.diskClock,
       o.diskLatencyMsMax,
-      { wal: { segmentBytesMax: o.walSegmentBytesMax } },
+      {
+        wal: {
+          segmentBytesMax: o.walSegmentBytesMax,
+          preallocate: o.walPreallocate,
+          prepareAfterBytes: 0,
+        },
+      },
     );
     const node = new SimNode(this, id, this.settings, this.nodeRandom.fork(), initial, drift, disk);
     this.nodeMap.set(id, node);
