@@ -147,3 +147,30 @@ describe('a follower that installs a snapshot', () => {
     }
   }, 60_000);
 });
+
+describe('an upload with a snapshot interval larger than the default pause', () => {
+  it('completes: uploads pause relative to the interval, not at a fixed 96 MiB', async () => {
+    root = await mkdtemp(join(tmpdir(), 'tandem-files-backlog-'));
+    const members = await loopbackMembers(1);
+    const [id] = [...members.keys()];
+    const port = await freePort();
+    // As `tandem node --snapshot-mb 128`: the first snapshot starts once
+    // 128 MiB were applied, so a pause at 96 MiB would wait for it forever.
+    const node = await startTestNode(root, id ?? 'n1', members, log, {
+      httpAddress: `127.0.0.1:${port}`,
+      snapshotBytes: 128 * 1024 * 1024,
+      files: { backlogWaitMsMax: 5_000 },
+    });
+    const admin = new AdminServer({ node, host: '127.0.0.1', port, logger: log, files: { node } });
+    await admin.start();
+    running.push({ node, admin });
+    await waitFor('a leader', () => (node.isLeader ? true : undefined));
+    const body = content(140 * 1024 * 1024);
+    const response = await fetch(`http://127.0.0.1:${port}/v1/files/big.bin`, {
+      method: 'PUT',
+      body,
+    });
+    expect(response.status, await response.clone().text()).toBe(201);
+    expect(((await response.json()) as { sha256: string }).sha256).toBe(sha(body));
+  }, 60_000);
+});

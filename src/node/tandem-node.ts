@@ -87,6 +87,14 @@ const defaultPromoteLagEntries = 1000;
  * fetches the chunks it lacks).
  */
 const defaultSnapshotBytes = 32 * 1024 * 1024;
+/**
+ * Uploads pause while the log holds this many snapshot intervals no
+ * snapshot covers yet (96 MiB at the default interval). It must stay above
+ * one interval and the chunks in flight: a pause below the point where the
+ * next snapshot starts would wait for a snapshot that only more writes
+ * start, and fail the upload.
+ */
+const uploadBacklogSnapshots = 3;
 const defaultRetainBytesMax = 32 * 1024 * 1024;
 const degradationCheckMs = 1_000;
 /** How long the leader waits for a follower's health answer. */
@@ -288,7 +296,10 @@ export class TandemNode {
         backlogBytes: () => this.driverRef?.unsnapshottedBytes ?? 0,
         log,
       },
-      config.files,
+      {
+        backlogBytesMax: uploadBacklogSnapshots * (config.snapshotBytes ?? defaultSnapshotBytes),
+        ...config.files,
+      },
     );
   }
 
