@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DelegatingFileSystem, overrideFile } from '../storage/delegating-fs.js';
 import { FsError, type FsFile } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
+import { preparedSegmentName } from '../storage/wal.js';
 import { WalFailedError } from '../storage/wal-errors.js';
 import { type HostPort, type TandemNode, tandemNodeDefaults } from './tandem-node.js';
 import {
@@ -309,6 +310,36 @@ describe('TandemNode over real sockets and disks', () => {
       nodes.every((n) => n.alarms().length === 0) ? true : undefined,
     );
     expect(await low.write(0, ['SET', 'b', '2'])).toEqual({ kind: 'simple', value: 'OK' });
+  });
+
+  it('prepares its next WAL segment only while the disk has room for 8 more above the threshold', async () => {
+    const members = await loopbackMembers(1);
+    const low = 1_000_000;
+    const segment = 64 * 1024 * 1024;
+    let free = low + 7 * segment;
+    const node = await startTestNode(root, 'n1', members, log, {
+      spaceLowBytes: low,
+      freeSpace: async () => free,
+    });
+    nodes = [node];
+    const prepared = join(node.config.dataDir, 'wal', preparedSegmentName);
+    await waitFor('leadership', () => (node.isLeader ? true : undefined));
+    await node.write(0, ['SET', 'a', '1']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await new NodeFileSystem().exists(prepared)).toBe(false);
+    // With room, the next start prepares one.
+    await node.stop();
+    free = low + 8 * segment;
+    const again = await startTestNode(root, 'n1', members, log, {
+      spaceLowBytes: low,
+      freeSpace: async () => free,
+    });
+    nodes = [again];
+    await waitFor('leadership again', () => (again.isLeader ? true : undefined));
+    await again.write(0, ['SET', 'b', '2']);
+    await waitFor('a prepared segment', async () =>
+      (await new NodeFileSystem().exists(prepared)) ? true : undefined,
+    );
   });
 
   // Found by the chaos suite (chaos/): the space monitor kept the registry

@@ -31,6 +31,7 @@ import type { NodeId, Role, Term } from '../raft/types.js';
 import { nodeId } from '../raft/types.js';
 import type { FileSystem } from '../storage/fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
+import { segmentBytesMaxDefault } from '../storage/wal.js';
 import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
 import { type BackupMeta, writeBackup } from './backup.js';
@@ -95,6 +96,23 @@ const defaultSnapshotBytes = 32 * 1024 * 1024;
  * start, and fail the upload.
  */
 const uploadBacklogSnapshots = 3;
+/**
+ * The WAL prepares its next segment (64 MiB of zeros) only while the disk
+ * has this many segments free above the NOSPACE threshold: a small disk
+ * keeps its space for data (its WAL appends as before), and a prepared
+ * segment never brings the alarm nearer.
+ */
+const prepareRoomSegments = 8;
+
+async function roomToPrepare(config: TandemNodeConfig): Promise<boolean> {
+  try {
+    const free = await (config.freeSpace ?? freeBytes)(config.dataDir);
+    const low = config.spaceLowBytes ?? defaultSpaceLowBytes;
+    return free >= low + prepareRoomSegments * segmentBytesMaxDefault;
+  } catch {
+    return false; // Not knowing costs only speed.
+  }
+}
 const defaultRetainBytesMax = 32 * 1024 * 1024;
 const degradationCheckMs = 1_000;
 /** How long the leader waits for a follower's health answer. */
@@ -320,6 +338,7 @@ export class TandemNode {
       wal: {
         preallocate: true,
         prepareAfterBytes: 0,
+        mayPrepare: () => roomToPrepare(config),
         onFatal: (failure) => node?.onFatal(failure),
       },
     });

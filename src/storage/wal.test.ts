@@ -363,6 +363,22 @@ describe('Wal with preallocated segments', () => {
     await wal.close();
   });
 
+  it('prepares nothing while mayPrepare says no, and rotates the plain way', async () => {
+    let asked = 0;
+    const mayPrepare = async () => {
+      asked++;
+      return false;
+    };
+    const { wal } = await Wal.open(nodeFs, dir, { ...options, mayPrepare });
+    for (let i = 1; i <= 20; i++) await wal.append([entry(i, 1, 300)], null);
+    await wal.close();
+    expect(asked).toBeGreaterThan(1); // once at the start, again at each rotation
+    expect(await nodeFs.exists(prepared())).toBe(false);
+    const recovered = await reopen(options);
+    expect(recovered.entries).toHaveLength(20);
+    expect(recovered.tornTails).toEqual([]);
+  });
+
   it('prepares nothing until prepareAfterBytes were written', async () => {
     const { wal } = await Wal.open(nodeFs, dir, { ...options, prepareAfterBytes: 1000 });
     await wal.append(entries(1, 5, 1), null); // 260 bytes

@@ -52,6 +52,11 @@ export interface WalOptions {
    * writes little never spends the disk space.
    */
   readonly prepareAfterBytes?: number;
+  /**
+   * Asked before each preparation; false skips it until the next rotation
+   * (the runtime says no while the disk is short of space). Default: yes.
+   */
+  readonly mayPrepare?: () => Promise<boolean>;
   /** Called once when the Wal fails, so the runtime can log and exit. */
   readonly onFatal?: (error: WalFailedError) => void;
 }
@@ -92,6 +97,7 @@ export class Wal {
   private readonly onFatal: ((error: WalFailedError) => void) | undefined;
   private readonly preallocate: boolean;
   private readonly prepareAfterBytes: number;
+  private readonly mayPrepare: () => Promise<boolean>;
   /** The preparation of the next segment under way or done; null if none. */
   private preparing: Promise<void> | null = null;
   /** `preparing` has settled: done, stopped or failed. */
@@ -139,6 +145,7 @@ export class Wal {
     this.segmentBytesMax = options.segmentBytesMax ?? segmentBytesMaxDefault;
     this.preallocate = options.preallocate ?? false;
     this.prepareAfterBytes = options.prepareAfterBytes ?? prepareAfterBytesDefault;
+    this.mayPrepare = options.mayPrepare ?? (() => Promise.resolve(true));
     this.currentPreallocated = currentPreallocated;
     this.batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
     this.onFatal = options.onFatal;
@@ -497,10 +504,11 @@ export class Wal {
 
   /**
    * Writes the prepared segment: `segmentBytesMax` zeros, durable. False if
-   * the Wal closed or failed meanwhile. A failed one is removed, so a full
-   * disk does not keep the space.
+   * `mayPrepare` said no, or the Wal closed or failed meanwhile. A failed
+   * one is removed, so a full disk does not keep the space.
    */
   private async prepareSegment(): Promise<boolean> {
+    if (!(await this.mayPrepare()) || this.closed || this.failure !== null) return false;
     const path = join(this.dir, preparedSegmentName);
     const file = await this.fs.open(path, 'create', { syncWrites: true });
     let done = false;
