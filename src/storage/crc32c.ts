@@ -3,16 +3,25 @@
  * (RFC 3720), ext4 metadata and most write-ahead logs. Its Hamming distance
  * beats CRC32 (IEEE) at record sizes, which is why storage framing uses it.
  *
- * Pure TypeScript, slicing-by-8: eight 256-entry tables let the loop consume
- * eight bytes per iteration with independent lookups instead of one byte per
- * dependent lookup. Written by hand rather than taken from npm because the
+ * Pure TypeScript, slicing-by-16: sixteen 256-entry tables let the loop
+ * consume sixteen bytes per iteration, read as four 32-bit words, with
+ * independent lookups instead of one byte per dependent lookup. Short
+ * inputs take an eight-byte loop over single byte reads instead, since the
+ * word view costs an allocation per call. Measured (`npm run bench:crc32c`,
+ * against slicing-by-8 alone): 1 KiB 1.29-1.30 -> 1.58-1.62 GB/s, 64 KiB
+ * 1.31 -> 1.70-1.81 GB/s, 100 B unchanged at 1.14-1.16 GB/s.
+ * Written by hand rather than taken from npm because the
  * pure-JS packages found are byte-at-a-time (@aws-crypto/crc32c, which also
  * pulls in @aws-sdk/types and tslib) and the fast ones need a native addon
  * (fast-crc32c via sse4_crc32, @chainsafe/fast-crc32c via @node-rs/crc32).
  */
 
 const polynomialReflected = 0x82f63b78;
-const tableCount = 8;
+const tableCount = 16;
+/** 32-bit words read from bytes [b0, b1, b2, b3] are b0 | b1 << 8 | ... (true on x64 and arm64). */
+const littleEndian = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/** From this many bytes on, the word loop (which makes a view) beats the byte loop. */
+const wordLoopBytesMin = 256;
 
 /** tables[k * 256 + b]: the CRC of byte b followed by k zero bytes. */
 const tables: Int32Array = buildTables();
@@ -46,12 +55,35 @@ export function crc32c(data: Uint8Array, crc = 0, start = 0, end: number = data.
   if (!(start >= 0 && start <= end && end <= data.length)) {
     throw new RangeError(`crc32c: range [${start}, ${end}) outside 0..${data.length}`);
   }
+  return littleEndian && end - start >= wordLoopBytesMin
+    ? crcOfLong(data, crc, start, end)
+    : crcOfBytes(data, crc, start, end);
+}
+
+/** Aligns to 4 bytes, runs the word loop, and leaves the rest to the byte loop. */
+function crcOfLong(data: Uint8Array, crc: number, start: number, end: number): number {
   const t = tables;
   let c = ~crc;
   let i = start;
-  // Casts: every index below is in bounds (i + 7 < end <= length, table indices
-  // are masked to 0..255 plus a table offset), and the checks that
-  // noUncheckedIndexedAccess would want cost a third of the throughput.
+  while (((data.byteOffset + i) & 3) !== 0) {
+    c = (t[(c ^ (data[i] as number)) & 0xff] as number) ^ (c >>> 8);
+    i++;
+  }
+  const words = new Int32Array(data.buffer, data.byteOffset + i, (end - i) >>> 2);
+  const wordsEnd = (words.length >>> 2) << 2;
+  c = crcOfWords(words, wordsEnd, c);
+  return crcOfBytes(data, ~c >>> 0, i + (wordsEnd << 2), end);
+}
+
+/** Eight bytes per iteration through single byte reads, then one at a time. */
+function crcOfBytes(data: Uint8Array, crc: number, start: number, end: number): number {
+  const t = tables;
+  let c = ~crc;
+  let i = start;
+  // Casts: every index below is in bounds (i + 7 < end <= length, word
+  // indices below the view's length, table indices masked to 0..255 plus a
+  // table offset), and the checks that noUncheckedIndexedAccess would want
+  // cost a third of the throughput.
   const end8 = end - 8;
   while (i <= end8) {
     c ^=
@@ -75,4 +107,34 @@ export function crc32c(data: Uint8Array, crc = 0, start = 0, end: number = data.
     i++;
   }
   return ~c >>> 0;
+}
+
+/** Continues the (inverted) crc `c` over words[0, wordsEnd), sixteen bytes at a time. */
+function crcOfWords(words: Int32Array, wordsEnd: number, crc: number): number {
+  const t = tables;
+  let c = crc;
+  for (let w = 0; w < wordsEnd; w += 4) {
+    c ^= words[w] as number;
+    const b = words[w + 1] as number;
+    const d = words[w + 2] as number;
+    const e = words[w + 3] as number;
+    c =
+      (t[3840 + (c & 0xff)] as number) ^
+      (t[3584 + ((c >>> 8) & 0xff)] as number) ^
+      (t[3328 + ((c >>> 16) & 0xff)] as number) ^
+      (t[3072 + (c >>> 24)] as number) ^
+      (t[2816 + (b & 0xff)] as number) ^
+      (t[2560 + ((b >>> 8) & 0xff)] as number) ^
+      (t[2304 + ((b >>> 16) & 0xff)] as number) ^
+      (t[2048 + (b >>> 24)] as number) ^
+      (t[1792 + (d & 0xff)] as number) ^
+      (t[1536 + ((d >>> 8) & 0xff)] as number) ^
+      (t[1280 + ((d >>> 16) & 0xff)] as number) ^
+      (t[1024 + (d >>> 24)] as number) ^
+      (t[768 + (e & 0xff)] as number) ^
+      (t[512 + ((e >>> 8) & 0xff)] as number) ^
+      (t[256 + ((e >>> 16) & 0xff)] as number) ^
+      (t[e >>> 24] as number);
+  }
+  return c;
 }
