@@ -136,6 +136,11 @@ describe('a follower that installs a snapshot', () => {
     const bChunks = back.node.files.tableFile('b')?.chunks.map((c) => c.hash) ?? [];
     const wanted = new Set(bChunks.filter((h) => !aChunks.has(h)));
     expect(wanted.size).toBe(bChunks.length - 2);
+    // A fetched chunk shows (renamed into place) before its directory sync
+    // returns and the fetch counts it: wait for the count, then check it is exact.
+    await waitFor('the fetches counted', () =>
+      back.node.files.stats.fetched >= wanted.size ? true : undefined,
+    );
     expect(back.node.files.stats.fetched).toBe(wanted.size);
     for (const [path, body] of [
       ['a', a],
