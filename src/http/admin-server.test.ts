@@ -62,6 +62,8 @@ describe('AdminServer', () => {
     // The bootstrap entries went through the WAL: at least one group-committed sync.
     expect(Number(/^tandem_wal_syncs_total (\d+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
     expect(Number(/^tandem_wal_bytes_total (\d+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
+    expect(metrics.body).toMatch(/^tandem_wal_prepared_rotations_total \d+$/m);
+    expect(metrics.body).toMatch(/^tandem_wal_plain_rotations_total \d+$/m);
     expect(metrics.body).toMatch(/^tandem_persists_total \d+$/m);
     expect(metrics.body).toMatch(/^tandem_read_rounds_total \d+$/m);
     expect(metrics.body).toContain('process_cpu_user_seconds_total');

@@ -55,6 +55,8 @@ export interface AdminNode {
     readonly readRounds: number;
     readonly walBatches: number;
     readonly walBytes: number;
+    readonly walPreparedRotations: number;
+    readonly walPlainRotations: number;
   };
   transferLeadership(to: NodeId): void;
   /** A backup as of a committed index (see src/node/backup.ts), or the error why not. */
@@ -380,6 +382,16 @@ export class AdminServer {
       driver('walBatches'),
     );
     metric.counter('tandem_wal_bytes_total', 'Bytes written to the WAL', driver('walBytes'));
+    metric.counter(
+      'tandem_wal_prepared_rotations_total',
+      'WAL segment rotations into a segment prepared (zero-filled) in the background',
+      driver('walPreparedRotations'),
+    );
+    metric.counter(
+      'tandem_wal_plain_rotations_total',
+      'WAL segment rotations into a new unprepared segment (none ready, or too little disk space to prepare)',
+      driver('walPlainRotations'),
+    );
     metric.counter(
       'tandem_degraded_handovers_total',
       'Times this node, as a slow leader (fsync or event-loop delay), handed leadership over',

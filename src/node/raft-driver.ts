@@ -338,7 +338,7 @@ export class RaftDriver<Result> {
   }
 
   /** WAL batches (one fdatasync each) and bytes written since this node started. */
-  get walCounters(): Readonly<{ batches: number; bytes: number }> {
+  get walCounters(): RaftStorage['walCounters'] {
     return this.storage.walCounters;
   }
 

@@ -568,9 +568,17 @@ export class TandemNode {
   driverStats(): RaftDriver<ApplyResult>['stats'] & {
     readonly walBatches: number;
     readonly walBytes: number;
+    readonly walPreparedRotations: number;
+    readonly walPlainRotations: number;
   } {
     const wal = this.driver.walCounters;
-    return { ...this.driver.stats, walBatches: wal.batches, walBytes: wal.bytes };
+    return {
+      ...this.driver.stats,
+      walBatches: wal.batches,
+      walBytes: wal.bytes,
+      walPreparedRotations: wal.preparedRotations,
+      walPlainRotations: wal.plainRotations,
+    };
   }
 
   /** Fetches chunks the file table refers to that are not stored here, in the background. */

@@ -318,6 +318,7 @@ describe('Wal with preallocated segments', () => {
     await waitPrepared(wal);
     // The first segment was not prepared: the next batch moves to the prepared one.
     await wal.append(entries(3, 4, 1), hardState(1, 2));
+    expect(wal.counters).toMatchObject({ preparedRotations: 1, plainRotations: 0 });
     await wal.close();
     const names = await segmentFiles();
     expect(names).toHaveLength(2);
@@ -373,6 +374,8 @@ describe('Wal with preallocated segments', () => {
     for (let i = 1; i <= 20; i++) await wal.append([entry(i, 1, 300)], null);
     await wal.close();
     expect(asked).toBeGreaterThan(1); // once at the start, again at each rotation
+    expect(wal.counters.preparedRotations).toBe(0);
+    expect(wal.counters.plainRotations).toBeGreaterThan(0);
     expect(await nodeFs.exists(prepared())).toBe(false);
     const recovered = await reopen(options);
     expect(recovered.entries).toHaveLength(20);

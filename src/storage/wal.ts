@@ -235,8 +235,11 @@ export class Wal {
     return this.failure;
   }
 
-  /** Group commit at work: batches written, each with one fdatasync, and their bytes. */
-  readonly counters = { batches: 0, bytes: 0 };
+  /**
+   * Group commit at work: batches written, each with one fdatasync, and
+   * their bytes; and rotations into a prepared segment or a plain one.
+   */
+  readonly counters = { batches: 0, bytes: 0, preparedRotations: 0, plainRotations: 0 };
 
   /** The effective last index, counting appends not yet durable. */
   get lastIndex(): LogIndex {
@@ -474,6 +477,8 @@ export class Wal {
     this.file = created.file;
     this.fileBytes = created.bytes;
     this.currentPreallocated = adopt;
+    if (adopt) this.counters.preparedRotations++;
+    else this.counters.plainRotations++;
     if (adopt || this.preparingSettled) {
       // The next one, or another try after a preparation that failed.
       this.prepared = false;
