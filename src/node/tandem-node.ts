@@ -88,6 +88,11 @@ const defaultPromoteLagEntries = 1000;
  * fetches the chunks it lacks).
  */
 const defaultSnapshotBytes = 32 * 1024 * 1024;
+const defaultRetainBytesMax = 32 * 1024 * 1024;
+const degradationCheckMs = 1_000;
+/** How long the leader waits for a follower's health answer. */
+const healthAskMs = 1_000;
+const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 /**
  * Uploads pause while the log holds this many snapshot intervals no
  * snapshot covers yet (96 MiB at the default interval). It must stay above
@@ -104,6 +109,7 @@ const uploadBacklogSnapshots = 3;
  */
 const prepareRoomSegments = 8;
 
+/** Whether the WAL may prepare a segment now (see prepareRoomSegments). */
 async function roomToPrepare(config: TandemNodeConfig): Promise<boolean> {
   try {
     const free = await (config.freeSpace ?? freeBytes)(config.dataDir);
@@ -113,11 +119,6 @@ async function roomToPrepare(config: TandemNodeConfig): Promise<boolean> {
     return false; // Not knowing costs only speed.
   }
 }
-const defaultRetainBytesMax = 32 * 1024 * 1024;
-const degradationCheckMs = 1_000;
-/** How long the leader waits for a follower's health answer. */
-const healthAskMs = 1_000;
-const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 
 export type { HostPort } from './host-port.js';
 
