@@ -167,6 +167,13 @@ export class Progress {
     return true;
   }
 
+  /** Records that a message told this follower the commit index up to `index`; true if that is news. */
+  toldCommit(index: LogIndex): boolean {
+    if (index <= this.commitSent) return false;
+    this.commitSent = index;
+    return true;
+  }
+
   /** Records an append carrying entries up to `lastIndex`. */
   sentAppend(lastIndex: LogIndex, sizeBytes: number, entryCount: number): void {
     if (this.state === 'replicate') {

@@ -1001,8 +1001,7 @@ export class RaftNode {
   private sendCommitNotices(): void {
     for (const [id, pr] of this.progress) {
       const commit = logIndex(Math.min(pr.match, this.log.committed));
-      if (commit <= pr.commitSent) continue;
-      pr.commitSent = commit;
+      if (!pr.toldCommit(commit)) continue;
       this.send({
         type: 'heartbeat',
         from: this.id,
@@ -1046,7 +1045,7 @@ export class RaftNode {
     this.send(append);
     // Accepted, it commits up to the last entry it carries (handleAppend).
     const told = logIndex(Math.min(append.commit, prevIndex + entries.length));
-    if (told > pr.commitSent) pr.commitSent = told;
+    pr.toldCommit(told);
     let bytes = 0;
     for (const e of entries) bytes += entryBytes(e);
     pr.sentAppend(logIndex(prevIndex + entries.length), bytes, entries.length);
@@ -1072,7 +1071,7 @@ export class RaftNode {
         commit: logIndex(Math.min(pr.match, this.log.committed)),
         seq: round,
       };
-      if (heartbeat.commit > pr.commitSent) pr.commitSent = heartbeat.commit;
+      pr.toldCommit(heartbeat.commit);
       this.send(heartbeat);
     }
     this.releaseConfirmedReads();

@@ -183,12 +183,14 @@ async function scanSegment(
       }
       offset += result.bytes;
     }
-    const zeroTail = offset < buffer.length && isZeroFrom(buffer, offset);
+    // Scanned only where the records stopped short of the end.
+    const dataEnd = offset < buffer.length ? endOfNonZero(buffer) : offset;
+    const zeroTail = offset < buffer.length && dataEnd <= offset;
     const stop = offset < buffer.length && !zeroTail ? stopAt(buffer, offset) : null;
     if (stop !== null) {
       if (!isLast)
         throw new WalCorruptionError(path, offset, describe(stop, 'not the last segment'));
-      if (stop.kind === 'corrupt' && anyRecordAfter(buffer, offset)) {
+      if (stop.kind === 'corrupt' && anyRecordBetween(buffer, offset, dataEnd)) {
         throw new WalCorruptionError(path, offset, describe(stop, 'a valid record follows'));
       }
     }
@@ -280,15 +282,6 @@ function stopAt(buffer: Buffer, offset: number): Exclude<DecodeResult, { kind: '
 
 const zeroChunk = Buffer.alloc(64 * 1024);
 
-/** Whether every byte of `buffer` from `offset` on is zero (compared a chunk at a time). */
-function isZeroFrom(buffer: Buffer, offset: number): boolean {
-  for (let at = offset; at < buffer.length; at += zeroChunk.length) {
-    const part = buffer.subarray(at, Math.min(buffer.length, at + zeroChunk.length));
-    if (!part.equals(zeroChunk.subarray(0, part.length))) return false;
-  }
-  return true;
-}
-
 /** One past the last non-zero byte of `buffer` (0 if all are zero). */
 function endOfNonZero(buffer: Buffer): number {
   let end = buffer.length;
@@ -304,12 +297,14 @@ function endOfNonZero(buffer: Buffer): number {
   return 0;
 }
 
-/** Whether any complete, verified record starts after `offset`. */
-function anyRecordAfter(buffer: Buffer, offset: number): boolean {
+/**
+ * Whether any complete, verified record starts after `offset` and before
+ * `end`, the end of the non-zero bytes: a record's magic byte is not zero,
+ * so none starts in a zero-filled tail.
+ */
+function anyRecordBetween(buffer: Buffer, offset: number, end: number): boolean {
   // A record starts with its checksums, so try every byte position; decoding
   // rejects a wrong magic byte at once, which keeps this cheap on garbage.
-  // Its magic byte is not zero, so none starts in a zero-filled tail.
-  const end = endOfNonZero(buffer);
   for (let at = offset + 1; at < end; at++) {
     if (decodeRecord(buffer, at).kind === 'ok') return true;
   }
