@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry, HardState } from '../raft/types.js';
 import { logIndex, nodeId, term } from '../raft/types.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
-import { FsError, type FsFile } from './fs.js';
+import { FsError, type FsFile, type OpenMode, type OpenOptions } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import { encodeRecords, recordBytes } from './record.js';
 import {
@@ -380,6 +380,44 @@ describe('Wal with preallocated segments', () => {
     const recovered = await reopen(options);
     expect(recovered.entries).toHaveLength(20);
     expect(recovered.tornTails).toEqual([]);
+  });
+
+  it('keeps a segment that became ready while a rotation created a plain one, and takes it next', async () => {
+    let wal: Wal | undefined;
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = false;
+    /** Lets the preparation run and finish while the first rotation creates its segment. */
+    class HoldSegmentCreation extends DelegatingFileSystem {
+      override async open(path: string, mode: OpenMode, openOptions?: OpenOptions) {
+        if (wal !== undefined && !held && mode === 'create' && path.endsWith('.wal')) {
+          held = true;
+          release();
+          for (let i = 0; i < 500 && !wal.nextSegmentPrepared; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 2));
+          }
+          expect(wal.nextSegmentPrepared).toBe(true);
+        }
+        return super.open(path, mode, openOptions);
+      }
+    }
+    const mayPrepare = async () => {
+      await gate;
+      return true;
+    };
+    ({ wal } = await Wal.open(new HoldSegmentCreation(nodeFs), dir, { ...options, mayPrepare }));
+    let index = 1;
+    while (wal.counters.plainRotations === 0 && index <= 100) {
+      await wal.append([entry(index, 1, 300)], null);
+      index++;
+    }
+    expect(held).toBe(true);
+    await wal.append([entry(index, 1, 300)], null);
+    expect(wal.counters).toMatchObject({ plainRotations: 1, preparedRotations: 1 });
+    await wal.close();
+    expect(plain((await reopen(options)).entries)).toEqual(plain(entries(1, index, 1, 300)));
   });
 
   it('prepares nothing until prepareAfterBytes were written', async () => {

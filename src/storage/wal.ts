@@ -83,6 +83,16 @@ export interface WalOpenResult {
   readonly lastIndex: LogIndex;
 }
 
+/**
+ * A background preparation of the next segment. `ready`: its file is
+ * complete and durable; `stopped`: it failed, was refused or was cut short,
+ * and the next rotation starts another.
+ */
+interface Preparation {
+  readonly done: Promise<void>;
+  state: 'running' | 'ready' | 'stopped';
+}
+
 interface Segment {
   readonly segmentId: number;
   readonly firstIndex: LogIndex;
@@ -98,12 +108,8 @@ export class Wal {
   private readonly preallocate: boolean;
   private readonly prepareAfterBytes: number;
   private readonly mayPrepare: () => Promise<boolean>;
-  /** The preparation of the next segment under way or done; null if none. */
-  private preparing: Promise<void> | null = null;
-  /** `preparing` has settled: done, stopped or failed. */
-  private preparingSettled = false;
-  /** The prepared segment file is complete and durable. */
-  private prepared = false;
+  /** The preparation of the next segment; null if none was started, or its segment was taken. */
+  private preparation: Preparation | null = null;
   /** The current segment is zero-filled beyond `fileBytes` (it was prepared). */
   private currentPreallocated: boolean;
   /** In order. Invariant: non-empty, and the last one is `file`. */
@@ -248,7 +254,7 @@ export class Wal {
 
   /** Whether the next segment is prepared and waiting (`preallocate`); for tests. */
   get nextSegmentPrepared(): boolean {
-    return this.prepared;
+    return this.preparation?.state === 'ready';
   }
 
   /** Number of segment files; for tests and metrics. */
@@ -365,7 +371,7 @@ export class Wal {
     this.closed = true;
     while (this.flushing) await this.flushed;
     await this.compaction;
-    await this.preparing;
+    await this.preparation?.done;
     if (this.failure === null) await this.file.close();
     else await this.file.close().catch(() => undefined);
   }
@@ -448,7 +454,7 @@ export class Wal {
     // A prepared segment is worth moving to before this one is full when
     // this one was not prepared (the first of a new log, or one recovered).
     const full = this.fileBytes >= this.segmentBytesMax;
-    if (full || (this.prepared && !this.currentPreallocated)) await this.rotate();
+    if (full || (this.nextSegmentPrepared && !this.currentPreallocated)) await this.rotate();
     const data = batch.contents();
     // One system call on the real disk (O_DSYNC), not a pwrite and an fdatasync.
     await this.file.writeDurable(this.fileBytes, data);
@@ -467,7 +473,7 @@ export class Wal {
     await this.file.close();
     const firstIndex = (this.syncedLastIndex + 1) as LogIndex;
     const segmentId = current.segmentId + 1;
-    const adopt = this.prepared;
+    const adopt = this.nextSegmentPrepared;
     const created = adopt
       ? await adoptPrepared(this.fs, this.dir, segmentId, firstIndex, this.syncedHardState)
       : await createSegment(this.fs, this.dir, segmentId, firstIndex, this.syncedHardState, false);
@@ -479,10 +485,11 @@ export class Wal {
     this.currentPreallocated = adopt;
     if (adopt) this.counters.preparedRotations++;
     else this.counters.plainRotations++;
-    if (adopt || this.preparingSettled) {
-      // The next one, or another try after a preparation that failed.
-      this.prepared = false;
-      this.preparing = null;
+    // The next one, or another try after a preparation that stopped. One
+    // that became ready while this rotation created a plain segment is kept
+    // for the next batch, not started over (its file still has the name).
+    if (adopt || this.preparation?.state === 'stopped') {
+      this.preparation = null;
       this.startPreparing();
     }
   }
@@ -494,17 +501,19 @@ export class Wal {
    * meet any real disk trouble themselves.
    */
   private startPreparing(): void {
-    if (!this.preallocate || this.preparing !== null || this.closed) return;
-    this.preparingSettled = false;
-    this.preparing = this.prepareSegment().then(
-      (done) => {
-        this.prepared = done;
-        this.preparingSettled = true;
-      },
-      () => {
-        this.preparingSettled = true;
-      },
-    );
+    if (!this.preallocate || this.preparation !== null || this.closed) return;
+    const preparation: Preparation = {
+      done: this.prepareSegment().then(
+        (complete) => {
+          preparation.state = complete ? 'ready' : 'stopped';
+        },
+        () => {
+          preparation.state = 'stopped';
+        },
+      ),
+      state: 'running',
+    };
+    this.preparation = preparation;
   }
 
   /**
