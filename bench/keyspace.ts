@@ -10,6 +10,13 @@
  * the data; then stops one Tandem follower gracefully, starts it again and
  * reports the time until its /ready answers 200 (it has recovered its
  * snapshot and log and caught up with the leader).
+ *
+ * Resident memory is read twice per system: 5 s after the load (Tandem's
+ * heap still holds the load's garbage and V8's growth slack) and again after
+ * both systems have sat idle for --idle-ms (V8's memory reducer runs a few
+ * compacting collections once a node has been idle for up to about 100 s;
+ * Redis is given the same idle time so that jemalloc's page purging counts
+ * for it too). Both ratios are printed; the idle one is the steady state.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,8 +42,9 @@ const o = new Command('bench:keyspace')
     'tandem',
     'redis',
   ])
+  .option('--idle-ms <n>', 'idle time before the second RSS reading (0: skip it)', int(0), 150_000)
   .parse()
-  .opts<{ keys: number; valueBytes: number; systems: string[] }>();
+  .opts<{ keys: number; valueBytes: number; systems: string[]; idleMs: number }>();
 
 const root = await mkdtemp(join(tmpdir(), 'tandem-bench-keyspace-'));
 const report: Record<string, unknown> = {
@@ -48,12 +56,24 @@ try {
   console.log(`bench:keyspace: ${o.keys} keys of ${o.valueBytes} B`);
   if (o.systems.includes('tandem')) report.tandem = await benchTandem();
   if (o.systems.includes('redis')) report.redis = await benchRedis();
-  const tandemRss = (report.tandem as { rssMb?: Record<string, number> } | undefined)?.rssMb;
-  const redisRss = (report.redis as { rssMb?: Record<string, number> } | undefined)?.rssMb;
-  if (tandemRss !== undefined && redisRss?.primary !== undefined) {
+  for (const [reading, field] of [
+    ['after the load', 'rssMb'],
+    ['idle', 'idleRssMb'],
+  ] as const) {
+    const tandemRss = (
+      report.tandem as Partial<Record<string, Record<string, number>>> | undefined
+    )?.[field];
+    const redisRss = (
+      report.redis as Partial<Record<string, Record<string, number>>> | undefined
+    )?.[field];
+    if (tandemRss === undefined || redisRss?.primary === undefined) continue;
     const ratio = Math.max(...Object.values(tandemRss)) / redisRss.primary;
-    report.rssRatioTandemMaxNodeToRedisPrimary = Math.round(ratio * 100) / 100;
-    console.log(`largest Tandem node RSS / Redis primary RSS: ${ratio.toFixed(2)}`);
+    report[
+      field === 'rssMb'
+        ? 'rssRatioTandemMaxNodeToRedisPrimary'
+        : 'idleRssRatioTandemMaxNodeToRedisPrimary'
+    ] = Math.round(ratio * 100) / 100;
+    console.log(`largest Tandem node RSS / Redis primary RSS, ${reading}: ${ratio.toFixed(2)}`);
   }
   console.log(JSON.stringify(report));
 } finally {
@@ -70,12 +90,25 @@ async function load(system: BenchSystem): Promise<number> {
   return seconds;
 }
 
-async function rssOf(system: BenchSystem): Promise<Record<string, number>> {
+async function rssOf(system: BenchSystem, reading: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const [name, pid] of system.pids())
     out[name] = Math.round(((await rssBytes(pid)) ?? 0) / 2 ** 20);
-  console.log(`  ${system.name}: RSS MiB ${JSON.stringify(out)}`);
+  console.log(`  ${system.name}: RSS MiB ${reading} ${JSON.stringify(out)}`);
   return out;
+}
+
+/** The RSS after `--idle-ms` without load, printing it every 30 s on the way; null if skipped. */
+async function idleRssOf(system: BenchSystem): Promise<Record<string, number> | null> {
+  if (o.idleMs === 0) return null;
+  const stepMs = 30_000;
+  for (let waited = 0; waited < o.idleMs; ) {
+    const step = Math.min(stepMs, o.idleMs - waited);
+    await sleep(step);
+    waited += step;
+    if (waited < o.idleMs) await rssOf(system, `idle ${Math.round(waited / 1000)} s`);
+  }
+  return rssOf(system, `idle ${Math.round(o.idleMs / 1000)} s`);
 }
 
 async function benchTandem(): Promise<Record<string, unknown>> {
@@ -85,10 +118,12 @@ async function benchTandem(): Promise<Record<string, unknown>> {
     await system.cluster.settle();
     // Let a snapshot that the load triggered finish, as in steady state.
     await sleep(5_000);
-    const rssMb = await rssOf(system);
+    const rssMb = await rssOf(system, 'after the load');
     const heapMb = await heapOf(system.cluster);
+    const idleRssMb = await idleRssOf(system);
+    const idleHeapMb = idleRssMb === null ? null : await heapOf(system.cluster);
     const restart = await restartFollower(system.cluster);
-    return { loadSeconds, rssMb, heapMb, ...restart };
+    return { loadSeconds, rssMb, heapMb, idleRssMb, idleHeapMb, ...restart };
   } finally {
     await system.stop();
   }
@@ -151,7 +186,8 @@ async function benchRedis(): Promise<Record<string, unknown> | null> {
   try {
     const loadSeconds = await load(system);
     await sleep(2_000); // the replicas catch up
-    return { loadSeconds, rssMb: await rssOf(system) };
+    const rssMb = await rssOf(system, 'after the load');
+    return { loadSeconds, rssMb, idleRssMb: await idleRssOf(system) };
   } finally {
     await system.stop();
   }
