@@ -279,9 +279,12 @@ export class Keyspace {
     let dbsVisited = 0;
     while (out.length < max && budget > 0 && dbsVisited < dbCount) {
       const db = this.expireCursorDb;
-      if (this.expireCursor === null) this.expireCursor = this.expiresOf(db).entries();
-      const step = this.expireCursor.next();
-      if (step.done === true) {
+      // A db with no expiring key is passed over without an iterator: an
+      // idle leader runs this every cycle, and most dbs have none.
+      const expires = this.expiresOf(db);
+      if (this.expireCursor === null && expires.size > 0) this.expireCursor = expires.entries();
+      const step = this.expireCursor?.next();
+      if (step === undefined || step.done === true) {
         this.expireCursor = null;
         this.expireCursorDb = (db + 1) % dbCount;
         dbsVisited++;

@@ -245,6 +245,23 @@ describe('expiry', () => {
     }
     expect(seen.size).toBe(300);
   });
+
+  test('expiredCandidates passes over dbs without expiring keys and finds those in others', () => {
+    const h = new Harness();
+    h.write('SET', 'plain', 'v');
+    for (const db of [3, 15]) {
+      h.db = db;
+      h.write('SET', `k${db}`, 'v', 'PX', '5');
+      h.write('SET', `plain${db}`, 'v');
+    }
+    h.nowMs += 10;
+    const found = h.sm.expiredCandidates(h.nowMs, 10);
+    expect(found).toEqual([
+      { db: 3, key: 'k3' },
+      { db: 15, key: 'k15' },
+    ]);
+    expect(h.sm.expiredCandidates(h.nowMs, 10)).toHaveLength(2);
+  });
 });
 
 describe('read', () => {
