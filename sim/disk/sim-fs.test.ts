@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Prng } from '../../src/raft/prng.js';
 import { FsError } from '../../src/storage/fs.js';
-import { SimFileSystem } from './sim-fs.js';
+import { SimFileSystem, simSectorBytes } from './sim-fs.js';
 
 const dir = '/data';
 const path = '/data/f';
@@ -102,6 +102,25 @@ describe('SimFileSystem crashes', () => {
     fs.crash((bytes) => bytes - 3);
     // The earlier unsynced write is lost, leaving zeros where it was.
     expect(await readAll(fs, path)).toBe(`base${'\0'.repeat(6)}-sec`);
+  });
+
+  it('keeps whole sectors of a torn write over old bytes, and the old bytes elsewhere', async () => {
+    const fs = await fresh();
+    const sector = simSectorBytes;
+    await durableFile(fs, path, 'o'.repeat(4 * sector));
+    const file = await fs.open(path, 'write');
+    // From the middle of sector 0 to the middle of sector 3: four sectors touched.
+    await file.write(sector / 2, Buffer.alloc(3 * sector, 'n'));
+    fs.crash({ sectors: (i, sectors) => i !== 1 && sectors === 4 });
+    const after = Buffer.from(await readAll(fs, path), 'latin1');
+    const expected = Buffer.concat([
+      Buffer.alloc(sector / 2, 'o'),
+      Buffer.alloc(sector / 2, 'n'),
+      Buffer.alloc(sector, 'o'),
+      Buffer.alloc(sector + sector / 2, 'n'),
+      Buffer.alloc(sector / 2, 'o'),
+    ]);
+    expect(after.equals(expected)).toBe(true);
   });
 
   it('tears by the seeded PRNG, the same way for the same seed', async () => {

@@ -13,7 +13,7 @@
  *   once: a simplification, since storage creates its directory before use.
  * - `crash()` keeps only what is durable, except that the last pending write
  *   of each file may survive torn: a prefix of it, with the length chosen by
- *   the seeded PRNG or by the caller. Handles opened before the crash go dead,
+ *   the seeded PRNG or by the caller, or some of its sectors (`SectorTear`). Handles opened before the crash go dead,
  *   and directory locks are released.
  * - A failed sync drops the file's pending operations from what a later sync
  *   would persist while reads still see them (the "fsyncgate" behaviour), so
@@ -73,9 +73,24 @@ export type SimFaultOperation = 'write' | 'datasync' | 'sync' | 'syncDir';
  * How much of each file's last pending write survives a crash:
  * `none` loses it, `all` keeps it whole, `prng` picks a length in
  * [0, length] with the PRNG, a function picks it from the write's length
- * (clamped to [0, length]).
+ * (clamped to [0, length]); those keep a prefix. A `SectorTear` keeps some
+ * of its sectors instead.
  */
-export type TearMode = 'none' | 'all' | 'prng' | ((writeBytes: number) => number);
+export type TearMode = 'none' | 'all' | 'prng' | ((writeBytes: number) => number) | SectorTear;
+
+/**
+ * A tear by sectors, as a disk may leave a write over space the file already
+ * has: each `simSectorBytes` sector the write touches (aligned in the file)
+ * is kept whole or not at all, by the PRNG or by `keep(sector, sectors)`
+ * (sector counts from 0 within the write); a sector not kept keeps its old
+ * bytes.
+ */
+export interface SectorTear {
+  readonly sectors: 'prng' | ((sector: number, sectors: number) => boolean);
+}
+
+/** The sector size of sector tears: what a disk writes whole (as WAL recovery assumes). */
+export const simSectorBytes = 512;
 
 export interface SimFileSystemOptions {
   /** Seeded randomness for torn lengths and corruption masks. */
@@ -292,8 +307,11 @@ export class SimFileSystem implements FileSystem {
       const content = inode.durable;
       const last = inode.pending[inode.pending.length - 1];
       if (last !== undefined && last.kind === 'write') {
-        const keepBytes = this.tornLength(tear, last.data.length);
-        if (keepBytes > 0) content.write(last.positionBytes, last.data.subarray(0, keepBytes));
+        if (typeof tear === 'object') this.tearBySectors(tear, content, last);
+        else {
+          const keepBytes = this.tornLength(tear, last.data.length);
+          if (keepBytes > 0) content.write(last.positionBytes, last.data.subarray(0, keepBytes));
+        }
       }
       inode.current = content.clone();
       inode.pending = [];
@@ -570,7 +588,25 @@ export class SimFileSystem implements FileSystem {
     return out;
   }
 
-  private tornLength(tear: TearMode, writeBytes: number): number {
+  private tearBySectors(
+    tear: SectorTear,
+    content: Content,
+    write: { readonly positionBytes: number; readonly data: Uint8Array },
+  ): void {
+    const start = write.positionBytes;
+    const end = start + write.data.length;
+    const first = Math.floor(start / simSectorBytes);
+    const sectors = Math.ceil(end / simSectorBytes) - first;
+    for (let i = 0; i < sectors; i++) {
+      const keep = tear.sectors === 'prng' ? this.prng.int(2) === 1 : tear.sectors(i, sectors);
+      if (!keep) continue;
+      const from = Math.max(start, (first + i) * simSectorBytes);
+      const to = Math.min(end, (first + i + 1) * simSectorBytes);
+      content.write(from, write.data.subarray(from - start, to - start));
+    }
+  }
+
+  private tornLength(tear: Exclude<TearMode, SectorTear>, writeBytes: number): number {
     if (tear === 'none') return 0;
     if (tear === 'all') return writeBytes;
     const chosen = tear === 'prng' ? this.prng.int(writeBytes + 1) : tear(writeBytes);

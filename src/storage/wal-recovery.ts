@@ -32,6 +32,18 @@
  * end of a segment that is not the last would show as the next segment's
  * header not following on (checked below).
  *
+ * Over zero-filled space a crash can also tear a write in the middle: a
+ * disk that had persisted only some sectors of the last batch leaves its
+ * first records, an unwritten sector (still zeros), then more of its
+ * records, which verify. In the last segment, damage followed by verified
+ * records is therefore cut as a torn tail when some sector it touches is
+ * zero from the damage (or the sector's start) to the sector's end, and the
+ * non-zero bytes end within one batch (`batchBytesMax`) of the damage: what
+ * one write can leave. Anything else followed by a verified record is still
+ * corruption. (etcd's WAL calls a record with an all-zero sector torn too.)
+ * An append larger than `batchBytesMax` goes down alone, in one bigger
+ * write; torn that way, it is still refused, and the operator must act.
+ *
  * What recovery cannot tell apart: a bit flip in the very last record of the
  * last segment looks like a torn write (etcd's WAL has the same blind spot)
  * and is cut. It can only hit the newest batch; RaftStorage then refuses to
@@ -94,8 +106,22 @@ export interface Recovery {
   readonly tornTails: TornTail[];
 }
 
-/** Scans and verifies every segment of `dir`; cuts a torn tail. Throws `WalCorruptionError`. */
-export async function recoverWal(fs: FileSystem, dir: string): Promise<Recovery> {
+/**
+ * The smallest unit a disk writes whole: a crash may keep any subset of the
+ * sectors of a write in progress.
+ */
+const sectorBytes = 512;
+
+/**
+ * Scans and verifies every segment of `dir`; cuts a torn tail. Throws
+ * `WalCorruptionError`. `batchBytesMax` is the Wal's (the most one write
+ * puts down), which bounds what a torn write can leave behind.
+ */
+export async function recoverWal(
+  fs: FileSystem,
+  dir: string,
+  batchBytesMax: number,
+): Promise<Recovery> {
   const names = await segmentNames(fs, dir);
   const log = new EffectiveLog();
   let hardState: HardState | null = null;
@@ -104,7 +130,8 @@ export async function recoverWal(fs: FileSystem, dir: string): Promise<Recovery>
   const tornTails: TornTail[] = [];
   for (const [position, name] of names.entries()) {
     const isLast = position === names.length - 1;
-    const scan = await scanSegment(fs, join(dir, name), isLast, log, position === 0);
+    const context = { isLast, isFirst: position === 0, batchBytesMax };
+    const scan = await scanSegment(fs, join(dir, name), context, log);
     if (scan.hardState !== null) hardState = scan.hardState;
     if (scan.tornTail !== null) tornTails.push(scan.tornTail);
     if (scan.segment === null) continue;
@@ -152,12 +179,18 @@ interface SegmentScan {
   readonly tornTail: TornTail | null;
 }
 
+interface ScanContext {
+  readonly isLast: boolean;
+  readonly isFirst: boolean;
+  /** The largest batch one write puts down (see `WalOptions.batchBytesMax`). */
+  readonly batchBytesMax: number;
+}
+
 async function scanSegment(
   fs: FileSystem,
   path: string,
-  isLast: boolean,
+  { isLast, isFirst, batchBytesMax }: ScanContext,
   log: EffectiveLog,
-  isFirst: boolean,
 ): Promise<SegmentScan> {
   const name = parseSegmentName(basename(path));
   if (name === null) fail(`not a segment name: ${path}`);
@@ -187,11 +220,17 @@ async function scanSegment(
     const dataEnd = offset < buffer.length ? endOfNonZero(buffer) : offset;
     const zeroTail = offset < buffer.length && dataEnd <= offset;
     const stop = offset < buffer.length && !zeroTail ? stopAt(buffer, offset) : null;
+    let tornReason = 'torn tail';
     if (stop !== null) {
       if (!isLast)
         throw new WalCorruptionError(path, offset, describe(stop, 'not the last segment'));
-      if (stop.kind === 'corrupt' && anyRecordBetween(buffer, offset, dataEnd)) {
-        throw new WalCorruptionError(path, offset, describe(stop, 'a valid record follows'));
+      const next = stop.kind === 'corrupt' ? firstRecordAfter(buffer, offset, dataEnd) : -1;
+      if (next !== -1) {
+        const torn = dataEnd - offset <= batchBytesMax && unwrittenSector(buffer, offset, next);
+        if (!torn) {
+          throw new WalCorruptionError(path, offset, describe(stop, 'a valid record follows'));
+        }
+        tornReason = `torn write: an unwritten sector before the record at byte ${next}`;
       }
     }
     if (offset === 0) {
@@ -218,7 +257,7 @@ async function scanSegment(
       await file.truncate(offset);
       await file.datasync();
       const cutBytes = buffer.length - offset;
-      const reason = describe(stop, 'torn tail');
+      const reason = describe(stop, tornReason);
       tornTail = { file: path, offsetBytes: offset, cutBytes, reason, removedFile: false };
     }
     const segment: RecoveredSegment = {
@@ -298,15 +337,32 @@ function endOfNonZero(buffer: Buffer): number {
 }
 
 /**
- * Whether any complete, verified record starts after `offset` and before
- * `end`, the end of the non-zero bytes: a record's magic byte is not zero,
- * so none starts in a zero-filled tail.
+ * Where the first complete, verified record after `offset` and before `end`
+ * (the end of the non-zero bytes) starts, or -1: a record's magic byte is
+ * not zero, so none starts in a zero-filled tail.
  */
-function anyRecordBetween(buffer: Buffer, offset: number, end: number): boolean {
+function firstRecordAfter(buffer: Buffer, offset: number, end: number): number {
   // A record starts with its checksums, so try every byte position; decoding
   // rejects a wrong magic byte at once, which keeps this cheap on garbage.
   for (let at = offset + 1; at < end; at++) {
-    if (decodeRecord(buffer, at).kind === 'ok') return true;
+    if (decodeRecord(buffer, at).kind === 'ok') return at;
+  }
+  return -1;
+}
+
+/**
+ * Whether a sector ending at or before `next` is zero from `offset` (or its
+ * start, if later) to its end: one a torn write over zero-filled space did
+ * not reach. A sector holding bytes before `offset` held verified records
+ * before this write, and zeros after them.
+ */
+function unwrittenSector(buffer: Buffer, offset: number, next: number): boolean {
+  const firstSector = Math.floor(offset / sectorBytes) * sectorBytes;
+  for (let sector = firstSector; sector + sectorBytes <= next; sector += sectorBytes) {
+    const from = Math.max(offset, sector);
+    let zero = true;
+    for (let at = from; zero && at < sector + sectorBytes; at++) zero = buffer[at] === 0;
+    if (zero) return true;
   }
   return false;
 }

@@ -440,6 +440,78 @@ describe('Wal with preallocated segments', () => {
     expect(recovered.entries.map((e) => e.index)).toEqual(entries(1, 20, 1).map((e) => e.index));
   });
 
+  /**
+   * Writes entries 1-2, then 3-4 into a prepared 64 KiB segment, then 5-24
+   * (300-byte payloads) as one batch; returns the last segment's path and
+   * the end of its records.
+   */
+  async function threeBatchesOverZeros(): Promise<{ path: string; end: number }> {
+    const big = { ...options, segmentBytesMax: 64 * 1024 };
+    const { wal } = await Wal.open(nodeFs, dir, big);
+    await wal.append(entries(1, 2, 1), hardState(1, 0));
+    await waitPreparedOf(wal, big.segmentBytesMax);
+    await wal.append(entries(3, 4, 1), hardState(1, 2));
+    await wal.append(entries(5, 24, 1, 300), hardState(1, 4));
+    await wal.close();
+    const path = await lastSegmentPath();
+    const bytes = await readFile(path);
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    return { path, end };
+  }
+
+  async function waitPreparedOf(wal: Wal, bytes: number): Promise<void> {
+    for (let i = 0; i < 500 && !wal.nextSegmentPrepared; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(wal.nextSegmentPrepared).toBe(true);
+    expect((await stat(prepared())).size).toBe(bytes);
+  }
+
+  it('cuts a write over zeros that a crash tore in the middle, though records after the hole verify', async () => {
+    const { path, end } = await threeBatchesOverZeros();
+    // The crash kept the batch's first and last sectors but not one between:
+    // that sector still holds the zeros it was prepared with.
+    const bytes = await readFile(path);
+    const hole = Math.floor((end - 4000) / 512) * 512;
+    bytes.fill(0, hole, hole + 512);
+    await writeFile(path, bytes);
+    const recovered = await reopen(options);
+    const kept = recovered.entries.map((e) => e.index);
+    expect(kept.slice(0, 4)).toEqual([1, 2, 3, 4]);
+    expect(kept.length).toBeGreaterThan(4);
+    expect(kept.length).toBeLessThan(24);
+    expect(recovered.tornTails).toHaveLength(1);
+    expect(recovered.tornTails[0]?.reason).toMatch(/unwritten sector/);
+    // Reopened once more, the log is what the first recovery left, and takes appends.
+    const again = await Wal.open(nodeFs, dir, options);
+    expect(again.entries.map((e) => e.index)).toEqual(kept);
+    expect(again.tornTails).toEqual([]);
+    const next = (kept.at(-1) ?? 0) + 1;
+    await again.wal.append([entry(next, 1)], null);
+    await again.wal.close();
+  });
+
+  it('still refuses damage without an unwritten sector, or reaching past one write', async () => {
+    const { path, end } = await threeBatchesOverZeros();
+    const original = await readFile(path);
+    // Bits flipped, nothing zeroed: damage, not a torn write.
+    const flipped = Buffer.from(original);
+    const at = end - 4000;
+    for (let i = at; i < at + 512; i++) flipped[i] = (flipped[i] ?? 0) ^ 0x5a;
+    await writeFile(path, flipped);
+    expect((await corruptionOf(Wal.open(nodeFs, dir, options))).reason).toMatch(
+      /a valid record follows/,
+    );
+    // A hole, but with verified records further on than one batch can reach.
+    const holed = Buffer.from(original);
+    const hole = Math.floor((end - 4000) / 512) * 512;
+    holed.fill(0, hole, hole + 512);
+    await writeFile(path, holed);
+    const error = await corruptionOf(Wal.open(nodeFs, dir, { ...options, batchBytesMax: 1024 }));
+    expect(error.reason).toMatch(/a valid record follows/);
+  });
+
   it('still refuses damage followed by a valid record when zeros follow both', async () => {
     const { wal } = await Wal.open(nodeFs, dir);
     await wal.append(entries(1, 3, 1), null);

@@ -181,7 +181,7 @@ export class Wal {
     // A segment being prepared when the process stopped; it starts over.
     const leftover = join(dir, preparedSegmentName);
     if (await fs.exists(leftover)) await fs.unlink(leftover);
-    const recovery = await recoverWal(fs, dir);
+    const recovery = await recoverWal(fs, dir, options.batchBytesMax ?? batchBytesMaxDefault);
     const last = recovery.segments[recovery.segments.length - 1];
     let segments: Segment[];
     let file: FsFile;
