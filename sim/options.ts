@@ -80,6 +80,12 @@ export interface SimOptions {
   readonly walSegmentBytesMax: number;
   /** The WAL prepares each next segment, zero-filled (`WalOptions.preallocate`). */
   readonly walPreallocate: boolean;
+  /**
+   * A crash keeps some whole sectors of each file's last write, any of them,
+   * instead of a prefix (`SectorTear`): what a disk may leave of a write
+   * over space the file already has.
+   */
+  readonly sectorTears: boolean;
   readonly clients: number;
   readonly keys: number;
   readonly followerReads: boolean;
@@ -186,12 +192,14 @@ export function swarmOptions(
   // Prepared (zero-filled) segments, as `tandem node` runs, where a segment
   // is small enough to fill cheaply on the simulated disk.
   const walPreallocate = walSegmentBytesMax <= 256 * 1024 && chance(0.5);
+  const sectorTears = chance(0.5);
   return {
     ...options,
     faults: [...faults, ...diskFaults],
     reactiveFaultRate,
     walSegmentBytesMax,
     walPreallocate,
+    sectorTears,
     degradation,
   };
 }

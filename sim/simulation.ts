@@ -729,6 +729,7 @@ class Simulation implements NodeHost, ClientHost, NemesisHost {
           prepareAfterBytes: 0,
         },
       },
+      o.sectorTears ? { sectors: 'prng' } : 'prng',
     );
     const node = new SimNode(this, id, this.settings, this.nodeRandom.fork(), initial, drift, disk);
     this.nodeMap.set(id, node);

@@ -22,7 +22,7 @@ import {
   type RaftStorageOpenResult,
   type RaftStorageOptions,
 } from '../../src/storage/raft-storage.js';
-import { SimFileSystem } from './sim-fs.js';
+import { SimFileSystem, type TearMode } from './sim-fs.js';
 
 /** Where the disk's completions are delivered (the simulation's event queue). */
 export interface DiskClock {
@@ -105,6 +105,8 @@ export class NodeDisk {
     private readonly clock: DiskClock,
     private readonly syncLatencyMsMax: number,
     private readonly storageOptions: RaftStorageOptions,
+    /** How a crash tears each file's last write (see `TearMode`). */
+    private readonly crashTear: TearMode = 'prng',
   ) {
     this.dataDir = dataDir(root);
     this.fs = new SimFileSystem({
@@ -131,15 +133,16 @@ export class NodeDisk {
 
   /**
    * The machine crashes: the incarnation's view dies and the disk keeps only
-   * what was durable, with the last in-flight write of each file torn and a
-   * prefix of the unsynced directory operations kept, both as the seed says.
+   * what was durable, with the last in-flight write of each file torn (by
+   * `crashTear`) and a prefix of the unsynced directory operations kept, both
+   * as the seed says.
    */
   crash(): void {
     this.view?.kill();
     this.view = null;
     this.incarnation++;
     this.faultInjected = false;
-    this.fs.crash('prng', 'prng');
+    this.fs.crash(this.crashTear, 'prng');
   }
 
   /** Opens the node's storage (creating the data directory on the first start). */
