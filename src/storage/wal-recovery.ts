@@ -41,8 +41,9 @@
  * non-zero bytes end within one batch (`batchBytesMax`) of the damage: what
  * one write can leave. Anything else followed by a verified record is still
  * corruption. (etcd's WAL calls a record with an all-zero sector torn too.)
- * An append larger than `batchBytesMax` goes down alone, in one bigger
- * write; torn that way, it is still refused, and the operator must act.
+ * The Wal splits appends so that no write exceeds `batchBytesMax` but one
+ * holding a single bigger entry; torn in its middle, that one is still
+ * refused, and the operator must act.
  *
  * What recovery cannot tell apart: a bit flip in the very last record of the
  * last segment looks like a torn write (etcd's WAL has the same blind spot)

@@ -111,7 +111,36 @@ class WrappingFs extends DelegatingFileSystem {
   }
 }
 
+/** Records the size of every durable write (one per WAL batch). */
+class WriteSizesFs extends DelegatingFileSystem {
+  readonly sizes: number[] = [];
+  protected override wrapFile(file: FsFile): FsFile {
+    return overrideFile(file, {
+      writeDurable: (positionBytes, data) => {
+        this.sizes.push(data.length);
+        return file.writeDurable(positionBytes, data);
+      },
+    });
+  }
+}
+
 describe('Wal append and recovery', () => {
+  it('writes an append bigger than a batch in parts of at most a batch, one big entry alone', async () => {
+    const fs = new WriteSizesFs(nodeFs);
+    const batchBytesMax = 1024;
+    const { wal } = await Wal.open(fs, dir, { batchBytesMax });
+    fs.sizes.length = 0;
+    const list = [...entries(1, 20, 1, 100), entry(21, 1, 3000), ...entries(22, 30, 1, 100)];
+    await wal.append(list, hardState(1, 25));
+    const big = recordBytes({ type: 'entry', entry: entry(21, 1, 3000) });
+    expect(fs.sizes.length).toBeGreaterThan(3);
+    expect(fs.sizes.filter((size) => size > batchBytesMax)).toEqual([big]);
+    await wal.close();
+    const recovered = await reopen({ batchBytesMax });
+    expect(plain(recovered.entries)).toEqual(plain(list));
+    expect(recovered.hardState).toEqual(hardState(1, 25));
+  });
+
   it('round-trips entries and the last hard state through a reopen', async () => {
     const { wal, entries: none, hardState: noState } = await Wal.open(nodeFs, dir);
     expect(none).toEqual([]);

@@ -274,9 +274,35 @@ export class Wal {
     assert(!this.closed, 'append after close');
     assert(entries.length > 0 || hardState !== null, 'an append persists something');
     this.checkContiguous(entries);
+    const bytes = appendBytes(entries, hardState);
+    if (bytes <= this.batchBytesMax || entries.length <= 1) {
+      return this.enqueue(entries, hardState, bytes);
+    }
+    // Split, so that no write but one of a single big entry exceeds a batch:
+    // recovery relies on that bound to tell a torn write from damage. The
+    // parts resolve in order, so the last resolving means all are durable;
+    // a crash between them keeps a prefix, as one torn write may.
+    const hardStateBytes = appendBytes([], hardState);
+    const parts = splitAppend(entries, this.batchBytesMax - hardStateBytes);
+    let last: Promise<void> = Promise.resolve();
+    for (const [i, part] of parts.entries()) {
+      const isLast = i === parts.length - 1;
+      const partHardState = isLast ? hardState : null;
+      last = this.enqueue(part, partHardState, appendBytes(part, partHardState));
+      // A failure rejects every part; the caller sees it through the last.
+      if (!isLast) last.catch(() => undefined);
+    }
+    return last;
+  }
+
+  /** Queues one append (already checked) for the next batch it fits. */
+  private enqueue(
+    entries: readonly Entry[],
+    hardState: HardState | null,
+    bytes: number,
+  ): Promise<void> {
     const lastEntry = entries[entries.length - 1];
     if (lastEntry !== undefined) this.lastIndexAccepted = lastEntry.index;
-    const bytes = appendBytes(entries, hardState);
     const lastIndexAfter = this.lastIndexAccepted;
     return new Promise<void>((resolve, reject) => {
       const request = { entries, hardState, bytes, lastIndexAfter, waiter: { resolve, reject } };
@@ -574,6 +600,28 @@ export class Wal {
     for (const request of this.waiting.splice(0)) request.waiter.reject(failure);
     this.onFatal?.(failure);
   }
+}
+
+/**
+ * `entries` in consecutive runs of at most `budgetBytes` bytes of records
+ * each, but at least one entry (an entry bigger than that is a run alone).
+ */
+function splitAppend(entries: readonly Entry[], budgetBytes: number): Entry[][] {
+  const parts: Entry[][] = [];
+  let part: Entry[] = [];
+  let partBytes = 0;
+  for (const entry of entries) {
+    const bytes = appendBytes([entry], null);
+    if (part.length > 0 && partBytes + bytes > budgetBytes) {
+      parts.push(part);
+      part = [];
+      partBytes = 0;
+    }
+    part.push(entry);
+    partBytes += bytes;
+  }
+  parts.push(part);
+  return parts;
 }
 
 interface CreatedSegment {
