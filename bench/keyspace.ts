@@ -14,9 +14,10 @@
  * Resident memory is read twice per system: 5 s after the load (Tandem's
  * heap still holds the load's garbage and V8's growth slack) and again after
  * both systems have sat idle for --idle-ms (V8's memory reducer runs a few
- * compacting collections once a node has been idle for up to about 100 s;
- * Redis is given the same idle time so that jemalloc's page purging counts
- * for it too). Both ratios are printed; the idle one is the steady state.
+ * compacting collections once a node has been idle a while: 20-120 s after
+ * the load in our runs; Redis is given the same idle time so that jemalloc's
+ * page purging counts for it too). Both ratios are printed; the idle one is
+ * the steady state. The follower restart comes after the idle reading.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';

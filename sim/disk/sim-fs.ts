@@ -13,8 +13,8 @@
  *   once: a simplification, since storage creates its directory before use.
  * - `crash()` keeps only what is durable, except that the last pending write
  *   of each file may survive torn: a prefix of it, with the length chosen by
- *   the seeded PRNG or by the caller, or some of its sectors (`SectorTear`). Handles opened before the crash go dead,
- *   and directory locks are released.
+ *   the seeded PRNG or by the caller, or some of its sectors (`SectorTear`).
+ *   Handles opened before the crash go dead, and directory locks are released.
  * - A failed sync drops the file's pending operations from what a later sync
  *   would persist while reads still see them (the "fsyncgate" behaviour), so
  *   code that retries a failed fsync is caught.

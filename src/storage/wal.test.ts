@@ -332,13 +332,13 @@ describe('Wal with preallocated segments', () => {
   const options: WalOptions = { preallocate: true, prepareAfterBytes: 0, segmentBytesMax: 4096 };
   const prepared = (): string => join(dir, preparedSegmentName);
 
-  /** Waits (bounded) until `wal` has its next segment prepared. */
-  async function waitPrepared(wal: Wal): Promise<void> {
+  /** Waits (bounded) until `wal` has its next segment, of `bytes`, prepared. */
+  async function waitPrepared(wal: Wal, bytes = options.segmentBytesMax): Promise<void> {
     for (let i = 0; i < 500 && !wal.nextSegmentPrepared; i++) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
     expect(wal.nextSegmentPrepared).toBe(true);
-    expect((await stat(prepared())).size).toBe(options.segmentBytesMax);
+    expect((await stat(prepared())).size).toBe(bytes);
   }
 
   it('moves to a prepared segment, writes over its zeros, and recovers it without a torn tail', async () => {
@@ -478,7 +478,7 @@ describe('Wal with preallocated segments', () => {
     const big = { ...options, segmentBytesMax: 64 * 1024 };
     const { wal } = await Wal.open(nodeFs, dir, big);
     await wal.append(entries(1, 2, 1), hardState(1, 0));
-    await waitPreparedOf(wal, big.segmentBytesMax);
+    await waitPrepared(wal, big.segmentBytesMax);
     await wal.append(entries(3, 4, 1), hardState(1, 2));
     await wal.append(entries(5, 24, 1, 300), hardState(1, 4));
     await wal.close();
@@ -487,14 +487,6 @@ describe('Wal with preallocated segments', () => {
     let end = bytes.length;
     while (end > 0 && bytes[end - 1] === 0) end--;
     return { path, end };
-  }
-
-  async function waitPreparedOf(wal: Wal, bytes: number): Promise<void> {
-    for (let i = 0; i < 500 && !wal.nextSegmentPrepared; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-    }
-    expect(wal.nextSegmentPrepared).toBe(true);
-    expect((await stat(prepared())).size).toBe(bytes);
   }
 
   it('cuts a write over zeros that a crash tore in the middle, though records after the hole verify', async () => {
