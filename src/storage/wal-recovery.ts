@@ -322,13 +322,17 @@ function stopAt(buffer: Buffer, offset: number): Exclude<DecodeResult, { kind: '
 
 const zeroChunk = Buffer.alloc(64 * 1024);
 
+/** Whether `buffer[from, to)` is all zeros; `to - from` at most `zeroChunk`'s length. */
+function allZero(buffer: Buffer, from: number, to: number): boolean {
+  return buffer.subarray(from, to).equals(zeroChunk.subarray(0, to - from));
+}
+
 /** One past the last non-zero byte of `buffer` (0 if all are zero). */
 function endOfNonZero(buffer: Buffer): number {
   let end = buffer.length;
   while (end > 0) {
     const from = Math.max(0, end - zeroChunk.length);
-    const part = buffer.subarray(from, end);
-    if (!part.equals(zeroChunk.subarray(0, part.length))) {
+    if (!allZero(buffer, from, end)) {
       while (buffer[end - 1] === 0) end--;
       return end;
     }
@@ -360,10 +364,7 @@ function firstRecordAfter(buffer: Buffer, offset: number, end: number): number {
 function unwrittenSector(buffer: Buffer, offset: number, next: number): boolean {
   const firstSector = Math.floor(offset / sectorBytes) * sectorBytes;
   for (let sector = firstSector; sector + sectorBytes <= next; sector += sectorBytes) {
-    const from = Math.max(offset, sector);
-    let zero = true;
-    for (let at = from; zero && at < sector + sectorBytes; at++) zero = buffer[at] === 0;
-    if (zero) return true;
+    if (allZero(buffer, Math.max(offset, sector), sector + sectorBytes)) return true;
   }
   return false;
 }

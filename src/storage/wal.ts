@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { assert, fail } from '../raft/assert.js';
 import type { Entry, HardState, LogIndex } from '../raft/types.js';
 import type { FileSystem, FsFile } from './fs.js';
-import { encodeRecords, type WalRecord } from './record.js';
+import { encodeRecords, recordBytes, type WalRecord } from './record.js';
 import { formatSegmentName } from './segment-name.js';
 import { type AppendRequest, appendBytes, WalBatch } from './wal-batch.js';
 import { WalFailedError } from './wal-errors.js';
@@ -287,8 +287,9 @@ export class Wal {
     let last: Promise<void> = Promise.resolve();
     for (const [i, part] of parts.entries()) {
       const isLast = i === parts.length - 1;
-      const partHardState = isLast ? hardState : null;
-      last = this.enqueue(part, partHardState, appendBytes(part, partHardState));
+      last = isLast
+        ? this.enqueue(part.entries, hardState, part.bytes + hardStateBytes)
+        : this.enqueue(part.entries, null, part.bytes);
       // A failure rejects every part; the caller sees it through the last.
       if (!isLast) last.catch(() => undefined);
     }
@@ -604,21 +605,23 @@ export class Wal {
 
 /**
  * `entries` in consecutive runs of at most `budgetBytes` bytes of records
- * each, but at least one entry (an entry bigger than that is a run alone).
+ * each, but at least one entry (an entry bigger than that is a run alone),
+ * with each run's bytes.
  */
-function splitAppend(entries: readonly Entry[], budgetBytes: number): Entry[][] {
-  const parts: Entry[][] = [];
-  let part: Entry[] = [];
-  let partBytes = 0;
+function splitAppend(
+  entries: readonly Entry[],
+  budgetBytes: number,
+): { entries: Entry[]; bytes: number }[] {
+  const parts: { entries: Entry[]; bytes: number }[] = [];
+  let part = { entries: [] as Entry[], bytes: 0 };
   for (const entry of entries) {
-    const bytes = appendBytes([entry], null);
-    if (part.length > 0 && partBytes + bytes > budgetBytes) {
+    const bytes = recordBytes({ type: 'entry', entry });
+    if (part.entries.length > 0 && part.bytes + bytes > budgetBytes) {
       parts.push(part);
-      part = [];
-      partBytes = 0;
+      part = { entries: [], bytes: 0 };
     }
-    part.push(entry);
-    partBytes += bytes;
+    part.entries.push(entry);
+    part.bytes += bytes;
   }
   parts.push(part);
   return parts;
