@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../raft/types.js';
-import { crc32c } from './crc32c.js';
+import { crc32 } from './crc32.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import type { FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
@@ -63,7 +63,7 @@ class IncomingStream implements AsyncIterable<Uint8Array> {
     private readonly breakAfter = Number.POSITIVE_INFINITY,
     announce = true,
   ) {
-    this.sender = announce ? { dataBytes: content.length, dataCrc: crc32c(content) } : null;
+    this.sender = announce ? { dataBytes: content.length, dataCrc: crc32(content) } : null;
   }
   startAt(offset: number): void {
     this.startedAt = offset;

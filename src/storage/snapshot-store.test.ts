@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, type SnapshotMeta, term } from '../raft/types.js';
+import { crc32 } from './crc32.js';
 import { crc32c } from './crc32c.js';
 import { DelegatingFileSystem } from './delegating-fs.js';
 import { NodeFileSystem } from './node-fs.js';
@@ -236,13 +237,46 @@ describe('SnapshotStore over NodeFileSystem', () => {
     const info = await writeSnapshot(store, meta(3, 1), data(7, 100));
     const bytes = Buffer.from(await readFile(info.file));
     const end = bytes.length;
-    bytes.writeUInt32BE(2, end - 12); // version
+    bytes.writeUInt32BE(3, end - 12); // version
     const trailerStart = info.dataBytes;
     bytes.writeUInt32BE(crc32c(bytes, 0, trailerStart, end - 4), end - 4);
     await writeFile(info.file, bytes);
     await expect(SnapshotStore.open(fs, dir)).rejects.toThrow(
-      /unknown snapshot format version 2 .*newer Tandem/,
+      /unknown snapshot format version 3 .*newer Tandem/,
     );
+  });
+
+  /** Rewrites a file this store wrote as format 1 wrote it: data CRC32C, version 1. */
+  async function asFormat1(file: string, dataBytes: number): Promise<Buffer> {
+    const bytes = Buffer.from(await readFile(file));
+    const end = bytes.length;
+    bytes.writeUInt32BE(crc32c(bytes, 0, 0, dataBytes), end - 16); // data checksum
+    bytes.writeUInt32BE(1, end - 12); // version
+    bytes.writeUInt32BE(crc32c(bytes, 0, dataBytes, end - 4), end - 4);
+    await writeFile(file, bytes);
+    return bytes;
+  }
+
+  it('reads format 1 files (data CRC32C), checking them and giving their CRC-32', async () => {
+    const store = await SnapshotStore.open(fs, dir, { readChunkBytes: 1000 });
+    const m = meta(32, 2);
+    const content = data(11, 4500);
+    const info = await writeSnapshot(store, m, content);
+    const bytes = await asFormat1(info.file, info.dataBytes);
+    const reopened = await SnapshotStore.open(fs, dir, { readChunkBytes: 1000 });
+    expect(reopened.latest()).toEqual(m);
+    await reopened.verify(m);
+    const reader = await reopened.openRead(m);
+    expect(reader.info.formatVersion).toBe(1);
+    expect(reader.dataCrc).toBe(crc32(content));
+    const chunks: Buffer[] = [];
+    for await (const chunk of reader) chunks.push(Buffer.from(chunk));
+    expect(Buffer.concat(chunks)).toEqual(content);
+
+    // A flipped data bit in a format 1 file is caught on opening, by its CRC32C.
+    bytes[1234] = (bytes[1234] as number) ^ 0x04;
+    await writeFile(info.file, bytes);
+    await expect(reopened.openRead(m)).rejects.toThrow(/data checksum mismatch/);
   });
 
   it('detects flipped data bits on verify and at the end of a read', async () => {
@@ -275,7 +309,7 @@ describe('SnapshotStore over NodeFileSystem', () => {
     await writeSnapshot(store, m, content);
     const reader = await store.openRead(m);
     expect(reader.dataBytes).toBe(4500);
-    expect(reader.dataCrc).toBe(crc32c(content));
+    expect(reader.dataCrc).toBe(crc32(content));
     expect(() => reader.readFrom(4501)).toThrow(RangeError);
     const chunks: Buffer[] = [];
     for await (const chunk of reader.readFrom(2200)) chunks.push(Buffer.from(chunk));
@@ -291,7 +325,7 @@ describe('SnapshotStore over NodeFileSystem', () => {
     const store = await SnapshotStore.open(fs, dir);
     const m = meta(40, 3);
     const content = data(10, 3000);
-    const sender = { dataBytes: content.length, dataCrc: crc32c(content) };
+    const sender = { dataBytes: content.length, dataCrc: crc32(content) };
     const first = await store.beginReceive(m, sender);
     await first.write(content.subarray(0, 1200));
     expect(await first.keepPartial()).toBe(true);

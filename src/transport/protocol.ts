@@ -14,11 +14,13 @@ export const handshakeMagic = Uint8Array.of(0x54, 0x4e, 0x44, 0x4d);
 /**
  * Version of the transport protocol (frames and handshake). 3: snapshot
  * streams resume (snapBegin carries the sender's data size and checksum, the
- * receiver answers with snapStart). Peers of another version are refused at
- * the handshake ('version'), so a mixed cluster says so instead of
- * misreading snapshot frames.
+ * receiver answers with snapStart). 4: that checksum is a CRC-32 (IEEE), no
+ * longer a CRC32C, and the kv image inside a snapshot (version 2) no longer
+ * ends with a SHA-256, which nodes of protocol 3 would refuse. Peers of
+ * another version are refused at the handshake ('version'), so a mixed
+ * cluster says so instead of misreading snapshot frames or snapshots.
  */
-export const protocolVersion = 3;
+export const protocolVersion = 4;
 export const clusterIdBytesMax = 255;
 /** A data directory's incarnation (32 hex digits; '' when the node has none to offer). */
 export const incarnationBytesMax = 64;
@@ -139,7 +141,7 @@ export function decodeRefusal(body: Uint8Array): Refusal {
  */
 export interface SnapshotSourceInfo {
   readonly dataBytes: number;
-  /** CRC32C of all `dataBytes`. */
+  /** CRC-32 (IEEE) of all `dataBytes` (protocol 4; CRC32C in 3). */
   readonly dataCrc: number;
 }
 

@@ -74,7 +74,7 @@ export type SnapshotHandler = (
  */
 export interface SeekableSnapshotSource extends AsyncIterable<Uint8Array> {
   readonly dataBytes: number;
-  /** CRC32C of all `dataBytes`. */
+  /** CRC-32 (IEEE) of all `dataBytes` (protocol 4; CRC32C in 3). */
   readonly dataCrc: number;
   /** The data from `offsetBytes` on; used instead of iterating the source itself. */
   readFrom(offsetBytes: number): AsyncIterable<Uint8Array>;
