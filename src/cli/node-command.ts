@@ -77,6 +77,10 @@ export function registerNodeCommand(program: Command): void {
       '--snapshot-mb <n>',
       'snapshot after this many MiB of applied writes; the log holds them in memory until then: more = less snapshot writing, more memory (default 32)',
     )
+    .option(
+      '--snapshot-log-percent <n>',
+      "but wait for writes of at least this % of the last snapshot's size, so a large state is not rewritten every --snapshot-mb; more = less snapshot writing, more memory; 0 = off (default 50)",
+    )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .action(async (options: Record<string, string | undefined>) => {
@@ -106,6 +110,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['file-bytes-max', 'fileBytesMax'],
     ['heap-growth-percent', 'heapGrowthPercent'],
     ['snapshot-mb', 'snapshotMb'],
+    ['snapshot-log-percent', 'snapshotLogPercent'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -180,6 +185,7 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
       readMode: settings.readMode,
       spaceLowBytes: settings.spaceLowBytes,
       snapshotBytes: settings.snapshotMb * 1024 * 1024,
+      snapshotLogRatio: settings.snapshotLogPercent / 100,
       degradation: {
         fsyncP99Ms: settings.degradedFsyncMs,
         windowMs: settings.degradedForMs,

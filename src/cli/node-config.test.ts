@@ -33,6 +33,7 @@ describe('resolveSettings', () => {
     expect(settings.degradedForMs).toBe(10_000);
     expect(settings.heapGrowthPercent).toBe(15);
     expect(settings.snapshotMb).toBe(32);
+    expect(settings.snapshotLogPercent).toBe(50);
     expect(settings.faultFsyncDelayMs).toBe(0);
 
     const { data: _flagData, ...withoutData } = base;
@@ -87,6 +88,10 @@ describe('resolveSettings', () => {
       "--degraded-for-ms must be an integer from 1000 to 3600000, got '10'",
     );
     bad({ 'snapshot-mb': '0' }, "--snapshot-mb must be an integer from 1 to 65536, got '0'");
+    bad(
+      { 'snapshot-log-percent': '0.5' },
+      "--snapshot-log-percent must be an integer from 0 to 1000, got '0.5'",
+    );
     bad({ 'fault-fsync-delay-ms': '-1' }, '--fault-fsync-delay-ms must be an integer from 0');
     expect(() => resolveSettings({}, {}, noFile)).toThrow('--id is required (or set TANDEM_ID');
     expect(() => resolveSettings({ config: 'c.json' }, {}, () => '{"nope":1}')).toThrow(

@@ -64,6 +64,13 @@ export interface FileHost {
   peerHttp(): string[];
   /** Applied bytes no saved snapshot covers yet (the log's memory); uploads wait while high. */
   backlogBytes(): number;
+  /**
+   * How high: above the applied bytes that start the next snapshot, and the
+   * chunks in flight (see tandem-node.ts), or the upload would wait for a
+   * snapshot only more writes start. It follows the snapshot trigger, which
+   * grows with the state.
+   */
+  backlogBytesMax(): number;
   readonly log: Logger;
 }
 
@@ -87,8 +94,6 @@ export interface FileServiceOptions {
   readonly chunkBytes?: number;
   readonly windowChunks?: number;
   readonly gcGraceMs?: number;
-  /** Uploads pause while the log holds more applied bytes than this without a snapshot. */
-  readonly backlogBytesMax?: number;
   /** How long an upload waits for that backlog to shrink before failing. */
   readonly backlogWaitMsMax?: number;
   /** Uploads this node (as leader) runs at once; more get a 503 (each holds up to a window of chunks). */
@@ -97,7 +102,6 @@ export interface FileServiceOptions {
 
 const uploadsMaxDefault = 8;
 
-const backlogBytesMaxDefault = 96 * 1024 * 1024;
 const backlogWaitMsMaxDefault = 60_000;
 
 export class FileService {
@@ -108,7 +112,6 @@ export class FileService {
   readonly chunkBytes: number;
   private readonly windowChunks: number;
   readonly gcGraceMs: number;
-  private readonly backlogBytesMax: number;
   private readonly backlogWaitMsMax: number;
   private readonly uploadsMax: number;
   private uploads = 0;
@@ -122,7 +125,6 @@ export class FileService {
     this.chunkBytes = options.chunkBytes ?? chunkBytesDefault;
     this.windowChunks = options.windowChunks ?? windowChunksDefault;
     this.gcGraceMs = options.gcGraceMs ?? gcGraceMsDefault;
-    this.backlogBytesMax = options.backlogBytesMax ?? backlogBytesMaxDefault;
     this.backlogWaitMsMax = options.backlogWaitMsMax ?? backlogWaitMsMaxDefault;
     this.uploadsMax = options.uploadsMax ?? uploadsMaxDefault;
   }
@@ -133,7 +135,7 @@ export class FileService {
    */
   private async throttle(): Promise<void> {
     const deadline = Date.now() + this.backlogWaitMsMax;
-    while (this.host.backlogBytes() > this.backlogBytesMax) {
+    while (this.host.backlogBytes() > this.host.backlogBytesMax()) {
       if (Date.now() > deadline) {
         throw new FileError(
           503,

@@ -315,6 +315,36 @@ async function waitForItems(id: NodeId, count: number): Promise<void> {
   );
 }
 
+describe('RaftDriver snapshot cadence', () => {
+  /** 300 entries of 100 bytes; each snapshot (the list as JSON) holds all applied so far. */
+  async function snapshotsFor(snapshotLogRatio: number): Promise<RaftDriver<number>> {
+    const overrides = { snapshotEntries: 1_000_000, snapshotBytes: 1000, snapshotLogRatio };
+    for (const id of ids) await startNode(id, overrides);
+    const lead = await waitFor('a leader', leader);
+    const value = 'v'.repeat(100);
+    for (let i = 0; i < 300; i++) await lead.propose(Buffer.from(value));
+    await waitFor('the last snapshot to finish', () =>
+      lead.unsnapshottedBytes < lead.snapshotTriggerBytes ? true : undefined,
+    );
+    return lead;
+  }
+
+  it('snapshots every snapshotBytes without the ratio', async () => {
+    const lead = await snapshotsFor(0);
+    expect(lead.snapshotTriggerBytes).toBe(1000);
+    // 30,000 bytes applied, a snapshot started at each 1,000 unless one was running.
+    expect(lead.stats.snapshots).toBeGreaterThanOrEqual(8);
+  });
+
+  it('waits for writes of ratio times the last snapshot before the next (thesis §5.1.3)', async () => {
+    const lead = await snapshotsFor(2);
+    // The state triples from one snapshot to the next: 1 KB, about 3, 9, 27 KB.
+    expect(lead.stats.snapshots).toBeGreaterThanOrEqual(2);
+    expect(lead.stats.snapshots).toBeLessThanOrEqual(5);
+    expect(lead.snapshotTriggerBytes).toBeGreaterThan(2 * 3000);
+  });
+});
+
 describe('RaftDriver log retention after snapshots', () => {
   it('lets a follower a few entries behind catch up by appends after a snapshot (default catch-up entries)', async () => {
     for (const id of ids) await startNode(id, { snapshotEntries: 20 });

@@ -95,7 +95,8 @@ const healthAskMs = 1_000;
 const noLeader = error('TRYAGAIN no leader: an election is in progress; retry shortly');
 /**
  * Uploads pause while the log holds this many snapshot intervals no
- * snapshot covers yet (96 MiB at the default interval). It must stay above
+ * snapshot covers yet (96 MiB at the default interval, more once the state
+ * outgrows it: see RaftDriverOptions.snapshotLogRatio). It must stay above
  * one interval and the chunks in flight: a pause below the point where the
  * next snapshot starts would wait for a snapshot that only more writes
  * start, and fail the upload.
@@ -165,6 +166,8 @@ export interface TandemNodeConfig {
   readonly files?: FileServiceOptions & { readonly gcIntervalMs?: number };
   /** Take a snapshot once this many bytes were applied since the last one (default 32 MiB). */
   readonly snapshotBytes?: number;
+  /** Or this fraction of the last snapshot's size, when more (RaftDriverOptions; default 0.5). */
+  readonly snapshotLogRatio?: number;
   /** Log retention after a snapshot (see RaftDriverOptions); tests shrink them. */
   readonly catchUpEntries?: number;
   readonly retainEntriesMax?: number;
@@ -313,12 +316,12 @@ export class TandemNode {
         barrier: () => this.barrier(),
         peerHttp: () => this.peerHttp(),
         backlogBytes: () => this.driverRef?.unsnapshottedBytes ?? 0,
+        backlogBytesMax: () =>
+          uploadBacklogSnapshots *
+          (this.driverRef?.snapshotTriggerBytes ?? config.snapshotBytes ?? defaultSnapshotBytes),
         log,
       },
-      {
-        backlogBytesMax: uploadBacklogSnapshots * (config.snapshotBytes ?? defaultSnapshotBytes),
-        ...config.files,
-      },
+      config.files,
     );
   }
 
@@ -390,6 +393,9 @@ export class TandemNode {
           },
           snapshotEntries: config.snapshotEntries,
           snapshotBytes: config.snapshotBytes ?? defaultSnapshotBytes,
+          ...(config.snapshotLogRatio === undefined
+            ? {}
+            : { snapshotLogRatio: config.snapshotLogRatio }),
           ...(config.catchUpEntries === undefined ? {} : { catchUpEntries: config.catchUpEntries }),
           ...(config.retainEntriesMax === undefined
             ? {}
