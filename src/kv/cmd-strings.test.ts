@@ -5,6 +5,22 @@ const notInt = { err: 'ERR value is not an integer or out of range' };
 const wrongType = { err: 'WRONGTYPE Operation against a key holding the wrong kind of value' };
 
 describe('SET and variants', () => {
+  test('SET over an existing key of any type replaces its value, type and TTL', () => {
+    const h = new Harness();
+    h.v('HSET', 'k', 'f', 'v');
+    h.v('EXPIRE', 'k', '100');
+    expect(h.v('SET', 'k', 's1')).toBe('OK');
+    expect(h.v('TYPE', 'k')).toBe('string');
+    expect(h.v('TTL', 'k')).toBe(-1);
+    expect(h.v('GET', 'k')).toBe('s1');
+    expect(h.v('SET', 'k', 's2', 'EX', '50')).toBe('OK');
+    expect(h.v('TTL', 'k')).toBe(50);
+    expect(h.v('SET', 'k', 's3', 'GET')).toBe('s2');
+    expect(h.v('TTL', 'k')).toBe(-1);
+    expect(h.v('GET', 'k')).toBe('s3');
+    expect(h.v('DBSIZE')).toBe(1);
+  });
+
   test('NX / XX / GET / KEEPTTL', () => {
     const h = new Harness();
     expect(h.v('SET', 'k', 'v1', 'NX')).toBe('OK');

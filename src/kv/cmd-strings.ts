@@ -106,7 +106,7 @@ function setGeneric(ctx: Ctx, key: string, value: string, a: SetArgs, name: stri
     ctx.del(key);
     return oldReply;
   }
-  ctx.store(key, value, at !== 0 ? at : keep);
+  ctx.storeOver(key, old, value, at !== 0 ? at : keep);
   return oldReply;
 }
 

@@ -107,6 +107,17 @@ export class Ctx {
     return this.typed(key, forWrite, (v): v is ZSet => v instanceof ZSet);
   }
 
+  /**
+   * Like `store`, for a key whose live entry `lookupForWrite` just returned
+   * (or undefined): reuses that entry in place (see Keyspace.overwrite).
+   */
+  storeOver(key: string, old: KeyEntry | undefined, value: Value, expireAtMs = 0): KeyEntry {
+    if (old === undefined) return this.store(key, value, expireAtMs);
+    assert(this.write, 'mutation only while applying an entry');
+    this.ks.overwrite(this.db, key, old, value, this.index, expireAtMs);
+    return old;
+  }
+
   /** Stores a value under key, replacing whatever was there. Returns the new entry. */
   store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyEntry {
     assert(this.write, 'mutation only while applying an entry');

@@ -223,6 +223,25 @@ export class Keyspace {
     this.trackExpiry(db, key, expireAtMs);
   }
 
+  /**
+   * Gives an existing key a new value in place, keeping its entry object:
+   * one hash lookup (the caller's) instead of two, and no new entry to
+   * allocate and promote, for a SET over a key that exists.
+   */
+  overwrite(
+    db: number,
+    key: string,
+    entry: KeyEntry,
+    value: Value,
+    revision: number,
+    expireAtMs: number,
+  ): void {
+    this.beforeMutate(db, key);
+    entry.value = value;
+    entry.revision = revision;
+    this.trackExpiry(db, key, expireAtMs);
+  }
+
   remove(db: number, key: string): boolean {
     const m = this.map(db);
     if (!m.has(key)) return false;
