@@ -303,12 +303,11 @@ export async function restoreKeyspaceAsync(
   });
   const count = await cursor.next(hash, (r) => r.f64());
   const rest = await cursor.rest();
-  if (hash === null ? rest.length !== 0 : rest.length !== hashBytes || !hash.digest().equals(rest)) {
-    throw new CorruptDataError(
-      hash === null
-        ? `kv snapshot: ${rest.length} bytes after the end of the image`
-        : 'kv snapshot: checksum mismatch (corrupt or truncated image)',
-    );
+  if (hash === null && rest.length !== 0) {
+    throw new CorruptDataError(`kv snapshot: ${rest.length} bytes after the end of the image`);
+  }
+  if (hash !== null && (rest.length !== hashBytes || !hash.digest().equals(rest))) {
+    throw new CorruptDataError('kv snapshot: checksum mismatch (corrupt or truncated image)');
   }
   if (count !== records) {
     throw new CorruptDataError(`kv snapshot: ${records} records, trailer says ${count}`);

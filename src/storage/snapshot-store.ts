@@ -293,7 +293,9 @@ async function legacyDataCrc(
     crc = crc32(chunk, crc);
     at += length;
   }
-  if (legacy !== info.dataCrc) throw new SnapshotCorruptionError(file.path, 'data checksum mismatch');
+  if (legacy !== info.dataCrc) {
+    throw new SnapshotCorruptionError(file.path, 'data checksum mismatch');
+  }
   return crc;
 }
 
