@@ -1,16 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { crcBitwise } from './crc.test-util.js';
 import { crc32, crc32Portable } from './crc32.js';
 
-/** Bit-at-a-time reference, obviously correct and slow. */
-function crc32Naive(data: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const byte of data) {
-    c ^= byte;
-    for (let bit = 0; bit < 8; bit++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
+const crc32Naive = (data: Uint8Array): number => crcBitwise(data, 0xedb88320);
 
 const check = new TextEncoder().encode('123456789');
 
