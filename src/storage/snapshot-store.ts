@@ -13,15 +13,17 @@
  *   metaBytes u32 | dataBytes u64 | data checksum u32 | format version u32
  *   | magic u32 | trailer CRC32C u32 (over meta and the fields before it)
  *
- * All integers are big-endian. The data checksum is a CRC-32 (IEEE, crc32.ts:
- * native, 2.8x as fast as our CRC32C) in format version 2, which this store
- * writes; a CRC32C in version 1, which it still reads. Opening a version 1
- * file to read it checks its CRC32C and computes its CRC-32 in one pass, so
- * that readers, and the streams to followers, see one kind of checksum. The trailer sits at the end so the data can be
- * streamed in without knowing its size first. Since a `.snap` name only ever
- * appears through the rename of a fully synced temporary file, a `.snap`
- * whose trailer does not verify is damage, not a crash: it is reported, never
- * used. Leftover `.tmp` files are ignored and removed by `retire`.
+ * All integers are big-endian. The trailer sits at the end so the data can be
+ * streamed in without knowing its size first. The data checksum is a CRC-32
+ * (IEEE; crc32.ts, native) in format version 2, which this store writes,
+ * and a CRC32C in version 1, which it still reads: opening a version 1 file
+ * checks its CRC32C and computes its CRC-32 in one pass, so that readers,
+ * and the streams to followers, see one kind of checksum.
+ *
+ * Since a `.snap` name only ever appears through the rename of a fully
+ * synced temporary file, a `.snap` whose trailer does not verify is damage,
+ * not a crash: it is reported, never used. Leftover `.tmp` files are ignored
+ * and removed by `retire`.
  *
  * Resuming a received snapshot (issue 5): when a stream from the leader
  * breaks, `SnapshotWriter.keepPartial` keeps the bytes written so far (all
