@@ -14,6 +14,7 @@ import {
   formatSnapshotName,
   parseSnapshotName,
   SnapshotCorruptionError,
+  SnapshotFormatError,
   SnapshotMismatchError,
   SnapshotStore,
 } from './snapshot-store.js';
@@ -241,8 +242,10 @@ describe('SnapshotStore over NodeFileSystem', () => {
     const trailerStart = info.dataBytes;
     bytes.writeUInt32BE(crc32c(bytes, 0, trailerStart, end - 4), end - 4);
     await writeFile(info.file, bytes);
-    await expect(SnapshotStore.open(fs, dir)).rejects.toThrow(
-      /unknown snapshot format version 3 .*newer Tandem/,
+    const error = await SnapshotStore.open(fs, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SnapshotFormatError);
+    expect((error as Error).message).toMatch(
+      /format 3, which this Tandem does not read .*formats 1 and 2.*newer Tandem wrote it.*not damaged/,
     );
   });
 

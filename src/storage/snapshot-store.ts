@@ -62,7 +62,7 @@ export const defaultReadChunkBytes = 1024 * 1024;
 
 /**
  * A snapshot file that is damaged (bad trailer, bad data checksum, wrong
- * size, unknown format). Never used; the operator must act.
+ * size). Never used; the operator must act.
  */
 export class SnapshotCorruptionError extends Error {
   override readonly name = 'SnapshotCorruptionError';
@@ -75,6 +75,27 @@ export class SnapshotCorruptionError extends Error {
         'Stop this node; if a newer valid snapshot or the full log is still present you may move ' +
         'this file out of the data directory and restart, otherwise move the data directory aside ' +
         'and let this node rejoin the cluster as a new member (or restore from a backup).',
+    );
+  }
+}
+
+/**
+ * A snapshot file whose verified trailer names a format this Tandem does not
+ * read: written by a newer Tandem (a downgrade), not damaged. Moving it
+ * aside, as the advice for damage says, would lose data that a newer
+ * version reads; so this error says to run one instead.
+ */
+export class SnapshotFormatError extends Error {
+  override readonly name = 'SnapshotFormatError';
+  constructor(
+    readonly file: string,
+    readonly version: number,
+  ) {
+    super(
+      `snapshot file ${file} is in format ${version}, which this Tandem does not read (it reads ` +
+        `formats ${legacyFormatVersion} and ${snapshotFormatVersion}): a newer Tandem wrote it. ` +
+        'The file is not damaged; do not move it away. Run this data directory with that newer ' +
+        'version (or a later one).',
     );
   }
 }
@@ -250,10 +271,7 @@ async function readTrailer(file: FsFile, expected: { index: number; term: number
   }
   const version = fixed.readUInt32BE(16);
   if (version !== snapshotFormatVersion && version !== legacyFormatVersion) {
-    throw corrupt(
-      `unknown snapshot format version ${version} (this Tandem reads versions ` +
-        `${legacyFormatVersion} and ${snapshotFormatVersion}; was it written by a newer Tandem?)`,
-    );
+    throw new SnapshotFormatError(file.path, version);
   }
   const dataBytes = decodeU64(fixed, 4);
   if (dataBytes !== trailerStart) {
