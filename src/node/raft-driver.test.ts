@@ -345,6 +345,30 @@ describe('RaftDriver snapshot cadence', () => {
   });
 });
 
+describe('RaftDriver idle snapshot', () => {
+  it('snapshots once nothing applied for idleSnapshotMs, given idleSnapshotEntries since the last', async () => {
+    const overrides = { snapshotEntries: 1000, idleSnapshotMs: 300, idleSnapshotEntries: 20 };
+    for (const id of ids) await startNode(id, overrides);
+    const lead = await waitFor('a leader', leader);
+    await proposeMany(lead, 0, 10);
+    await sleep(900);
+    // Fewer than idleSnapshotEntries since the start: no snapshot.
+    for (const d of network.drivers.values()) expect(d.stats.snapshots).toBe(0);
+    await proposeMany(lead, 10, 20);
+    for (const d of network.drivers.values()) {
+      await waitFor(`${d.id} to snapshot while idle`, () =>
+        d.stats.snapshots === 1 ? true : undefined,
+      );
+    }
+    for (const d of network.drivers.values()) {
+      expect(d.status().snapshot.index).toBeGreaterThanOrEqual(30);
+    }
+    // Nothing new applied since: no second one.
+    await sleep(900);
+    for (const d of network.drivers.values()) expect(d.stats.snapshots).toBe(1);
+  });
+});
+
 describe('RaftDriver log retention after snapshots', () => {
   it('lets a follower a few entries behind catch up by appends after a snapshot (default catch-up entries)', async () => {
     for (const id of ids) await startNode(id, { snapshotEntries: 20 });

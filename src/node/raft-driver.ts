@@ -94,6 +94,18 @@ export interface RaftDriverOptions {
    */
   readonly snapshotLogRatio?: number;
   /**
+   * A node that applied nothing for this long (default 10 s) snapshots if
+   * at least `idleSnapshotEntries` (default 1,000) were applied since its
+   * last snapshot, and their payload is at least a sixteenth of that
+   * snapshot's size: a restart then replays little, and the log's memory
+   * and WAL segments go while the node has nothing else to do, instead of
+   * waiting for writes that may not come (as Redis's time-based `save`
+   * rules do). The sixteenth keeps bursts with pauses between them from
+   * rewriting a large state for little log. 0 turns it off.
+   */
+  readonly idleSnapshotMs?: number;
+  readonly idleSnapshotEntries?: number;
+  /**
    * Entries kept in memory before each new snapshot, so that a follower up
    * to this far behind catches up by appends instead of a whole snapshot
    * (etcd's SnapshotCatchUpEntries). On the leader, followers hold the log
@@ -213,6 +225,10 @@ const defaultRetainSnapshots = 4;
 const defaultRetainBytesMax = 128 * 1024 * 1024;
 const defaultSnapshotBytes = 64 * 1024 * 1024;
 const defaultSnapshotLogRatio = 0.5;
+const defaultIdleSnapshotMs = 10_000;
+const defaultIdleSnapshotEntries = 1_000;
+/** An idle snapshot needs at least this fraction of the last snapshot's size in new payload. */
+const idleSnapshotLogFraction = 1 / 16;
 
 export class RaftDriver<Result> {
   private core: RaftNode;
@@ -241,6 +257,8 @@ export class RaftDriver<Result> {
   private savedAppliedBytes = 0;
   /** Data size of the latest snapshot saved, installed or recovered; 0 before any. */
   private snapshotDataBytes = 0;
+  /** `ticksDone` when an entry last applied here. */
+  private lastApplyTick = 0;
   private appliedMembership: Membership;
   private snapshotIndex: number;
   private snapshotting = false;
@@ -543,6 +561,7 @@ export class RaftDriver<Result> {
     this.catchUpTicks();
     this.expireReads();
     this.maybeCompactHeldBack();
+    this.maybeIdleSnapshot();
     this.scheduleReady();
   }
 
@@ -747,6 +766,7 @@ export class RaftDriver<Result> {
       this.appliedBytes += entry.data.length;
     }
     this.applied = entry.index;
+    this.lastApplyTick = this.ticksDone;
     this.stats.applied++;
     this.events.onApplied?.(entry.index, result);
     const pending = this.takeProposal(entry.index);
@@ -845,6 +865,26 @@ export class RaftDriver<Result> {
         this.appliedBytes - this.snapshotAppliedBytes < this.snapshotTriggerBytes)
     )
       return;
+    this.startSnapshot();
+  }
+
+  /** See `RaftDriverOptions.idleSnapshotMs`. */
+  private maybeIdleSnapshot(): void {
+    const idleMs = this.options.idleSnapshotMs ?? defaultIdleSnapshotMs;
+    if (idleMs === 0 || this.snapshotting || this.stopped || this.fatal) return;
+    const entriesMin = this.options.idleSnapshotEntries ?? defaultIdleSnapshotEntries;
+    if (this.applied - this.snapshotIndex < Math.max(1, entriesMin)) return;
+    const logBytes = this.appliedBytes - this.snapshotAppliedBytes;
+    if (logBytes < idleSnapshotLogFraction * this.snapshotDataBytes) return;
+    if ((this.ticksDone - this.lastApplyTick) * this.options.tickMs < idleMs) return;
+    this.log.info(
+      { entries: this.applied - this.snapshotIndex, idleMs },
+      'nothing applied for a while: snapshotting the log so far',
+    );
+    this.startSnapshot();
+  }
+
+  private startSnapshot(): void {
     const index = logIndex(this.applied);
     const term = this.core.entry(index)?.term;
     if (term === undefined) return;
