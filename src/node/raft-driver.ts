@@ -877,17 +877,20 @@ export class RaftDriver<Result> {
     const logBytes = this.appliedBytes - this.snapshotAppliedBytes;
     if (logBytes < idleSnapshotLogFraction * this.snapshotDataBytes) return;
     if ((this.ticksDone - this.lastApplyTick) * this.options.tickMs < idleMs) return;
-    this.log.info(
-      { entries: this.applied - this.snapshotIndex, idleMs },
-      'nothing applied for a while: snapshotting the log so far',
-    );
-    this.startSnapshot();
+    const entries = this.applied - this.snapshotIndex;
+    if (this.startSnapshot()) {
+      this.log.info(
+        { entries, idleMs },
+        'nothing applied for a while: snapshotting the log so far',
+      );
+    }
   }
 
-  private startSnapshot(): void {
+  /** Starts saving a snapshot at the applied index; false when its entry is not in memory. */
+  private startSnapshot(): boolean {
     const index = logIndex(this.applied);
     const term = this.core.entry(index)?.term;
-    if (term === undefined) return;
+    if (term === undefined) return false;
     const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
     this.snapshotting = true;
     this.snapshotAppliedBytes = this.appliedBytes;
@@ -924,6 +927,7 @@ export class RaftDriver<Result> {
       },
       (error: unknown) => this.onFatal(error),
     );
+    return true;
   }
 
   /**
