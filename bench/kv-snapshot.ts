@@ -1,9 +1,9 @@
 /**
  * Speed of the kv snapshot image (issue 8): encoding a keyspace into chunks
- * (what every node does at each snapshot, with its SHA-256) and restoring
- * one as a stream (what a restart and an installed snapshot do). In one process, no
- * disk: the storage layer's checksum and writes are not included. A
- * measurement, not a test:
+ * (what every node does at each snapshot) and restoring one as a stream
+ * (what a restart and an installed snapshot do). In one process, no disk:
+ * the storage layer's checksum and writes are not included. A measurement,
+ * not a test:
  *
  *   npm run bench:kv-snapshot -- [--keys 1000000] [--value-bytes 100] [--runs 5]
  */
@@ -71,7 +71,7 @@ report('encode', encodeMs, imageBytes);
 const chunks = [...sm.snapshot()];
 const restoreMs: number[] = [];
 for (let run = 0; run < o.runs; run++) {
-  // The path a node takes: streaming, checksum verified at the end.
+  // The path a node takes: streaming, the end of the image checked.
   const started = process.hrtime.bigint();
   const restored = await KvStateMachine.restoreAsync(chunks);
   restoreMs.push(Number(process.hrtime.bigint() - started) / 1e6);

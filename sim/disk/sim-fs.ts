@@ -43,6 +43,7 @@ import {
   type FsOperation,
   type OpenMode,
 } from '../../src/storage/fs.js';
+import { sectorBytes } from '../../src/storage/wal-recovery.js';
 
 /** Operations that change the disk or the cache; each is one crash boundary. */
 export type SimMutation =
@@ -89,8 +90,8 @@ export interface SectorTear {
   readonly sectors: 'prng' | ((sector: number, sectors: number) => boolean);
 }
 
-/** The sector size of sector tears: what a disk writes whole (as WAL recovery assumes). */
-export const simSectorBytes = 512;
+/** The sector size of sector tears: what a disk writes whole, as WAL recovery assumes. */
+export const simSectorBytes = sectorBytes;
 
 export interface SimFileSystemOptions {
   /** Seeded randomness for torn lengths and corruption masks. */

@@ -259,6 +259,8 @@ export class RaftDriver<Result> {
   private snapshotDataBytes = 0;
   /** `ticksDone` when an entry last applied here. */
   private lastApplyTick = 0;
+  /** `RaftDriverOptions.snapshotLogRatio`, its default applied (checked once). */
+  private readonly snapshotLogRatio: number;
   private appliedMembership: Membership;
   private snapshotIndex: number;
   private snapshotting = false;
@@ -319,9 +321,11 @@ export class RaftDriver<Result> {
       options.retainEntriesMax ??
       Math.max(defaultRetainSnapshots * options.snapshotEntries, this.catchUpEntries);
     this.retainBytesMax = options.retainBytesMax ?? defaultRetainBytesMax;
-    const ratio = options.snapshotLogRatio ?? defaultSnapshotLogRatio;
-    if (!(Number.isFinite(ratio) && ratio >= 0)) {
-      throw new RangeError(`snapshotLogRatio must be a finite number >= 0, got ${ratio}`);
+    this.snapshotLogRatio = options.snapshotLogRatio ?? defaultSnapshotLogRatio;
+    if (!(Number.isFinite(this.snapshotLogRatio) && this.snapshotLogRatio >= 0)) {
+      throw new RangeError(
+        `snapshotLogRatio must be a finite number >= 0, got ${this.snapshotLogRatio}`,
+      );
     }
   }
 
@@ -851,10 +855,9 @@ export class RaftDriver<Result> {
    * `snapshotLogRatio` times the latest snapshot's size when more.
    */
   get snapshotTriggerBytes(): number {
-    const ratio = this.options.snapshotLogRatio ?? defaultSnapshotLogRatio;
     return Math.max(
       this.options.snapshotBytes ?? defaultSnapshotBytes,
-      Math.ceil(ratio * this.snapshotDataBytes),
+      Math.ceil(this.snapshotLogRatio * this.snapshotDataBytes),
     );
   }
 
@@ -872,12 +875,12 @@ export class RaftDriver<Result> {
   private maybeIdleSnapshot(): void {
     const idleMs = this.options.idleSnapshotMs ?? defaultIdleSnapshotMs;
     if (idleMs === 0 || this.snapshotting || this.stopped || this.fatal) return;
+    const entries = this.applied - this.snapshotIndex;
     const entriesMin = this.options.idleSnapshotEntries ?? defaultIdleSnapshotEntries;
-    if (this.applied - this.snapshotIndex < Math.max(1, entriesMin)) return;
+    if (entries < Math.max(1, entriesMin)) return;
     const logBytes = this.appliedBytes - this.snapshotAppliedBytes;
     if (logBytes < idleSnapshotLogFraction * this.snapshotDataBytes) return;
     if ((this.ticksDone - this.lastApplyTick) * this.options.tickMs < idleMs) return;
-    const entries = this.applied - this.snapshotIndex;
     if (this.startSnapshot()) {
       this.log.info(
         { entries, idleMs },

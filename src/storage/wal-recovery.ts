@@ -109,9 +109,9 @@ export interface Recovery {
 
 /**
  * The smallest unit a disk writes whole: a crash may keep any subset of the
- * sectors of a write in progress.
+ * sectors of a write in progress (the simulated disk tears by it too).
  */
-const sectorBytes = 512;
+export const sectorBytes = 512;
 
 /**
  * Scans and verifies every segment of `dir`; cuts a torn tail. Throws
