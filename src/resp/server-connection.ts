@@ -86,7 +86,7 @@ export class Connection implements Subscriber {
   private closed = false;
   private waitingForDrain = false;
   private readingPaused = false;
-  private flushScheduled = false;
+  private flushScheduled: NodeJS.Immediate | null = null;
   private currentSlot: Slot | null = null;
 
   constructor(
@@ -271,7 +271,15 @@ export class Connection implements Subscriber {
     this.inflight--;
     if (this.inflight === 0) this.inflightKind = null;
     this.answer(slot, outcome);
-    if (!this.closed) this.pump();
+    if (this.closed) return;
+    this.pump();
+    // Every command this client sent is answered: nothing more can join the
+    // batch, so it goes out now rather than after the peer messages and the
+    // I/O callbacks queued behind this turn (a sequential client's latency).
+    if (this.inflight === 0 && this.pendingCount === 0 && this.flushScheduled !== null) {
+      clearImmediate(this.flushScheduled);
+      this.flush();
+    }
   }
 
   private internalError(failure: unknown, argv: readonly string[]): Reply {
@@ -375,13 +383,12 @@ export class Connection implements Subscriber {
 
   /** Batches every reply that completes in this turn of the event loop into one write. */
   private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    if (this.flushScheduled !== null) return;
+    this.flushScheduled = setImmediate(() => this.flush());
   }
 
   private flush(): void {
-    this.flushScheduled = false;
+    this.flushScheduled = null;
     if (this.closed || this.socket.writableEnded) return;
     let endNow = false;
     while (this.slotsHead < this.slots.length) {
@@ -450,7 +457,7 @@ export class Connection implements Subscriber {
   /** During shutdown, ends the socket once every started command is answered and sent. */
   private maybeEnd(): void {
     if (!this.closing || this.closed || this.inflight > 0) return;
-    if (this.slotsHead < this.slots.length || this.flushScheduled) return;
+    if (this.slotsHead < this.slots.length || this.flushScheduled !== null) return;
     this.socket.end();
   }
 }

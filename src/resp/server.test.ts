@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 // An in-memory disk keeps these tests off the real file system (and within
 // the layering rules: src/resp/ may not import src/storage/).
 import type { TandemNode } from '../node/tandem-node.js';
@@ -14,6 +14,7 @@ import { loopbackMembers, startTestCluster, waitFor } from '../node/test-cluster
 import { RespServer, type RespServerLimits } from './server.js';
 
 const log = pino({ level: 'silent' });
+const originalWrite = Socket.prototype.write;
 let nodes: TandemNode[] = [];
 let servers: RespServer[] = [];
 let clients: Redis[] = [];
@@ -111,6 +112,35 @@ describe('RespServer with one node', () => {
     expect(await c.ping()).toBe('PONG');
     expect(await c.echo('hi')).toBe('hi');
     expect(await c.dbsize()).toBe(0);
+  });
+
+  it('sends the answer in the turn its last command completes, ahead of queued callbacks', async () => {
+    const [server] = await startCluster(1);
+    const node = (server as RespServer).node;
+    const events: string[] = [];
+    const write = node.write.bind(node);
+    node.write = (db, argv, order) =>
+      write(db, argv, order).then((reply) => {
+        // Queued before the connection hears of the answer: with the reply
+        // left to the next check phase, this would run first.
+        setImmediate(() => events.push('immediate'));
+        return reply;
+      });
+    const port = (server as RespServer).port;
+    const spy = vi.spyOn(Socket.prototype, 'write');
+    spy.mockImplementation(function (this: Socket, ...args: Parameters<Socket['write']>) {
+      if (this.localPort === port) events.push('reply');
+      return (originalWrite as (...a: unknown[]) => boolean).apply(this, args);
+    });
+    try {
+      const r = await raw(server as RespServer);
+      r.send('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n');
+      await r.until((received) => received === '+OK\r\n');
+      await waitFor('the queued callback', () => (events.includes('immediate') ? true : undefined));
+      expect(events).toEqual(['reply', 'immediate']);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('keeps 1,000 pipelined commands in order', async () => {
