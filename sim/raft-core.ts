@@ -35,6 +35,8 @@ export interface SimRaft {
   proposeConfChange(change: ConfChange): ProposeResult;
   readIndex(context: string): RequestResult;
   transferLeadership(to: NodeId): RequestResult;
+  spreadCommit(): void;
+  hasUntoldCommit(): boolean;
   compact(index: LogIndex): void;
   reportSnapshot(to: NodeId, ok: boolean): void;
   reportUnreachable(to: NodeId): void;

@@ -90,6 +90,8 @@ export type NodeAction =
   | { readonly kind: 'tick' }
   /** The degradation detector's periodic check (every `degradationCheckMs`). */
   | { readonly kind: 'degradationCheck' }
+  /** On a leader, commitNoticeMs after its commit advanced: spread it (RaftNode.spreadCommit). */
+  | { readonly kind: 'commitNotice' }
   /** Storage acknowledged a persist: finish the Readys that are durable, in order. */
   | { readonly kind: 'disk' }
   | { readonly kind: 'snapshotSaved'; readonly meta: SnapshotMeta; readonly bytes: Uint8Array }
@@ -183,6 +185,8 @@ const receivedSnapshotsMax = 4;
 const deferredActionsMax = 200_000;
 /** How often a node samples its degradation detector (the real server's period). */
 export const degradationCheckMs = 1_000;
+/** As the real driver: a leader's commit notices wait this long for an append to carry the commit. */
+const commitNoticeMs = 2;
 
 export class SimNode {
   /** Incarnation: bumps on crash and restart; stale scheduled actions are dropped. */
@@ -212,6 +216,7 @@ export class SimNode {
   private appliedMembership: Membership;
   private deferred: NodeAction[] = [];
   private tickWaiting = false;
+  private commitNoticeArmed = false;
   private nextTickAtMs = 0;
   /** Readys handed out and not finished, in order. */
   private writes: PendingWrite[] = [];
@@ -405,6 +410,7 @@ export class SimNode {
     this.paused = false;
     this.deferred = [];
     this.tickWaiting = false;
+    this.commitNoticeArmed = false;
     this.writes = [];
     this.issueAt = 0;
     this.snapshotting = false;
@@ -526,6 +532,10 @@ export class SimNode {
       case 'disk':
         this.finishWrites(raft);
         break;
+      case 'commitNotice':
+        this.commitNoticeArmed = false;
+        raft.spreadCommit();
+        break;
       case 'degradationCheck':
         this.host.schedule(this.host.nowMs + degradationCheckMs, this, action);
         this.degradationCycle(raft);
@@ -560,7 +570,14 @@ export class SimNode {
     const raft = this.raft;
     if (raft === null) return;
     for (let i = 0; i < readyLoopMax; i++) {
-      if (!raft.hasReady()) return;
+      if (!raft.hasReady()) {
+        // After a commit, or an acknowledgement from a follower behind the commit.
+        if (!this.commitNoticeArmed && raft.hasUntoldCommit()) {
+          this.commitNoticeArmed = true;
+          this.host.schedule(this.host.nowMs + commitNoticeMs, this, { kind: 'commitNotice' });
+        }
+        return;
+      }
       this.onReady(raft, raft.ready());
       if (this.raft !== raft) return;
     }

@@ -107,6 +107,8 @@ function corruptingApplies(node: RaftNode): SimRaft {
     proposeConfChange: (c) => node.proposeConfChange(c),
     readIndex: (c) => node.readIndex(c),
     transferLeadership: (to) => node.transferLeadership(to),
+    spreadCommit: () => node.spreadCommit(),
+    hasUntoldCommit: () => node.hasUntoldCommit(),
     compact: (i) => node.compact(i),
     reportSnapshot: (to, ok) => node.reportSnapshot(to, ok),
     reportUnreachable: (to) => node.reportUnreachable(to),

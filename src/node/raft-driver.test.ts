@@ -50,6 +50,8 @@ class LocalNetwork {
   readonly down = new Set<NodeId>();
   /** The snapshots streamed to each node (their indexes), counted when a stream starts. */
   readonly snapshotsTo = new Map<NodeId, LogIndex[]>();
+  /** Commit notices sent (heartbeats with seq 0), as "from>to commit". */
+  readonly notices: string[] = [];
   private held: Promise<void> = Promise.resolve();
   private releaseHeld = (): void => undefined;
 
@@ -72,6 +74,9 @@ class LocalNetwork {
     return {
       send: (messages: readonly Message[]) => {
         for (const m of messages) {
+          if (m.type === 'heartbeat' && m.seq === 0 && this.notices.length < 1000) {
+            this.notices.push(`${m.from}>${m.to} ${m.commit}`);
+          }
           setImmediate(() => {
             if (this.down.has(from) || this.down.has(m.to)) return;
             this.drivers.get(m.to)?.step(m);
@@ -183,6 +188,27 @@ describe('RaftDriver', () => {
     const error = await follower?.propose(Buffer.from('x')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RaftRefusedError);
     expect((error as Error).message).toContain(`retry on ${lead.id}`);
+  });
+
+  it('tells the followers a new commit index by a notice shortly after it commits', async () => {
+    // The first heartbeat comes 40 ticks (a second) after the election: it would
+    // tell the followers the commit much later than the notice.
+    const raft = { electionTimeoutTicks: 80, heartbeatTicks: 40 };
+    for (const id of ids) await startNode(id, { raft, commitNoticeMs: 5 });
+    const lead = await waitFor('a leader', leader, { timeoutMs: 10_000 });
+    await lead.propose(Buffer.from('a'));
+    const index = lead.status().commit;
+    for (const id of ids) {
+      await waitFor(`${id} to apply`, () =>
+        machines.get(id)?.items.length === 1 ? true : undefined,
+      );
+    }
+    const others = ids.filter((id) => id !== lead.id);
+    await waitFor('a notice to each follower', () =>
+      others.every((id) => network.notices.includes(`${lead.id}>${id} ${index}`))
+        ? true
+        : undefined,
+    );
   });
 
   it('gives a follower a linearizable read point after a write committed on the leader', async () => {

@@ -187,8 +187,14 @@ export class TestCluster {
   deliver(messagesMax = 10_000): void {
     this.processReadys();
     for (let i = 0; i < messagesMax; i++) {
-      const m = this.queue.shift();
-      if (m === undefined) return;
+      let m = this.queue.shift();
+      if (m === undefined) {
+        // All quiet: the runtimes' commit notice timers fire (RaftDriver's commitNoticeMs).
+        for (const n of this.nodes.values()) n.raft.spreadCommit();
+        this.processReadys();
+        m = this.queue.shift();
+        if (m === undefined) return;
+      }
       this.deliverOne(m);
       this.processReadys();
     }

@@ -233,6 +233,29 @@ export class RaftNode {
     return { ok: true };
   }
 
+  /**
+   * On a leader, tells each follower the commit index it has not heard yet
+   * (a commit notice: a heartbeat it does not answer). Raft spreads the
+   * commit index with the next append or heartbeat (§5.3); the runtime calls
+   * this shortly after the commit advances, so that followers apply (and
+   * serve stale reads) without waiting for a heartbeat, while under load the
+   * appends sent meanwhile carry the commit and no notice is needed. etcd
+   * broadcasts at once instead, at two messages per commit when idle.
+   */
+  spreadCommit(): void {
+    if (this.role !== 'leader') return;
+    for (const id of this.progress.keys()) this.sendCommitNotice(id);
+  }
+
+  /** Whether `spreadCommit` would tell some follower anything now. */
+  hasUntoldCommit(): boolean {
+    if (this.role !== 'leader') return false;
+    for (const pr of this.progress.values()) {
+      if (Math.min(pr.match, this.log.committed) > pr.commitSent) return true;
+    }
+    return false;
+  }
+
   /** Hands leadership to `to` (thesis §3.10). */
   transferLeadership(to: NodeId): RequestResult {
     if (this.role !== 'leader') {
@@ -862,7 +885,7 @@ export class RaftNode {
 
   /**
    * §5.3, §5.4.2: commit the highest index stored on a majority of voters,
-   * if it is of the current term. The next flush spreads it (commit notices).
+   * if it is of the current term. Appends and heartbeats spread it, or `spreadCommit` (commit notices).
    */
   private maybeCommit(): void {
     const voters = this.log.membership().voters;
@@ -983,34 +1006,30 @@ export class RaftNode {
         sent = this.sendAppend(id, false);
     }
     this.needsAppend.clear();
-    this.sendCommitNotices();
   }
 
   /**
-   * Tells each follower as much of the commit index as it can act on,
-   * min(match, commit) as in a heartbeat, unless an append or heartbeat
-   * already told it: a heartbeat with seq `commitNoticeSeq`, which the
-   * follower does not answer. Followers so apply (and serve stale reads)
-   * without waiting for the next append, as etcd's eager commit broadcast
-   * does, but the notice costs no reply, nor an append the follower must
-   * check against its log. Under load appends carry the commit instead and
-   * no notice is sent. A lost notice delays the follower's apply until the
-   * next heartbeat; the commit index is never acted on unsafely, since the
+   * Tells `to` as much of the commit index as it can act on, min(match,
+   * commit) as in a heartbeat, unless an append or heartbeat already told
+   * it: a heartbeat with seq `commitNoticeSeq`, which the follower does not
+   * answer. It costs no reply, nor an append the follower must check against
+   * its log. A lost notice delays the follower's apply until the next
+   * heartbeat; the commit index is never acted on unsafely, since the
    * follower holds every entry up to its match.
    */
-  private sendCommitNotices(): void {
-    for (const [id, pr] of this.progress) {
-      const commit = logIndex(Math.min(pr.match, this.log.committed));
-      if (!pr.toldCommit(commit)) continue;
-      this.send({
-        type: 'heartbeat',
-        from: this.id,
-        to: id,
-        term: this.term,
-        commit,
-        seq: commitNoticeSeq,
-      });
-    }
+  private sendCommitNotice(to: NodeId): void {
+    const pr = this.progress.get(to);
+    if (pr === undefined) return;
+    const commit = logIndex(Math.min(pr.match, this.log.committed));
+    if (!pr.toldCommit(commit)) return;
+    this.send({
+      type: 'heartbeat',
+      from: this.id,
+      to,
+      term: this.term,
+      commit,
+      seq: commitNoticeSeq,
+    });
   }
 
   /** Sends one append (or a snapshot) to `to`. Returns whether more may follow. */
@@ -1129,6 +1148,9 @@ export class RaftNode {
     if (requester === this.id) {
       this.readStates.push({ context, index });
     } else {
+      // The follower serves the read once it applied `index`: tell it the
+      // commit first rather than leave it to the next append or heartbeat.
+      this.sendCommitNotice(requester);
       this.send({
         type: 'readIndexResponse',
         from: this.id,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TestCluster } from './cluster.test-util.js';
+import { bytes, TestCluster } from './cluster.test-util.js';
 import { nodeId } from './types.js';
 
 const contexts = (c: TestCluster, name: string) =>
@@ -62,6 +62,38 @@ describe('linearizable reads (thesis §6.4)', () => {
     c.deliver();
     expect(c.takeTrace()).toContain('n1->n3 readIndexResponse t1 ctx=f1 index=5');
     expect(contexts(c, 'n3')).toEqual(['f1@5']);
+  });
+
+  it('tells a follower the commit index along with the answer to its lease read', () => {
+    const c = new TestCluster(['n1', 'n2', 'n3'], { config: { readMode: 'lease' } });
+    c.elect('n1');
+    c.tick('n1');
+    c.deliver();
+    // Entry 5 commits on n1 and no commit notice has gone out yet.
+    const n1 = c.raft('n1');
+    n1.propose(bytes('x'));
+    const rd = n1.ready();
+    n1.advance(rd);
+    for (const m of rd.messages) c.raft(m.to).step(m);
+    for (const name of ['n2', 'n3']) {
+      const frd = c.raft(name).ready();
+      c.raft(name).advance(frd);
+      for (const m of frd.messagesAfterPersist) n1.step(m);
+    }
+    n1.advance(n1.ready());
+    expect(c.raft('n3').status().commit).toBe(4);
+    c.takeTrace();
+    c.raft('n3').readIndex('f');
+    c.deliver();
+    // Without the notice, n3 would wait for the next append or heartbeat to apply 5.
+    expect(c.takeTrace()).toEqual([
+      'n3->n1 readIndex t1 ctx=f',
+      'n1->n3 heartbeat t1 commit=5 seq=0',
+      'n1->n3 readIndexResponse t1 ctx=f index=5',
+      'n1->n2 heartbeat t1 commit=5 seq=0',
+    ]);
+    expect(contexts(c, 'n3')).toEqual(['f@5']);
+    expect(c.raft('n3').status().commit).toBe(5);
   });
 
   it('refuses a follower read when no leader is known', () => {

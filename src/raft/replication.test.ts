@@ -213,10 +213,46 @@ describe('log replication (§5.3)', () => {
     }
     n1.propose(bytes('y'));
     const next = n1.ready();
+    n1.advance(next);
     expect(next.messages.map(describeMessage)).toEqual([
       'n1->n2 append t1 prev=5/t1 entries=[6/t1:y] commit=5',
       'n1->n3 append t1 prev=5/t1 entries=[6/t1:y] commit=5',
     ]);
+    // The runtime's notice timer then finds nothing left to tell.
+    n1.spreadCommit();
+    expect(n1.hasReady()).toBe(false);
+  });
+
+  it('holds commit notices until the runtime asks to spread the commit', () => {
+    const c = new TestCluster(['n1', 'n2', 'n3']);
+    c.elect('n1');
+    const n1 = c.raft('n1');
+    n1.propose(bytes('x'));
+    const rd = n1.ready();
+    n1.advance(rd);
+    for (const m of rd.messages) c.raft(m.to).step(m);
+    for (const name of ['n2', 'n3']) {
+      const frd = c.raft(name).ready();
+      c.raft(name).advance(frd);
+      for (const m of frd.messagesAfterPersist) n1.step(m);
+    }
+    // Entry 5 commits; the followers are not told yet (the next append could tell them).
+    const committed = n1.ready();
+    n1.advance(committed);
+    expect(committed.committedEntries.map((e) => e.index)).toEqual([5]);
+    expect(committed.messages).toEqual([]);
+    n1.spreadCommit();
+    const notices = n1.ready();
+    n1.advance(notices);
+    expect(notices.messages.map(describeMessage)).toEqual([
+      'n1->n2 heartbeat t1 commit=5 seq=0',
+      'n1->n3 heartbeat t1 commit=5 seq=0',
+    ]);
+    // Told once: asking again sends nothing; a follower does nothing with it on its own.
+    n1.spreadCommit();
+    expect(n1.hasReady()).toBe(false);
+    c.raft('n2').spreadCommit();
+    expect(c.raft('n2').hasReady()).toBe(false);
   });
 
   it('batches proposals made between two Readys into one append per follower', () => {
