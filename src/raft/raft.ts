@@ -885,7 +885,8 @@ export class RaftNode {
 
   /**
    * §5.3, §5.4.2: commit the highest index stored on a majority of voters,
-   * if it is of the current term. Appends and heartbeats spread it, or `spreadCommit` (commit notices).
+   * if it is of the current term. Appends and heartbeats spread it, and
+   * `spreadCommit` (commit notices) when none did soon enough.
    */
   private maybeCommit(): void {
     const voters = this.log.membership().voters;

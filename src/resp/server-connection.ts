@@ -381,7 +381,10 @@ export class Connection implements Subscriber {
     this.scheduleFlush();
   }
 
-  /** Batches every reply that completes in this turn of the event loop into one write. */
+  /**
+   * Batches every reply that completes in this turn of the event loop into
+   * one write (`finish` writes at once when nothing is left in flight).
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled !== null) return;
     this.flushScheduled = setImmediate(() => this.flush());
