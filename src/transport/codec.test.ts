@@ -249,6 +249,38 @@ describe('message codec', () => {
     expect(() => r.varint('x')).toThrow(DecodeError);
   });
 
+  it('reads repeated node ids from a bounded cache, exactly as decoded', () => {
+    const encoded = (id: string): Uint8Array => {
+      const w = new ByteWriter(32);
+      w.string(id, 255, 'id');
+      return w.finish();
+    };
+    const first = new ByteReader(encoded('n1')).internedString('id', 255);
+    const again = new ByteReader(encoded('n1')).internedString('id', 255);
+    expect(again).toBe('n1');
+    expect(Object.is(first, again)).toBe(true);
+    // Same length, other bytes; more ids than the cache holds; multi-byte UTF-8.
+    const ids = Array.from({ length: 40 }, (_, i) => `n${String(i).padStart(2, '0')}é`);
+    for (let round = 0; round < 3; round++) {
+      for (const id of ids) expect(new ByteReader(encoded(id)).internedString('id', 255)).toBe(id);
+    }
+    // Bytes never decoded are checked, whatever is cached.
+    const bad = Uint8Array.of(2, 0x6e, 0xff);
+    expect(() => new ByteReader(bad).internedString('id', 255)).toThrow(DecodeError);
+    // The length limit holds for cached strings too.
+    expect(() => new ByteReader(encoded('n1')).internedString('id', 1)).toThrow(DecodeError);
+  });
+
+  it('round-trips u32 values, high bit included', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), (n) => {
+        const w = new ByteWriter(4);
+        w.u32(n);
+        expect(new ByteReader(w.finish()).u32('n')).toBe(n);
+      }),
+    );
+  });
+
   it('round-trips varints up to MAX_SAFE_INTEGER and rejects larger', () => {
     fc.assert(
       fc.property(fc.maxSafeNat(), (n) => {
