@@ -189,11 +189,27 @@ function writeMembership(w: ByteWriter, membership: Membership): void {
 /** Lone surrogates would not survive UTF-8, and the id would arrive changed. */
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/**
+ * Node ids as written (length prefix and UTF-8), for the few ids every
+ * message repeats: checking and encoding them took most of a heartbeat's
+ * encode. Bounded: cleared when full.
+ */
+const encodedIds = new Map<string, Uint8Array>();
+const encodedIdsMax = 64;
+
 export function writeNodeId(w: ByteWriter, id: string, what: string): void {
+  const known = encodedIds.get(id);
+  if (known !== undefined) {
+    w.bytes(known);
+    return;
+  }
   if (id.length === 0) fail(`${what}: empty node id`);
   if (loneSurrogate.test(id))
     fail(`${what}: node id ${JSON.stringify(id)} is not well-formed UTF-16`);
+  const start = w.length;
   w.string(id, nodeIdBytesMax, what);
+  if (encodedIds.size >= encodedIdsMax) encodedIds.clear();
+  encodedIds.set(id, w.finish().slice(start));
 }
 
 // ---------------------------------------------------------------- decode
