@@ -211,6 +211,21 @@ describe('RaftDriver', () => {
     );
   });
 
+  it('says which followers the leader heard from within an election timeout', async () => {
+    for (const id of ids) await startNode(id);
+    const lead = await waitFor('a leader', leader);
+    const [f1, f2] = ids.filter((id) => id !== lead.id) as [NodeId, NodeId];
+    await waitFor('both followers heard', () =>
+      lead.heardRecently(f1) && lead.heardRecently(f2) ? true : undefined,
+    );
+    expect(lead.heardRecently(nodeId('n9'))).toBe(false);
+    network.down.add(f2);
+    await waitFor('f2 to fall silent', () => (lead.heardRecently(f2) ? undefined : true), {
+      timeoutMs: 10_000,
+    });
+    await waitFor('f1 still heard', () => (lead.heardRecently(f1) ? true : undefined));
+  });
+
   it('gives a follower a linearizable read point after a write committed on the leader', async () => {
     for (const id of ids) await startNode(id);
     const lead = await waitFor('a leader', leader);

@@ -418,6 +418,17 @@ export class RaftDriver<Result> {
     return this.core.status();
   }
 
+  /**
+   * On a leader: whether `id` was heard from within the last election
+   * timeout. The core's `recentActive` alone is cleared at every CheckQuorum
+   * round, so right after one every follower looks silent until its next
+   * answer arrives.
+   */
+  heardRecently(id: NodeId): boolean {
+    const heard = this.lastHeardTick.get(id);
+    return heard !== undefined && this.ticksDone - heard <= this.electionTimeoutTicks;
+  }
+
   /** Steps a message from a peer, after catching up missed ticks. */
   step(message: Message): void {
     if (this.stopped) return;
@@ -968,12 +979,8 @@ export class RaftDriver<Result> {
     this.compactedTo = status.firstIndex - 1;
     const followers: FollowerRetention[] = [];
     if (status.role === 'leader') {
-      const recentTicks = this.electionTimeoutTicks;
       for (const [id, pr] of status.progress) {
-        const heard = this.lastHeardTick.get(id);
-        const responsive =
-          pr.recentActive || (heard !== undefined && this.ticksDone - heard <= recentTicks);
-        followers.push({ ...pr, responsive });
+        followers.push({ ...pr, responsive: pr.recentActive || this.heardRecently(id) });
       }
       for (const id of this.lastHeardTick.keys()) {
         if (!status.progress.has(id)) this.lastHeardTick.delete(id);

@@ -542,7 +542,8 @@ export class TandemNode {
       match: pr.match,
       lag: Math.max(0, s.lastIndex - pr.match),
       state: pr.state,
-      active: pr.recentActive,
+      // recentActive alone reads false for everyone just after each CheckQuorum round.
+      active: pr.recentActive || this.driver.heardRecently(id),
     }));
     return {
       id: s.id,
