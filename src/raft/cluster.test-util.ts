@@ -255,6 +255,29 @@ export class TestCluster {
     return r.index;
   }
 
+  /**
+   * Proposes `data` on `leader` and has every follower store it and answer,
+   * step by step, without `deliver()`: no quiet moment, so no runtime's
+   * commit notice timer fires (the leader commits and tells nobody yet).
+   */
+  replicateByHand(leader: string, data: string): void {
+    const raft = this.raft(leader);
+    raft.propose(bytes(data));
+    const rd = raft.ready();
+    raft.advance(rd);
+    const followers = new Set<NodeId>();
+    for (const m of rd.messages) {
+      this.raft(m.to).step(m);
+      followers.add(m.to);
+    }
+    for (const id of followers) {
+      const follower = this.raft(id);
+      const frd = follower.ready();
+      follower.advance(frd);
+      for (const m of frd.messagesAfterPersist) raft.step(m);
+    }
+  }
+
   /** The application snapshot of `name` at its applied index, then compaction. */
   snapshotAndCompact(name: string): SnapshotMeta {
     const n = this.node(name);

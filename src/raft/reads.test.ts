@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, TestCluster } from './cluster.test-util.js';
+import { TestCluster } from './cluster.test-util.js';
 import { nodeId } from './types.js';
 
 const contexts = (c: TestCluster, name: string) =>
@@ -71,15 +71,7 @@ describe('linearizable reads (thesis §6.4)', () => {
     c.deliver();
     // Entry 5 commits on n1 and no commit notice has gone out yet.
     const n1 = c.raft('n1');
-    n1.propose(bytes('x'));
-    const rd = n1.ready();
-    n1.advance(rd);
-    for (const m of rd.messages) c.raft(m.to).step(m);
-    for (const name of ['n2', 'n3']) {
-      const frd = c.raft(name).ready();
-      c.raft(name).advance(frd);
-      for (const m of frd.messagesAfterPersist) n1.step(m);
-    }
+    c.replicateByHand('n1', 'x');
     n1.advance(n1.ready());
     expect(c.raft('n3').status().commit).toBe(4);
     c.takeTrace();

@@ -201,16 +201,8 @@ describe('log replication (§5.3)', () => {
     const c = new TestCluster(['n1', 'n2', 'n3']);
     c.elect('n1');
     const n1 = c.raft('n1');
-    n1.propose(bytes('x'));
-    const rd = n1.ready();
-    n1.advance(rd);
-    for (const m of rd.messages) c.raft(m.to).step(m);
     // Both followers acknowledge entry 5 while entry 6 is being proposed.
-    for (const name of ['n2', 'n3']) {
-      const frd = c.raft(name).ready();
-      c.raft(name).advance(frd);
-      for (const m of frd.messagesAfterPersist) n1.step(m);
-    }
+    c.replicateByHand('n1', 'x');
     n1.propose(bytes('y'));
     const next = n1.ready();
     n1.advance(next);
@@ -227,15 +219,7 @@ describe('log replication (§5.3)', () => {
     const c = new TestCluster(['n1', 'n2', 'n3']);
     c.elect('n1');
     const n1 = c.raft('n1');
-    n1.propose(bytes('x'));
-    const rd = n1.ready();
-    n1.advance(rd);
-    for (const m of rd.messages) c.raft(m.to).step(m);
-    for (const name of ['n2', 'n3']) {
-      const frd = c.raft(name).ready();
-      c.raft(name).advance(frd);
-      for (const m of frd.messagesAfterPersist) n1.step(m);
-    }
+    c.replicateByHand('n1', 'x');
     // Entry 5 commits; the followers are not told yet (the next append could tell them).
     const committed = n1.ready();
     n1.advance(committed);
