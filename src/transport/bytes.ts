@@ -152,11 +152,9 @@ export class ByteReader {
     const buf = this.buf;
     const at = this.offset;
     this.offset = at + 4;
-    return (
-      ((buf[at] ?? 0) * 0x100_0000 +
-        (((buf[at + 1] ?? 0) << 16) | ((buf[at + 2] ?? 0) << 8) | (buf[at + 3] ?? 0))) >>>
-      0
-    );
+    // `>>> 0` reads the 32 bits as unsigned (the top byte's shift sets the sign bit).
+    const high = ((buf[at] ?? 0) << 24) | ((buf[at + 1] ?? 0) << 16);
+    return (high | ((buf[at + 2] ?? 0) << 8) | (buf[at + 3] ?? 0)) >>> 0;
   }
 
   bool(field: string): boolean {
@@ -197,8 +195,7 @@ export class ByteReader {
   /**
    * Like `string`, for the few short strings every message repeats (node
    * ids): one decoded recently comes from a small cache, without a view, a
-   * UTF-8 decode or a new string (which also makes comparing it with the
-   * node's own id a pointer check).
+   * UTF-8 decode or a new string.
    */
   internedString(field: string, bytesMax: number): string {
     const length = this.varint(field, bytesMax);
