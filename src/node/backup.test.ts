@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeId } from '../raft/types.js';
+import { chunksOf, collect } from '../storage/chunks.test-util.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { BackupError, readBackup } from './backup.js';
 import { restoreBackup } from './restore.js';
@@ -14,6 +15,9 @@ import {
   startTestNode,
   waitFor,
 } from './test-cluster.test-util.js';
+
+/** Backups are read in pieces, as from a socket. */
+const readChunkBytes = 1000;
 
 const log = pino({ level: 'silent' });
 let root = '';
@@ -28,16 +32,6 @@ afterEach(async () => {
   nodes = [];
   await rm(root, { recursive: true, force: true });
 });
-
-async function* once(bytes: Uint8Array, chunk = 1000): AsyncGenerator<Uint8Array> {
-  for (let at = 0; at < bytes.length; at += chunk) yield bytes.subarray(at, at + chunk);
-}
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const part of source) parts.push(part);
-  return Buffer.concat(parts);
-}
 
 describe('backup and restore', () => {
   it('restores a backup as the first node of a new cluster, with every acknowledged write', async () => {
@@ -55,7 +49,12 @@ describe('backup and restore', () => {
     const id = [...alone.keys()][0] as string;
     const newRoot = join(root, 'restored');
     const dir = join(newRoot, id);
-    const restored = await restoreBackup(new NodeFileSystem(), dir, once(bytes), nodeId(id));
+    const restored = await restoreBackup(
+      new NodeFileSystem(),
+      dir,
+      chunksOf(bytes, readChunkBytes),
+      nodeId(id),
+    );
     expect(restored.snapshot.membership).toEqual({ voters: [id], learners: [] });
     const node = await startTestNode(newRoot, id, alone, log, { clusterId: 'restored' });
     nodes.push(node);
@@ -83,7 +82,7 @@ describe('backup and restore', () => {
     flipped[bytes.length - 60] = (flipped[bytes.length - 60] ?? 0) ^ 0x10;
     const dir = join(root, 'd');
     await expect(
-      restoreBackup(new NodeFileSystem(), dir, once(flipped), nodeId('x')),
+      restoreBackup(new NodeFileSystem(), dir, chunksOf(flipped, readChunkBytes), nodeId('x')),
     ).rejects.toThrow(/checksum does not match/);
     expect((await readdir(join(dir, 'snap'))).filter((n) => n.endsWith('.snap'))).toEqual([]);
     // Truncated, and not a backup at all.
@@ -91,12 +90,12 @@ describe('backup and restore', () => {
       restoreBackup(
         new NodeFileSystem(),
         join(root, 'e'),
-        once(bytes.subarray(0, bytes.length - 10)),
+        chunksOf(bytes.subarray(0, bytes.length - 10), readChunkBytes),
         nodeId('x'),
       ),
     ).rejects.toThrow(/truncated/);
-    await expect(readBackup(once(Buffer.from('hello, this is not a backup')))).rejects.toThrow(
-      BackupError,
-    );
+    await expect(
+      readBackup(chunksOf(Buffer.from('hello, this is not a backup'), readChunkBytes)),
+    ).rejects.toThrow(BackupError);
   });
 });

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CorruptDataError } from '../kv/index.js';
+import { collect } from '../storage/chunks.test-util.js';
 import {
   decodeMemberEntry,
   encodeMemberEntry,
@@ -35,12 +36,6 @@ async function* chunked(data: Uint8Array, sizes: readonly number[]): AsyncGenera
     at += size;
   }
   if (at < data.length) yield data.subarray(at);
-}
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const part of source) parts.push(part);
-  return Buffer.concat(parts);
 }
 
 describe('member entries', () => {

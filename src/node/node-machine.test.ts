@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, type SnapshotMeta, term } from '../raft/types.js';
+import { chunksOf, collect } from '../storage/chunks.test-util.js';
 import { crc32c } from '../storage/crc32c.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { SnapshotStore } from '../storage/snapshot-store.js';
@@ -18,16 +19,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const c of chunks) parts.push(Buffer.from(c));
-  return Buffer.concat(parts);
-}
-
-async function* once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
-  yield bytes;
-}
 
 /**
  * The snapshot data as Tandem wrote it before protocol 4: the kv image (the
@@ -88,7 +79,7 @@ describe('NodeMachine snapshots', () => {
     const at = damaged.indexOf('v150', 0, 'latin1');
     damaged[at] = 'w'.charCodeAt(0);
     await expect(
-      new NodeMachine(join(dir, 'blobs-damaged')).restore(once(damaged)),
+      new NodeMachine(join(dir, 'blobs-damaged')).restore(chunksOf(damaged)),
     ).rejects.toThrow(/checksum mismatch/);
   });
 });

@@ -721,7 +721,6 @@ export class RaftDriver<Result> {
 
   /** Spreads the commit index shortly unless appends carry it first (RaftNode.spreadCommit). */
   private armCommitNotice(): void {
-    if (this.commitNoticeTimer !== null) return;
     this.commitNoticeTimer = setTimeout(() => {
       this.commitNoticeTimer = null;
       if (this.stopped || this.fatal) return;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Entry } from '../raft/types.js';
+import { collect } from './chunks.test-util.js';
 import { crc32 } from './crc32.js';
 import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
 import type { FsFile } from './fs.js';
@@ -41,12 +42,6 @@ class GatedFileSystem extends DelegatingFileSystem {
 
 async function reopen(options: RaftStorageOptions = {}) {
   return RaftStorage.open(fs, dir, options);
-}
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of source) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
 
 /**
