@@ -190,6 +190,31 @@ describe('RaftDriver', () => {
     expect((error as Error).message).toContain(`retry on ${lead.id}`);
   });
 
+  it('answers proposeTo through its sink once, after the call returned; refusals come back at once', async () => {
+    for (const id of ids) await startNode(id);
+    const lead = await waitFor('a leader', leader);
+    const heard: string[] = [];
+    const sink = (name: string) => ({
+      applied: (result: number | null) => heard.push(`${name} applied ${result}`),
+      refused: (failure: RaftRefusedError) => heard.push(`${name} refused ${failure.refusal.kind}`),
+    });
+    expect(lead.proposeTo(Buffer.from('a'), sink('a'))).toBeNull();
+    expect(lead.proposeTo(Buffer.from('b'), sink('b'))).toBeNull();
+    expect(heard).toEqual([]);
+    await waitFor('both outcomes', () => (heard.length === 2 ? true : undefined));
+    expect(heard).toEqual(['a applied 1', 'b applied 2']);
+
+    const follower = [...network.drivers.values()].find((d) => d !== lead);
+    await waitFor('the follower to know the leader', () =>
+      follower?.leaderId === lead.id ? true : undefined,
+    );
+    const refusal = follower?.proposeTo(Buffer.from('c'), sink('c'));
+    expect(refusal).toBeInstanceOf(RaftRefusedError);
+    expect(refusal?.message).toContain(`retry on ${lead.id}`);
+    await sleep(5 * tickMs);
+    expect(heard).toEqual(['a applied 1', 'b applied 2']);
+  });
+
   it('tells the followers a new commit index by a notice shortly after it commits', async () => {
     // The first heartbeat comes 40 ticks (a second) after the election: it would
     // tell the followers the commit much later than the notice.

@@ -175,12 +175,38 @@ export interface DriverEvents<Result> {
   onSynced?(ms: number): void;
 }
 
-interface PendingProposal<Result> {
-  readonly term: Term;
-  /** Payload bytes, counted against `pendingBytesMax` until settled. */
-  readonly bytes: number;
-  readonly resolve: (result: Result | null) => void;
-  readonly reject: (error: Error) => void;
+/**
+ * Receives the outcome of one accepted proposal, exactly once and never
+ * synchronously inside the call that proposed it: `applied` with what the
+ * state machine returned (null for no-ops and conf changes), or `refused`
+ * when the entry was lost to a new leader (it was not applied, and a retry
+ * is safe) or the driver stopped. An object rather than a promise: the
+ * RESP write path passes one it already allocated per command, instead of
+ * a promise, its reaction and the closures chained onto it.
+ */
+export interface ProposalSink<Result> {
+  applied(result: Result | null): void;
+  refused(error: RaftRefusedError): void;
+}
+
+class PendingProposal<Result> {
+  /** Set once the entry applied (or was lost), just before the sink is told. */
+  result: Result | null = null;
+  failure: RaftRefusedError | null = null;
+
+  constructor(
+    readonly term: Term,
+    /** Payload bytes, counted against `pendingBytesMax` until settled. */
+    readonly bytes: number,
+    readonly sink: ProposalSink<Result>,
+    /**
+     * An earlier proposal at the same index, from an older term: this node
+     * lost leadership, its log was cut below that index, and it leads
+     * again. The older entry may still commit (a leader of a later term may
+     * hold it), so it waits for that index to apply like this one.
+     */
+    readonly displaced: PendingProposal<Result> | null,
+  ) {}
 }
 
 /**
@@ -248,9 +274,13 @@ export class RaftDriver<Result> {
   private readyScheduled = false;
   /** The durable halves of Readys, chained so they run in order. */
   private durableChain: Promise<void> = Promise.resolve();
+  /** Proposals waiting for their index to apply, by index (older terms' chained behind). */
   private readonly proposals = new Map<number, PendingProposal<Result>>();
-  /** Sum of `bytes` over `proposals`. */
+  /** How many proposals `proposals` holds, and the sum of their `bytes`. */
+  private pendingCount = 0;
   private pendingBytes = 0;
+  /** Proposals whose outcome is known, for their sinks to hear in one microtask. */
+  private settled: PendingProposal<Result>[] = [];
   /** Reads waiting for the next read index request, and those sent, by context. */
   private readsToSend: ReadBatch | null = null;
   private readonly readsSent = new Map<string, { reads: ReadBatch; tick: number }>();
@@ -467,34 +497,39 @@ export class RaftDriver<Result> {
    * applied, and a retry is safe).
    */
   propose(data: Uint8Array): Promise<Result | null> {
-    if (this.stopped) return Promise.reject(shutdownError());
-    if (this.proposals.size >= this.options.pendingProposalsMax) {
-      return Promise.reject(
-        new RaftRefusedError({
-          kind: 'tooMany',
-          message: `more than ${this.options.pendingProposalsMax} writes are waiting to commit; retry after a short pause`,
-        }),
-      );
+    return new Promise((resolve, reject) => {
+      const refusal = this.proposeTo(data, { applied: resolve, refused: reject });
+      if (refusal !== null) reject(refusal);
+    });
+  }
+
+  /**
+   * `propose` without a promise: returns the refusal at once, or null when
+   * the entry is in the log and `sink` will hear how it ended.
+   */
+  proposeTo(data: Uint8Array, sink: ProposalSink<Result>): RaftRefusedError | null {
+    if (this.stopped) return shutdownError();
+    if (this.pendingCount >= this.options.pendingProposalsMax) {
+      return new RaftRefusedError({
+        kind: 'tooMany',
+        message: `more than ${this.options.pendingProposalsMax} writes are waiting to commit; retry after a short pause`,
+      });
     }
     const bytesMax = this.options.pendingBytesMax ?? defaultPendingBytesMax;
-    if (this.proposals.size > 0 && this.pendingBytes + data.length > bytesMax) {
-      return Promise.reject(
-        new RaftRefusedError({
-          kind: 'tooMany',
-          message:
-            `${this.pendingBytes} bytes of writes are waiting to commit (limit ${bytesMax}): ` +
-            'the cluster is not keeping up; retry after a short pause',
-        }),
-      );
+    if (this.pendingCount > 0 && this.pendingBytes + data.length > bytesMax) {
+      return new RaftRefusedError({
+        kind: 'tooMany',
+        message:
+          `${this.pendingBytes} bytes of writes are waiting to commit (limit ${bytesMax}): ` +
+          'the cluster is not keeping up; retry after a short pause',
+      });
     }
     const result = this.core.propose(data);
-    if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
+    if (!result.ok) return new RaftRefusedError(result.refusal);
     this.stats.proposals++;
     this.scheduleReady();
-    this.pendingBytes += data.length;
-    return new Promise((resolve, reject) => {
-      this.proposals.set(result.index, { term: result.term, bytes: data.length, resolve, reject });
-    });
+    this.addProposal(result.index, result.term, data.length, sink);
+    return null;
   }
 
   /** Proposes a membership change; resolves once it is applied here. */
@@ -504,8 +539,7 @@ export class RaftDriver<Result> {
     if (!result.ok) return Promise.reject(new RaftRefusedError(result.refusal));
     this.scheduleReady();
     return new Promise((resolve, reject) => {
-      const settle = { term: result.term, bytes: 0, resolve: () => resolve(), reject };
-      this.proposals.set(result.index, settle);
+      this.addProposal(result.index, result.term, 0, { applied: () => resolve(), refused: reject });
     });
   }
 
@@ -572,10 +606,8 @@ export class RaftDriver<Result> {
     }
   }
 
-  private failWaiting(error: Error): void {
-    for (const p of this.proposals.values()) p.reject(error);
-    this.proposals.clear();
-    this.pendingBytes = 0;
+  private failWaiting(error: RaftRefusedError): void {
+    for (const index of [...this.proposals.keys()]) this.settleProposals(index, null, null, error);
     this.readsToSend?.reject(error);
     this.readsToSend = null;
     for (const sent of this.readsSent.values()) sent.reads.reject(error);
@@ -786,10 +818,9 @@ export class RaftDriver<Result> {
     this.appliedMembership = meta.membership;
     this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
     // Proposals at or below the snapshot were decided by others; their results are unknown here.
-    for (const [index, p] of this.proposals) {
-      if (index > meta.index) continue;
-      this.takeProposal(index);
-      p.reject(lostError('a snapshot replaced the log before the entry was applied here'));
+    const lost = lostError('a snapshot replaced the log before the entry was applied here');
+    for (const index of [...this.proposals.keys()]) {
+      if (index <= meta.index) this.settleProposals(index, null, null, lost);
     }
   }
 
@@ -808,21 +839,67 @@ export class RaftDriver<Result> {
     this.lastApplyTick = this.ticksDone;
     this.stats.applied++;
     this.events.onApplied?.(entry.index, result);
-    const pending = this.takeProposal(entry.index);
-    if (pending === undefined) return;
-    if (pending.term === entry.term) pending.resolve(result);
-    else pending.reject(lostError('a new leader replaced the entry before it committed'));
+    if (this.proposals.size > 0) this.settleProposals(entry.index, entry.term, result, null);
   }
 
-  /** Removes the proposal at `index` (if any) and its bytes from the pending count. */
-  private takeProposal(index: number): PendingProposal<Result> | undefined {
-    const pending = this.proposals.get(index);
-    if (pending === undefined) return undefined;
-    this.proposals.delete(index);
-    this.pendingBytes -= pending.bytes;
-    assert(this.pendingBytes >= 0, 'pending proposal bytes never go negative');
-    return pending;
+  private addProposal(
+    index: LogIndex,
+    term: Term,
+    bytes: number,
+    sink: ProposalSink<Result>,
+  ): void {
+    const displaced = this.proposals.get(index) ?? null;
+    assert(displaced === null || displaced.term < term, 'one proposal per index and term');
+    this.proposals.set(index, new PendingProposal(term, bytes, sink, displaced));
+    this.pendingCount++;
+    this.pendingBytes += bytes;
   }
+
+  /**
+   * Settles every proposal at `index`: the one of `term` (the entry that
+   * applied there) with `result`, the others as lost; all of them with
+   * `failure` when it is given (term null).
+   */
+  private settleProposals(
+    index: number,
+    term: Term | null,
+    result: Result | null,
+    failure: RaftRefusedError | null,
+  ): void {
+    let p = this.proposals.get(index) ?? null;
+    if (p === null) return;
+    this.proposals.delete(index);
+    for (; p !== null; p = p.displaced) {
+      this.pendingCount--;
+      this.pendingBytes -= p.bytes;
+      if (failure !== null) p.failure = failure;
+      else if (p.term === term) p.result = result;
+      else p.failure = lostError('a new leader replaced the entry before it committed');
+      if (this.settled.length === 0) queueMicrotask(this.tellSettled);
+      this.settled.push(p);
+    }
+    assert(
+      this.pendingCount >= 0 && this.pendingBytes >= 0,
+      'pending proposals and their bytes never go negative',
+    );
+  }
+
+  /**
+   * Tells the sinks of settled proposals, in the order they settled, after
+   * the code that settled them has run (as promise reactions would be).
+   */
+  private readonly tellSettled = (): void => {
+    const settled = this.settled;
+    this.settled = [];
+    for (const p of settled) {
+      try {
+        if (p.failure !== null) p.sink.refused(p.failure);
+        else p.sink.applied(p.result);
+      } catch (error) {
+        this.log.error({ err: error }, 'a proposal outcome handler failed');
+      }
+    }
+  };
 
   private serveReads(): void {
     while (this.readsConfirmed.length > 0) {

@@ -68,7 +68,7 @@ import {
   removeMember,
 } from './membership-admin.js';
 import { NodeMachine } from './node-machine.js';
-import { RaftDriver, RaftRefusedError } from './raft-driver.js';
+import { type ProposalSink, RaftDriver, RaftRefusedError } from './raft-driver.js';
 import {
   defaultSpaceCheckMs,
   defaultSpaceLowBytes,
@@ -192,6 +192,66 @@ export interface WriteOrder {
 
 /** A write with nothing issued after it: always retried while time remains. */
 const alone: WriteOrder = { mayRetry: () => true };
+
+/**
+ * Where `TandemNode.writeTo` answers a write: `reply` with the write's reply,
+ * or `fail` with an unexpected failure (a bug; answer an internal error).
+ * One of them is called once per write, never within `writeTo` itself.
+ * `token` is the caller's own object for the write, handed back as given,
+ * so one sink serves all of a connection's writes.
+ */
+export interface ReplySink<Token> {
+  reply(token: Token, reply: Reply): void;
+  fail(token: Token, failure: unknown): void;
+}
+
+type RetryWrite = (
+  request: ForwardRequest,
+  order: WriteOrder,
+  deadline: number,
+  refused: Reply,
+) => Promise<Reply>;
+
+/**
+ * A write this node proposed as leader, answered through its sink: the one
+ * object a write costs between its proposal and its reply (no promise, no
+ * reaction, no closure). A refusal that guarantees the write was not
+ * applied (TRYAGAIN) is retried as `write` retries it.
+ */
+class LeaderWrite<Token> implements ProposalSink<ApplyResult> {
+  private readonly deadline: number;
+
+  constructor(
+    private readonly request: ForwardRequest,
+    private readonly order: WriteOrder,
+    private readonly sink: ReplySink<Token>,
+    private readonly token: Token,
+    private readonly retry: RetryWrite,
+    timeoutMs: number,
+  ) {
+    this.deadline = Date.now() + timeoutMs;
+  }
+
+  applied(result: ApplyResult | null): void {
+    this.answer(appliedReply(result));
+  }
+
+  refused(failure: RaftRefusedError): void {
+    this.answer(refusedReply(failure));
+  }
+
+  /** Answers `reply`, or retries first when it is a TRYAGAIN. */
+  answer(reply: Reply): void {
+    if (!isTryAgain(reply)) {
+      this.sink.reply(this.token, reply);
+      return;
+    }
+    this.retry(this.request, this.order, this.deadline, reply).then(
+      (retried) => this.sink.reply(this.token, retried),
+      (failure: unknown) => this.sink.fail(this.token, failure),
+    );
+  }
+}
 
 function isTryAgain(reply: Reply): boolean {
   return reply.kind === 'error' && reply.message.startsWith('TRYAGAIN');
@@ -466,6 +526,42 @@ export class TandemNode {
   /** Runs a write command through the log (forwarded to the leader from a follower). */
   write(db: number, argv: readonly string[], order: WriteOrder = alone): Promise<Reply> {
     return this.viaLeader({ kind: 'write', db, argv }, order);
+  }
+
+  /**
+   * `write` without a promise, for the RESP connections' hot path: returns
+   * the reply when it is known at once (a syntax error, a refusal that is
+   * not retried), else null, and `sink` gets it later with `token`.
+   */
+  writeTo<Token>(
+    db: number,
+    argv: readonly string[],
+    order: WriteOrder,
+    sink: ReplySink<Token>,
+    token: Token,
+  ): Reply | null {
+    const request: ForwardRequest = { kind: 'write', db, argv };
+    const driver = this.driver;
+    if (!driver.isLeader) {
+      this.viaLeader(request, order).then(
+        (reply) => sink.reply(token, reply),
+        (failure: unknown) => sink.fail(token, failure),
+      );
+      return null;
+    }
+    const prepared = this.prepare(request, null);
+    if (!(prepared instanceof Uint8Array)) return prepared;
+    const write = new LeaderWrite(
+      request,
+      order,
+      sink,
+      token,
+      this.retryWrite,
+      this.config.requestTimeoutMs,
+    );
+    const refusal = driver.proposeTo(prepared, write);
+    if (refusal !== null) write.answer(refusedReply(refusal));
+    return null;
   }
 
   /** Runs a MULTI/EXEC block as one log entry; WATCHed revisions are checked at apply. */
@@ -943,6 +1039,9 @@ export class TandemNode {
       isTryAgain(reply) ? this.retryViaLeader(request, order, deadline, reply) : reply,
     );
   }
+
+  private readonly retryWrite: RetryWrite = (request, order, deadline, refused) =>
+    this.retryViaLeader(request, order, deadline, refused);
 
   private async retryViaLeader(
     request: ForwardRequest,

@@ -20,6 +20,7 @@ import {
   type Reply,
   simple,
 } from '../kv/index.js';
+import type { ReplySink } from '../node/tandem-node.js';
 import { assert } from '../raft/assert.js';
 import * as connection from './commands-connection.js';
 import type { CommandContext, Handler, Outcome, ServerView } from './commands-context.js';
@@ -41,14 +42,23 @@ export interface ConnectionLimits {
 /** How a command may overlap the ones before it (see the file comment). */
 type Kind = 'read' | 'write' | 'exclusive';
 
-interface Slot {
-  outcome: Outcome | null;
-  protocol: Protocol;
+/** One reply's place in the connection's reply order. */
+class Slot {
+  outcome: Outcome | null = null;
   /** Close the connection once this slot is written (QUIT, protocol error). */
-  closeAfter: boolean;
+  closeAfter = false;
   /** Estimated bytes of a queued push message, counted against the output limit. */
-  pushBytes: number;
+  pushBytes = 0;
+
+  constructor(
+    public protocol: Protocol,
+    /** The command's name as sent, for the log ('' for a push or a protocol error). */
+    readonly command: string,
+  ) {}
 }
+
+/** `run`'s answer for a write whose reply comes through the ReplySink methods. */
+const answeredLater = Symbol('answeredLater');
 
 type Pending = string[] | ProtocolError;
 
@@ -64,7 +74,7 @@ const subscribedModeCommands = new Set([
   'reset',
 ]);
 
-export class Connection implements Subscriber {
+export class Connection implements Subscriber, ReplySink<Slot> {
   readonly session: Session;
   private readonly parser: RequestParser;
   private readonly writer = new ReplyWriter();
@@ -137,12 +147,10 @@ export class Connection implements Subscriber {
       for (const item of message.items)
         bytes += 16 + (item.kind === 'bulk' ? item.value.length : 0);
     this.queuedPushBytes += bytes;
-    this.slots.push({
-      outcome: message,
-      protocol: this.session.protocol,
-      closeAfter: false,
-      pushBytes: bytes,
-    });
+    const slot = new Slot(this.session.protocol, '');
+    slot.outcome = message;
+    slot.pushBytes = bytes;
+    this.slots.push(slot);
     this.scheduleFlush();
   }
 
@@ -235,25 +243,25 @@ export class Connection implements Subscriber {
   }
 
   private start(argv: string[], found: LookupResult, kind: Kind): void {
-    const slot: Slot = {
-      outcome: null,
-      protocol: this.session.protocol,
-      closeAfter: false,
-      pushBytes: 0,
-    };
+    const slot = new Slot(this.session.protocol, argv[0] ?? '');
     this.slots.push(slot);
     this.view.stats.commandsProcessed++;
     this.currentSlot = slot;
-    let result: Outcome | Promise<Outcome>;
+    let result: Outcome | Promise<Outcome> | typeof answeredLater;
     try {
       result = this.execute(argv, found);
     } catch (failure) {
-      result = this.internalError(failure, argv);
+      result = this.internalError(failure, slot.command);
     } finally {
       this.currentSlot = null;
     }
     // HELLO answers in the protocol it switches to.
     slot.protocol = this.session.protocol;
+    if (result === answeredLater) {
+      this.inflight++;
+      this.inflightKind = kind;
+      return;
+    }
     if (!(result instanceof Promise)) {
       this.answer(slot, result);
       return;
@@ -262,8 +270,18 @@ export class Connection implements Subscriber {
     this.inflightKind = kind;
     result.then(
       (outcome) => this.finish(slot, outcome),
-      (failure: unknown) => this.finish(slot, this.internalError(failure, argv)),
+      (failure: unknown) => this.finish(slot, this.internalError(failure, slot.command)),
     );
+  }
+
+  /** A write's reply, from the node (ReplySink). */
+  reply(slot: Slot, reply: Reply): void {
+    this.finish(slot, reply);
+  }
+
+  /** A write failed unexpectedly (ReplySink). */
+  fail(slot: Slot, failure: unknown): void {
+    this.finish(slot, this.internalError(failure, slot.command));
   }
 
   private finish(slot: Slot, outcome: Outcome): void {
@@ -282,15 +300,15 @@ export class Connection implements Subscriber {
     }
   }
 
-  private internalError(failure: unknown, argv: readonly string[]): Reply {
-    this.log.error(
-      { err: failure, command: (argv[0] ?? '').slice(0, 64) },
-      'command failed unexpectedly',
-    );
+  private internalError(failure: unknown, command: string): Reply {
+    this.log.error({ err: failure, command: command.slice(0, 64) }, 'command failed unexpectedly');
     return error('ERR internal error; see the server log');
   }
 
-  private execute(argv: string[], found: LookupResult): Outcome | Promise<Outcome> {
+  private execute(
+    argv: string[],
+    found: LookupResult,
+  ): Outcome | Promise<Outcome> | typeof answeredLater {
     const session = this.session;
     session.lastCommandMs = Date.now();
     if (!found.ok) return transaction.refuseInMulti(this.ctx, found.error);
@@ -307,12 +325,17 @@ export class Connection implements Subscriber {
     return this.run(spec, argv);
   }
 
-  private run(spec: CommandSpec, argv: string[]): Outcome | Promise<Outcome> {
+  private run(
+    spec: CommandSpec,
+    argv: string[],
+  ): Outcome | Promise<Outcome> | typeof answeredLater {
     const node = this.view.node;
     const db = this.session.db;
     if (spec.class === 'write') {
       if (spec.name === 'publish') return this.publish(db, argv);
-      return node.write(db, argv, this.session.issueWrite());
+      const slot = this.currentSlot;
+      assert(slot !== null, 'a command runs in its slot');
+      return node.writeTo(db, argv, this.session.issueWrite(), this, slot) ?? answeredLater;
     }
     if (spec.class === 'read') return node.read(db, argv, this.session.readonly);
     const handler = this.handlers.get(spec.name);
@@ -371,7 +394,10 @@ export class Connection implements Subscriber {
       'closing client: protocol error',
     );
     const outcome = failure.replyBeforeClose ? error(`ERR ${failure.message}`) : [];
-    this.slots.push({ outcome, protocol: this.session.protocol, closeAfter: true, pushBytes: 0 });
+    const slot = new Slot(this.session.protocol, '');
+    slot.outcome = outcome;
+    slot.closeAfter = true;
+    this.slots.push(slot);
     this.closing = true;
     this.scheduleFlush();
   }

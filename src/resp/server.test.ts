@@ -118,14 +118,23 @@ describe('RespServer with one node', () => {
     const [server] = await startCluster(1);
     const node = (server as RespServer).node;
     const events: string[] = [];
-    const write = node.write.bind(node);
-    node.write = (db, argv, order) =>
-      write(db, argv, order).then((reply) => {
-        // Queued before the connection hears of the answer: with the reply
-        // left to the next check phase, this would run first.
-        setImmediate(() => events.push('immediate'));
-        return reply;
-      });
+    const writeTo = node.writeTo.bind(node);
+    node.writeTo = ((db, argv, order, sink, token) =>
+      writeTo(
+        db,
+        argv,
+        order,
+        {
+          reply: (t, reply) => {
+            // Queued before the connection hears of the answer: with the reply
+            // left to the next check phase, this would run first.
+            setImmediate(() => events.push('immediate'));
+            sink.reply(t, reply);
+          },
+          fail: (t, failure) => sink.fail(t, failure),
+        },
+        token,
+      )) as typeof node.writeTo;
     const port = (server as RespServer).port;
     const spy = vi.spyOn(Socket.prototype, 'write');
     spy.mockImplementation(function (this: Socket, ...args: Parameters<Socket['write']>) {

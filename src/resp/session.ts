@@ -29,7 +29,7 @@ export class Session {
   lastCommandMs: number;
   lastCommand = 'NULL';
   /** Writes (and EXECs) issued on this connection; never reset. */
-  private writesIssued = 0;
+  private issued = 0;
 
   constructor(
     readonly id: number,
@@ -50,8 +50,11 @@ export class Session {
    * the TRYAGAIN, and the order it sees is the order applied).
    */
   issueWrite(): WriteOrder {
-    const mine = ++this.writesIssued;
-    return { mayRetry: () => this.writesIssued === mine };
+    return new IssuedWrite(this, ++this.issued);
+  }
+
+  get writesIssued(): number {
+    return this.issued;
   }
 
   get subscriptionCount(): number {
@@ -105,5 +108,17 @@ export class Session {
       `lib-ver=${this.libVer}`,
       `resp=${this.protocol}`,
     ].join(' ');
+  }
+}
+
+/** A write's place among its connection's writes (one small object per write, no closure). */
+class IssuedWrite implements WriteOrder {
+  constructor(
+    private readonly session: Session,
+    private readonly seq: number,
+  ) {}
+
+  mayRetry(): boolean {
+    return this.session.writesIssued === this.seq;
   }
 }
