@@ -65,6 +65,39 @@ describe('prepareWrite', () => {
   });
 });
 
+describe('apply of entries this node encoded', () => {
+  /** A copy of `data` whose value no longer decodes: only the remembered entry applies right. */
+  const spoil = (data: Uint8Array): void => {
+    data.fill(0xff, data.length - 4);
+  };
+
+  test('uses the entry it encoded (found by the bytes object), not a decode of the bytes', () => {
+    const sm = new KvStateMachine();
+    const data = sm.prepareWrite(0, ['SET', 'k', 'value'], t0, 1) as Uint8Array;
+    spoil(data);
+    expect(sm.apply(1, data).reply).toEqual({ kind: 'simple', value: 'OK' });
+    expect(sm.read(0, ['GET', 'k'], t0, Math.random)).toEqual({ kind: 'bulk', value: 'value' });
+    // Equal bytes in another object are decoded.
+    const again = sm.prepareWrite(0, ['SET', 'k', 'other'], t0, 1) as Uint8Array;
+    expect(sm.apply(2, Uint8Array.from(again)).reply).toEqual({ kind: 'simple', value: 'OK' });
+    expect(sm.read(0, ['GET', 'k'], t0, Math.random)).toEqual({ kind: 'bulk', value: 'other' });
+  });
+
+  test('passes over entries that never applied, within a bound, and forgets them', () => {
+    const sm = new KvStateMachine();
+    for (let i = 0; i < 10; i++) sm.prepareWrite(0, ['SET', 'lost', String(i)], t0, 1);
+    const data = sm.prepareWrite(0, ['SET', 'k', 'kept'], t0, 1) as Uint8Array;
+    spoil(data);
+    expect(sm.apply(1, data).reply).toEqual({ kind: 'simple', value: 'OK' });
+    expect(sm.read(0, ['GET', 'k'], t0, Math.random)).toEqual({ kind: 'bulk', value: 'kept' });
+    // Past the search bound the entry is decoded, as a follower would.
+    for (let i = 0; i < 100; i++) sm.prepareWrite(0, ['SET', 'lost', String(i)], t0, 1);
+    const far = sm.prepareWrite(0, ['SET', 'k', 'far'], t0, 1) as Uint8Array;
+    spoil(far);
+    expect(() => sm.apply(2, far)).toThrow(CorruptDataError);
+  });
+});
+
 describe('apply', () => {
   test('throws on corrupt or unknown entries instead of skipping them', () => {
     const sm = new KvStateMachine();

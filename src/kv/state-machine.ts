@@ -54,20 +54,66 @@ function checkSeed(seed: number): void {
   assert(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, 'seed is a u32');
 }
 
-/** Most encoded entries remembered for their apply (see `encoded`). */
-const encodedMax = 64 * 1024;
+/** Most encoded entries remembered for their apply (see `EncodedEntries`), a power of 2. */
+const encodedMax = 4096;
+/** How far past the oldest remembered entry an apply looks for its own. */
+const encodedSearchMax = 64;
+
+/**
+ * The entries this node encoded (on the leader, its own proposals), in the
+ * order encoded, so applying them skips decoding what was just encoded: the
+ * log keeps the proposed bytes object itself, and the entry is found by
+ * that identity. A ring allocated once, not a Map: a Map's table is
+ * reallocated as entries come and go, in the old generation once the Map
+ * is there, and the young entries a dropped table still points to survive
+ * scavenges until the next full collection, with the requests they reference.
+ *
+ * A node applies its own entries in the order it encoded them, skipping
+ * those that never apply (refused, or lost to a new leader). So an apply
+ * looks from the oldest entry on, a bounded way, and forgets the ones it
+ * passes; a full ring forgets its oldest. A forgotten entry is decoded, as on
+ * followers: a miss costs time, never correctness.
+ */
+class EncodedEntries {
+  private readonly bytes: (Uint8Array | undefined)[] = new Array(encodedMax).fill(undefined);
+  private readonly entries: (KvEntry | undefined)[] = new Array(encodedMax).fill(undefined);
+  /** Positions ever used: the oldest remembered at `head`, the next free at `tail`. */
+  private head = 0;
+  private tail = 0;
+
+  add(bytes: Uint8Array, entry: KvEntry): void {
+    if (this.tail - this.head === encodedMax) this.forget(this.head + 1);
+    const at = this.tail++ & (encodedMax - 1);
+    this.bytes[at] = bytes;
+    this.entries[at] = entry;
+  }
+
+  /** The entry encoded as `bytes`, forgotten with every older one; undefined if not remembered. */
+  take(bytes: Uint8Array): KvEntry | undefined {
+    const end = Math.min(this.tail, this.head + encodedSearchMax);
+    for (let i = this.head; i < end; i++) {
+      const at = i & (encodedMax - 1);
+      if (this.bytes[at] !== bytes) continue;
+      const entry = this.entries[at];
+      this.forget(i + 1);
+      return entry;
+    }
+    return undefined;
+  }
+
+  /** Forgets the entries before position `until`. */
+  private forget(until: number): void {
+    for (; this.head < until; this.head++) {
+      const at = this.head & (encodedMax - 1);
+      this.bytes[at] = undefined;
+      this.entries[at] = undefined;
+    }
+  }
+}
 
 export class KvStateMachine {
   private readonly ks: Keyspace;
-  /**
-   * The entries this node encoded (on the leader, its own proposals), by
-   * their bytes, so applying them skips decoding what was just encoded. The
-   * log keeps the proposed bytes object itself. A Map keyed by identity, not
-   * a WeakMap: ephemeron tables rehash on every delete and slow the GC. Bytes
-   * that never apply (a lost leadership) would stay, so it is cleared when
-   * it reaches `encodedMax`; those entries are then decoded as on followers.
-   */
-  private readonly encoded = new Map<Uint8Array, KvEntry>();
+  private readonly encoded = new EncodedEntries();
 
   constructor(keyspace: Keyspace = new Keyspace()) {
     this.ks = keyspace;
@@ -147,8 +193,7 @@ export class KvStateMachine {
 
   private encode(entry: KvEntry): Uint8Array {
     const bytes = encodeEntry(entry);
-    if (this.encoded.size >= encodedMax) this.encoded.clear();
-    this.encoded.set(bytes, entry);
+    this.encoded.add(bytes, entry);
     return bytes;
   }
 
@@ -158,8 +203,7 @@ export class KvStateMachine {
    */
   apply(index: number, data: Uint8Array): ApplyResult {
     assert(Number.isInteger(index) && index > this.ks.appliedIndex, 'apply index increases');
-    const entry = this.encoded.get(data) ?? decodeEntry(data);
-    this.encoded.delete(data);
+    const entry = this.encoded.take(data) ?? decodeEntry(data);
     this.ks.appliedIndex = index;
     this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
     if (entry.tag === 'expire') return { reply: this.applyExpire(entry.keys) };

@@ -44,6 +44,7 @@ import type {
 import { entryBytes, logIndex, noNode } from '../raft/types.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import type { SeekableSnapshotSource } from '../transport/snapshot-transfer.js';
+import { ProposalTable } from './proposal-table.js';
 
 /** The replicated application: applies committed entries, snapshots and restores. */
 export interface StateMachine<Result> {
@@ -189,23 +190,26 @@ export interface ProposalSink<Result> {
   refused(error: RaftRefusedError): void;
 }
 
+/**
+ * A proposal waiting for its index to apply. Two may wait at one index: an
+ * older term's, when this node lost leadership, its log was cut below that
+ * index and it leads again. The older entry may still commit (a leader of
+ * a later term may hold it), so it waits for the index to apply like the
+ * newer one; whichever entry applies there settles its proposal, and the
+ * other is lost.
+ */
 class PendingProposal<Result> {
   /** Set once the entry applied (or was lost), just before the sink is told. */
   result: Result | null = null;
   failure: RaftRefusedError | null = null;
+  next: PendingProposal<Result> | null = null;
 
   constructor(
+    readonly index: number,
     readonly term: Term,
     /** Payload bytes, counted against `pendingBytesMax` until settled. */
     readonly bytes: number,
     readonly sink: ProposalSink<Result>,
-    /**
-     * An earlier proposal at the same index, from an older term: this node
-     * lost leadership, its log was cut below that index, and it leads
-     * again. The older entry may still commit (a leader of a later term may
-     * hold it), so it waits for that index to apply like this one.
-     */
-    readonly displaced: PendingProposal<Result> | null,
   ) {}
 }
 
@@ -274,10 +278,9 @@ export class RaftDriver<Result> {
   private readyScheduled = false;
   /** The durable halves of Readys, chained so they run in order. */
   private durableChain: Promise<void> = Promise.resolve();
-  /** Proposals waiting for their index to apply, by index (older terms' chained behind). */
-  private readonly proposals = new Map<number, PendingProposal<Result>>();
-  /** How many proposals `proposals` holds, and the sum of their `bytes`. */
-  private pendingCount = 0;
+  /** Proposals waiting for their index to apply. */
+  private readonly proposals: ProposalTable<PendingProposal<Result>>;
+  /** The sum of `bytes` over `proposals`. */
   private pendingBytes = 0;
   /** Proposals whose outcome is known, for their sinks to hear in one microtask. */
   private settled: PendingProposal<Result>[] = [];
@@ -356,6 +359,7 @@ export class RaftDriver<Result> {
     this.compactedTo = persisted.snapshot.index;
     this.retainFloor = persisted.snapshot.index;
     this.appliedMembership = persisted.snapshot.membership;
+    this.proposals = new ProposalTable(options.pendingProposalsMax);
     this.catchUpEntries = options.catchUpEntries ?? defaultCatchUpEntries;
     this.retainEntriesMax =
       options.retainEntriesMax ??
@@ -509,14 +513,14 @@ export class RaftDriver<Result> {
    */
   proposeTo(data: Uint8Array, sink: ProposalSink<Result>): RaftRefusedError | null {
     if (this.stopped) return shutdownError();
-    if (this.pendingCount >= this.options.pendingProposalsMax) {
+    if (this.proposals.size >= this.options.pendingProposalsMax) {
       return new RaftRefusedError({
         kind: 'tooMany',
         message: `more than ${this.options.pendingProposalsMax} writes are waiting to commit; retry after a short pause`,
       });
     }
     const bytesMax = this.options.pendingBytesMax ?? defaultPendingBytesMax;
-    if (this.pendingCount > 0 && this.pendingBytes + data.length > bytesMax) {
+    if (this.proposals.size > 0 && this.pendingBytes + data.length > bytesMax) {
       return new RaftRefusedError({
         kind: 'tooMany',
         message:
@@ -607,7 +611,7 @@ export class RaftDriver<Result> {
   }
 
   private failWaiting(error: RaftRefusedError): void {
-    for (const index of [...this.proposals.keys()]) this.settleProposals(index, null, null, error);
+    for (const index of this.proposals.indexes()) this.settleProposals(index, null, null, error);
     this.readsToSend?.reject(error);
     this.readsToSend = null;
     for (const sent of this.readsSent.values()) sent.reads.reject(error);
@@ -819,7 +823,7 @@ export class RaftDriver<Result> {
     this.log.info({ index: meta.index, term: meta.term }, 'installed a snapshot from the leader');
     // Proposals at or below the snapshot were decided by others; their results are unknown here.
     const lost = lostError('a snapshot replaced the log before the entry was applied here');
-    for (const index of [...this.proposals.keys()]) {
+    for (const index of this.proposals.indexes()) {
       if (index <= meta.index) this.settleProposals(index, null, null, lost);
     }
   }
@@ -848,10 +852,9 @@ export class RaftDriver<Result> {
     bytes: number,
     sink: ProposalSink<Result>,
   ): void {
-    const displaced = this.proposals.get(index) ?? null;
-    assert(displaced === null || displaced.term < term, 'one proposal per index and term');
-    this.proposals.set(index, new PendingProposal(term, bytes, sink, displaced));
-    this.pendingCount++;
+    const older = this.proposals.newestAt(index);
+    assert(older === null || older.term < term, 'one proposal per index and term');
+    this.proposals.add(new PendingProposal(index, term, bytes, sink));
     this.pendingBytes += bytes;
   }
 
@@ -866,11 +869,7 @@ export class RaftDriver<Result> {
     result: Result | null,
     failure: RaftRefusedError | null,
   ): void {
-    let p = this.proposals.get(index) ?? null;
-    if (p === null) return;
-    this.proposals.delete(index);
-    for (; p !== null; p = p.displaced) {
-      this.pendingCount--;
+    for (let p = this.proposals.take(index); p !== null; p = p.next) {
       this.pendingBytes -= p.bytes;
       if (failure !== null) p.failure = failure;
       else if (p.term === term) p.result = result;
@@ -878,10 +877,7 @@ export class RaftDriver<Result> {
       if (this.settled.length === 0) queueMicrotask(this.tellSettled);
       this.settled.push(p);
     }
-    assert(
-      this.pendingCount >= 0 && this.pendingBytes >= 0,
-      'pending proposals and their bytes never go negative',
-    );
+    assert(this.pendingBytes >= 0, 'pending proposal bytes never go negative');
   }
 
   /**
