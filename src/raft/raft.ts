@@ -69,6 +69,8 @@ export interface Status {
 }
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
+/** What a follower is owed at the leader's next flush: entries it lacks, or an append even if empty. */
+type AppendOwed = 'nothing' | 'entries' | 'evenIfEmpty';
 
 const emptyData = new Uint8Array(0);
 
@@ -117,8 +119,13 @@ export class RaftNode {
   private readonly votes = new Map<NodeId, boolean>();
   /** Leader only: one entry per other member. */
   private readonly progress = new Map<NodeId, Progress>();
-  /** Leader only: followers to send appends to at the next flush (value: send even if empty). */
-  private readonly needsAppend = new Map<NodeId, boolean>();
+  /**
+   * Leader only: what each follower is owed at the next flush. Every
+   * follower keeps its key and `flush` resets the value, rather than a
+   * cleared Map: a Map's clear allocates a new table, in the old generation
+   * once the Map is there, and flush runs once per batch.
+   */
+  private readonly needsAppend = new Map<NodeId, AppendOwed>();
   private leadTransferee: NodeId = noNode;
   /** Set once a TimeoutNow went out: the target may win despite followers' leases. */
   private leaseRevoked = false;
@@ -276,7 +283,7 @@ export class RaftNode {
     const pr = this.progress.get(to);
     assert(pr !== undefined, `no progress for voter ${to}`);
     if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-    else this.needsAppend.set(to, true);
+    else this.needsAppend.set(to, 'evenIfEmpty');
     return { ok: true };
   }
 
@@ -849,9 +856,7 @@ export class RaftNode {
       pr.inflights.freeLE(m.matchIndex);
     }
     this.maybeCommit();
-    if (pr.match < this.log.lastIndex()) {
-      this.needsAppend.set(m.from, this.needsAppend.get(m.from) ?? false);
-    }
+    if (pr.match < this.log.lastIndex()) this.oweEntries(m.from);
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
       this.sendTimeoutNow(m.from);
     }
@@ -861,7 +866,9 @@ export class RaftNode {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
-    if (pr.maybeDecrTo(m.rejectedIndex, this.nextFromHint(m))) this.needsAppend.set(m.from, true);
+    if (pr.maybeDecrTo(m.rejectedIndex, this.nextFromHint(m))) {
+      this.needsAppend.set(m.from, 'evenIfEmpty');
+    }
   }
 
   /** Where to retry after a rejection, from the follower's hint (§5.3). */
@@ -878,7 +885,7 @@ export class RaftNode {
     pr.probeSent = false;
     // The link works again: let one more append through even if the window is full.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
-    if (pr.match < this.log.lastIndex()) this.needsAppend.set(m.from, true);
+    if (pr.match < this.log.lastIndex()) this.needsAppend.set(m.from, 'evenIfEmpty');
     this.reads.ack(m.from, m.seq);
     this.releaseConfirmedReads();
   }
@@ -927,9 +934,13 @@ export class RaftNode {
     assert(e.term === this.term, `leader appending entry of term ${e.term} in term ${this.term}`);
     this.log.append([e]);
     this.uncommittedBytes += entryBytes(e);
-    for (const id of this.progress.keys()) {
-      if (!this.needsAppend.has(id)) this.needsAppend.set(id, false);
-    }
+    for (const id of this.progress.keys()) this.oweEntries(id);
+  }
+
+  /** `id` is owed the entries it lacks at the next flush (an empty append only if already owed). */
+  private oweEntries(id: NodeId): void {
+    const owed = this.needsAppend.get(id);
+    if (owed === undefined || owed === 'nothing') this.needsAppend.set(id, 'entries');
   }
 
   private nextIndex(): LogIndex {
@@ -983,7 +994,7 @@ export class RaftNode {
         this.cfg.inflightBytesMax,
       );
       this.progress.set(id, pr);
-      this.needsAppend.set(id, true);
+      this.needsAppend.set(id, 'evenIfEmpty');
     }
   }
 
@@ -1001,12 +1012,13 @@ export class RaftNode {
   private flush(): void {
     if (this.role !== 'leader') return;
     if (this.reads.wantsRound()) this.broadcastHeartbeat();
-    for (const [id, sendIfEmpty] of this.needsAppend) {
-      let sent = this.sendAppend(id, sendIfEmpty);
+    for (const [id, owed] of this.needsAppend) {
+      if (owed === 'nothing') continue;
+      this.needsAppend.set(id, 'nothing');
+      let sent = this.sendAppend(id, owed === 'evenIfEmpty');
       for (let i = 0; sent && i < this.cfg.inflightMessagesMax; i++)
         sent = this.sendAppend(id, false);
     }
-    this.needsAppend.clear();
   }
 
   /**

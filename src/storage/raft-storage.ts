@@ -111,8 +111,14 @@ export class RaftStorage {
   private pendingReset: SnapshotMeta | null;
   private closed = false;
   private readonly snapshotsKept: number;
-  /** Calls of `persist` and `saveSnapshot` not yet settled; `close` waits for them. */
-  private readonly running = new Set<Promise<unknown>>();
+  /**
+   * Calls of `persist`, `saveSnapshot` and `receiveSnapshot` not yet settled,
+   * and what `close` waits on for them to be none. A count, not a Set of the
+   * promises: a Set churned once per persist reallocates its table in the
+   * old generation, whose stale slots keep young promises alive.
+   */
+  private running = 0;
+  private onIdle: (() => void) | null = null;
 
   private constructor(
     private readonly dataDir: DataDir,
@@ -283,7 +289,11 @@ export class RaftStorage {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([...this.running]);
+    if (this.running > 0) {
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+      });
+    }
     try {
       await this.wal.close();
     } finally {
@@ -292,13 +302,18 @@ export class RaftStorage {
   }
 
   private track<T>(work: Promise<T>): Promise<T> {
-    this.running.add(work);
-    const untrack = (): void => {
-      this.running.delete(work);
-    };
-    work.then(untrack, untrack);
+    this.running++;
+    work.then(this.untrack, this.untrack);
     return work;
   }
+
+  private readonly untrack = (): void => {
+    this.running--;
+    if (this.running === 0 && this.onIdle !== null) {
+      this.onIdle();
+      this.onIdle = null;
+    }
+  };
 
   /**
    * Waits until every append issued so far is durable, so that a snapshot
