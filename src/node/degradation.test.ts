@@ -20,6 +20,23 @@ function feed(d: DegradationDetector, fromMs: number, toMs: number, latencyMs: n
 }
 
 describe('DegradationDetector', () => {
+  it('computes the p99 over the newest 10,000 samples within the window', () => {
+    const d = new DegradationDetector(limits);
+    // 25,000 samples in one second: the first 15,000 slow, then 10,000 fast
+    // but for 50 of them (0.5%, under the 1% a p99 ignores).
+    for (let i = 0; i < 25_000; i++) {
+      const slowOne = i < 15_000 || (i - 15_000) % 200 === 0;
+      d.record('fsync', i / 25, slowOne ? 900 : 1 + (i % 7));
+    }
+    expect(d.state(1_000).fsyncP99Ms).toBe(7);
+    // A sample more drops the oldest: the window still holds 10,000.
+    d.record('fsync', 1_000, 900);
+    expect(d.state(1_000).fsyncP99Ms).toBe(7);
+    // Past the window only the newest sample is left.
+    expect(d.state(10_999).fsyncP99Ms).toBe(900);
+    expect(d.state(11_001).fsyncP99Ms).toBe(0);
+  });
+
   it('stays healthy with fast fsyncs', () => {
     const d = new DegradationDetector(limits);
     expect(feed(d, 0, 60_000, 5).degraded).toBe(false);
