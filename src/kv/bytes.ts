@@ -120,7 +120,11 @@ export class ByteReader {
     start = 0,
     end = bytes.length,
   ) {
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    // Entries from the peer transport are Buffers already: a second view
+    // per decoded entry was a tenth of a follower's allocation.
+    this.buf = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = start;
     this.end = end;
   }

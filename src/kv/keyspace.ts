@@ -114,35 +114,44 @@ export class SnapshotCapture {
   }
 
   /**
-   * Every key as of the start, each exactly once, as [db, key, entry,
-   * expireAtMs]; pull between applies freely.
+   * Hands every key as of the start to `emit`, each exactly once, pausing
+   * (one yield) whenever `full()` says the caller's chunk is ready; resume
+   * between applies freely. A callback and a yield per chunk, not a tuple
+   * and a generator result per key: snapshots of 100,000 keys every second
+   * or two under load made those a fifth of a follower's allocation.
    */
-  *records(): Generator<[number, string, KeyEntry, number]> {
+  *emitRecords(emit: RecordSink, full: () => boolean): Generator<void> {
     for (let db = 0; db < this.maps.length; db++) {
       const map = this.maps[db] as Map<string, KeyEntry>;
       const undo = this.undo[db] as Map<string, Undo>;
       for (const [key, e] of map) {
-        const u = undo.get(key);
+        const u = undo.size === 0 ? undefined : undo.get(key);
         if (u !== undefined) {
           if (u !== null) {
             undo.set(key, null);
-            yield [db, key, u.entry, u.expireAtMs];
+            emit(db, key, u.entry, u.expireAtMs);
+            if (full()) yield;
           }
           continue;
         }
         if (e.snapMark === this.id) continue;
         e.snapMark = this.id;
-        yield [db, key, e, this.expiryAtStart(db, key)];
+        emit(db, key, e, this.expiryAtStart(db, key));
+        if (full()) yield;
       }
       for (const [key, u] of undo) {
         if (u !== null) {
           undo.set(key, null);
-          yield [db, key, u.entry, u.expireAtMs];
+          emit(db, key, u.entry, u.expireAtMs);
+          if (full()) yield;
         }
       }
     }
   }
 }
+
+/** Receives one key of a snapshot: its db, name, entry and expiry (0 for none). */
+export type RecordSink = (db: number, key: string, entry: KeyEntry, expireAtMs: number) => void;
 
 export interface DbStats {
   readonly db: number;

@@ -24,6 +24,7 @@ import {
   type HashValue,
   KeyEntry,
   Keyspace,
+  type RecordSink,
   type SetValue,
   type SnapshotCapture,
   type TypeName,
@@ -135,11 +136,13 @@ export class KvSnapshot implements Iterable<Uint8Array> {
       const w = new ByteWriter(Math.min(this.chunkBytes, snapshotChunkBytes) + 1024);
       writeHeader(w, this.capture.clockMs, this.capture.appliedIndex);
       let records = 0;
-      for (const [db, key, e, expireAtMs] of this.capture.records()) {
-        if (this.closed) return;
+      const emit: RecordSink = (db, key, e, expireAtMs) => {
         writeRecord(w, db, key, e, expireAtMs, false);
         records++;
-        if (w.length >= this.chunkBytes) yield w.take();
+      };
+      for (const _ of this.capture.emitRecords(emit, () => w.length >= this.chunkBytes)) {
+        yield w.take();
+        if (this.closed) return;
       }
       w.u8(0);
       w.f64(records);
