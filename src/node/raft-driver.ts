@@ -664,11 +664,13 @@ export class RaftDriver<Result> {
     this.readyScheduled = true;
     // After the I/O callbacks of this turn: everything that arrived together
     // goes out in one Ready (one append per follower, one fsync).
-    setImmediate(() => {
-      this.readyScheduled = false;
-      this.processReady();
-    });
+    setImmediate(this.runScheduledReady);
   }
+
+  private readonly runScheduledReady = (): void => {
+    this.readyScheduled = false;
+    this.processReady();
+  };
 
   private processReady(): void {
     if (this.stopped || this.fatal) return;

@@ -11,11 +11,24 @@ export function majority(n: number): number {
  * Zero for no voters.
  */
 export function quorumValue(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => b - a);
-  const v = sorted[majority(values.length) - 1];
-  return v ?? 0;
+  const need = majority(values.length);
+  if (values.length > quorumByCountingMax) {
+    return [...values].sort((a, b) => b - a)[need - 1] ?? 0;
+  }
+  // The largest value that at least `need` values reach; O(n²) without the
+  // copy and comparator a sort allocates (the leader calls this per ack).
+  let best = 0;
+  for (const v of values) {
+    if (v <= best) continue;
+    let reached = 0;
+    for (const w of values) if (w >= v) reached++;
+    if (reached >= need) best = v;
+  }
+  return best;
 }
+
+/** Up to this many voters `quorumValue` counts instead of sorting. */
+const quorumByCountingMax = 9;
 
 export type VoteOutcome = 'won' | 'lost' | 'pending';
 

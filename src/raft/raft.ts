@@ -127,6 +127,8 @@ export class RaftNode {
    */
   private readonly needsAppend = new Map<NodeId, AppendOwed>();
   private leadTransferee: NodeId = noNode;
+  /** maybeCommit's match index per voter, in the order of the voters. */
+  private matchScratch: number[] = [];
   /** Set once a TimeoutNow went out: the target may win despite followers' leases. */
   private leaseRevoked = false;
   private uncommittedBytes = 0;
@@ -897,9 +899,14 @@ export class RaftNode {
    */
   private maybeCommit(): void {
     const voters = this.log.membership().voters;
-    const matches = voters.map((v) =>
-      v === this.id ? this.log.stable : (this.progress.get(v)?.match ?? 0),
-    );
+    // Reused: this runs per acknowledgement, and a fresh array and closure
+    // per call were garbage on every write's path.
+    if (this.matchScratch.length !== voters.length) this.matchScratch = voters.map(() => 0);
+    const matches = this.matchScratch;
+    for (let i = 0; i < voters.length; i++) {
+      const v = voters[i] as NodeId;
+      matches[i] = v === this.id ? this.log.stable : (this.progress.get(v)?.match ?? 0);
+    }
     const candidate = logIndex(this.rules.quorumValue(matches));
     if (candidate <= this.log.committed) return;
     const t = this.log.term(candidate);

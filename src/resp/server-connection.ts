@@ -413,8 +413,11 @@ export class Connection implements Subscriber, ReplySink<Slot> {
    */
   private scheduleFlush(): void {
     if (this.flushScheduled !== null) return;
-    this.flushScheduled = setImmediate(() => this.flush());
+    this.flushScheduled = setImmediate(this.flushNow);
   }
+
+  /** One function for every scheduled flush, not a closure each. */
+  private readonly flushNow = (): void => this.flush();
 
   private flush(): void {
     this.flushScheduled = null;

@@ -173,11 +173,14 @@ export class Connection {
 
   private scheduleFlush(): void {
     if (this.flushImmediate !== null || this.blocked) return;
-    this.flushImmediate = setImmediate(() => {
-      this.flushImmediate = null;
-      this.flush();
-    });
+    this.flushImmediate = setImmediate(this.flushScheduled);
   }
+
+  /** One function for every scheduled flush, not a closure each. */
+  private readonly flushScheduled = (): void => {
+    this.flushImmediate = null;
+    this.flush();
+  };
 
   private flush(): void {
     while (!this.blocked && !this.closedFlag) {
