@@ -129,6 +129,44 @@ describe('TandemNode over real sockets and disks', () => {
     expect(reply.kind).toBe('error');
   });
 
+  it('answers writeTo through its sink after the call returned, or at once when the answer is known', async () => {
+    const members = await loopbackMembers(1);
+    const node = await startTestNode(root, 'n1', members, log);
+    nodes = [node];
+    await waitFor('a leader', () => (node.isLeader ? true : undefined));
+    const heard: string[] = [];
+    let inCall = false;
+    const sink = {
+      reply: (token: string, reply: { kind: string }) => {
+        heard.push(`${token} ${reply.kind}${inCall ? ' (within the call)' : ''}`);
+      },
+      fail: (token: string) => heard.push(`${token} failed`),
+    };
+    const writeTo = (argv: string[], token: string) => {
+      inCall = true;
+      try {
+        return node.writeTo(0, argv, { mayRetry: () => true }, sink, token);
+      } finally {
+        inCall = false;
+      }
+    };
+    expect(writeTo(['SET', 'a', '1'], 'w1')).toBeNull();
+    expect(writeTo(['SET', 'a', '2', 'EX', 'zero'], 'w2')).toMatchObject({ kind: 'error' });
+    await waitFor('the reply', () => (heard.length > 0 ? true : undefined));
+    expect(heard).toEqual(['w1 simple']);
+    expect((await node.read(0, ['GET', 'a'], false)) as unknown).toEqual({
+      kind: 'bulk',
+      value: '1',
+    });
+    // Stopped: refused at once, as a reply rather than through the sink.
+    await node.stop();
+    const refused = writeTo(['SET', 'a', '3'], 'w3');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (refused === null) expect(heard.slice(1)).toEqual([expect.stringMatching(/^w3 error$/)]);
+    else expect(refused).toMatchObject({ kind: 'error' });
+    expect(heard.filter((h) => h.includes('within the call'))).toEqual([]);
+  });
+
   it('retries a refused write only while no later write of its client went out', async () => {
     // One member of three: never a quorum, so every write is refused with TRYAGAIN.
     const members = await loopbackMembers(3);

@@ -560,7 +560,10 @@ export class TandemNode {
       this.config.requestTimeoutMs,
     );
     const refusal = driver.proposeTo(prepared, write);
-    if (refusal !== null) write.answer(refusedReply(refusal));
+    if (refusal === null) return null;
+    const reply = refusedReply(refusal);
+    if (!isTryAgain(reply)) return reply;
+    write.answer(reply); // retried: answered later
     return null;
   }
 
