@@ -181,9 +181,9 @@ export interface DriverEvents<Result> {
  * synchronously inside the call that proposed it: `applied` with what the
  * state machine returned (null for no-ops and conf changes), or `refused`
  * when the entry was lost to a new leader (it was not applied, and a retry
- * is safe) or the driver stopped. An object rather than a promise: the
- * RESP write path passes one it already allocated per command, instead of
- * a promise, its reaction and the closures chained onto it.
+ * is safe) or the driver stopped. An object rather than a promise: a write
+ * on the RESP path costs one (TandemNode's LeaderWrite) instead of a
+ * promise, its reaction and the closures chained onto it.
  */
 export interface ProposalSink<Result> {
   applied(result: Result | null): void;
@@ -889,14 +889,18 @@ export class RaftDriver<Result> {
   private readonly tellSettled = (): void => {
     const settled = this.settled;
     this.settled = [];
+    let thrown: { error: unknown } | null = null;
     for (const p of settled) {
       try {
         if (p.failure !== null) p.sink.refused(p.failure);
         else p.sink.applied(p.result);
       } catch (error) {
-        this.log.error({ err: error }, 'a proposal outcome handler failed');
+        thrown ??= { error };
       }
     }
+    // A sink that throws is a bug: the others still hear their outcome, then
+    // it surfaces as an uncaught exception, as from a promise reaction.
+    if (thrown !== null) throw thrown.error;
   };
 
   private serveReads(): void {
