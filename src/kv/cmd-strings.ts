@@ -58,11 +58,16 @@ function parseExpiryOption(
   return [expiryAmount(arg(argv, i + 1), u[0], u[1], name), 2];
 }
 
+const noExpiry: Expiry = { kind: 'none' };
+/** SET key value: no options, no object per command (the common case). */
+const plainSet: SetArgs = { nx: false, xx: false, get: false, expiry: noExpiry };
+
 function parseSet(argv: readonly string[]): SetArgs {
+  if (argv.length === 3) return plainSet;
   let nx = false;
   let xx = false;
   let get = false;
-  let expiry: Expiry = { kind: 'none' };
+  let expiry = noExpiry;
   for (let i = 3; i < argv.length; ) {
     const o = upper(arg(argv, i));
     if (o === 'NX' && !xx) nx = true;
