@@ -61,9 +61,11 @@ const encodedSearchMax = 64;
 
 /**
  * The entries this node encoded (on the leader, its own proposals), in the
- * order encoded, so applying them skips decoding what was just encoded: the
- * log keeps the proposed bytes object itself, and the entry is found by
- * that identity. A ring allocated once, not a Map: a Map's table is
+ * order encoded, so applying them skips decoding what was just encoded. The
+ * log hands back a new view of the proposed bytes, so an entry is found by
+ * where its bytes are: the same buffer, offset and length (a buffer is
+ * never written again while an encoded entry in it is remembered, see
+ * `encode`). A ring allocated once, not a Map: a Map's table is
  * reallocated as entries come and go, in the old generation once the Map
  * is there, and the young entries a dropped table still points to survive
  * scavenges until the next full collection, with the requests they reference.
@@ -74,6 +76,16 @@ const encodedSearchMax = 64;
  * passes; a full ring forgets its oldest. A forgotten entry is decoded, as on
  * followers: a miss costs time, never correctness.
  */
+/** Whether `a` and `b` view the same bytes of the same buffer. */
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  return (
+    a !== undefined &&
+    a.buffer === b.buffer &&
+    a.byteOffset === b.byteOffset &&
+    a.byteLength === b.byteLength
+  );
+}
+
 class EncodedEntries {
   private readonly bytes: (Uint8Array | undefined)[] = new Array(encodedMax).fill(undefined);
   private readonly entries: (KvEntry | undefined)[] = new Array(encodedMax).fill(undefined);
@@ -93,7 +105,7 @@ class EncodedEntries {
     const end = Math.min(this.tail, this.head + encodedSearchMax);
     for (let i = this.head; i < end; i++) {
       const at = i & (encodedMax - 1);
-      if (this.bytes[at] !== bytes) continue;
+      if (!sameBytes(this.bytes[at], bytes)) continue;
       const entry = this.entries[at];
       this.forget(i + 1);
       return entry;
@@ -192,6 +204,8 @@ export class KvStateMachine {
   }
 
   private encode(entry: KvEntry): Uint8Array {
+    // Fresh bytes each time (a new allocation, never reused while referenced),
+    // so their place identifies them while `encoded` remembers them.
     const bytes = encodeEntry(entry);
     this.encoded.add(bytes, entry);
     return bytes;

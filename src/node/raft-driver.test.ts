@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
 import type { Ready } from '../raft/ready.js';
 import type { Entry, LogIndex, NodeId } from '../raft/types.js';
-import { logIndex, nodeId, term } from '../raft/types.js';
+import { entryBytes, logIndex, nodeId, term } from '../raft/types.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { RaftStorage } from '../storage/raft-storage.js';
 import {
@@ -603,11 +603,16 @@ describe('compactionTarget', () => {
 
 describe('retentionFloor', () => {
   // Entry i (1..100) carries i bytes of data, plus the core's 24 bytes of overhead.
-  const entryAt = (index: number): Entry | undefined =>
+  const entryBytesAt = (index: number): number | undefined =>
     index >= 1 && index <= 100
-      ? { kind: 'normal', index: logIndex(index), term: term(1), data: new Uint8Array(index) }
+      ? entryBytes({
+          kind: 'normal',
+          index: logIndex(index),
+          term: term(1),
+          data: new Uint8Array(index),
+        })
       : undefined;
-  const base = { snapshotIndex: 100, compactedTo: 0, entryAt };
+  const base = { snapshotIndex: 100, compactedTo: 0, entryBytesAt };
 
   it('keeps at most the entry bound before the snapshot', () => {
     expect(retentionFloor({ ...base, entriesMax: 30, bytesMax: Infinity })).toBe(70);

@@ -41,7 +41,7 @@ import type {
   SnapshotMeta,
   Term,
 } from '../raft/types.js';
-import { entryBytes, logIndex, noNode } from '../raft/types.js';
+import { logIndex, noNode } from '../raft/types.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import type { SeekableSnapshotSource } from '../transport/snapshot-transfer.js';
 import { ProposalTable } from './proposal-table.js';
@@ -1027,7 +1027,7 @@ export class RaftDriver<Result> {
           compactedTo: this.core.status().firstIndex - 1,
           entriesMax: this.retainEntriesMax,
           bytesMax: this.retainBytesMax,
-          entryAt: (i) => this.core.entry(logIndex(i)),
+          entryBytesAt: (i) => this.core.entryBytesAt(logIndex(i)),
         });
         // The core sends this snapshot from now on; what it discards is decided next.
         this.core.compact(index, logIndex(0));
@@ -1139,15 +1139,16 @@ export function retentionFloor(r: {
   readonly compactedTo: number;
   readonly entriesMax: number;
   readonly bytesMax: number;
-  readonly entryAt: (index: number) => Entry | undefined;
+  /** What the entry at `index` counts against byte limits, undefined when not in memory. */
+  readonly entryBytesAt: (index: number) => number | undefined;
 }): number {
   const lowest = Math.max(r.compactedTo, r.snapshotIndex - r.entriesMax);
   let floor = r.snapshotIndex;
   let bytes = 0;
   while (floor > lowest) {
-    const entry = r.entryAt(floor);
-    if (entry === undefined) break;
-    bytes += entryBytes(entry);
+    const size = r.entryBytesAt(floor);
+    if (size === undefined) break;
+    bytes += size;
     if (bytes > r.bytesMax) break;
     floor--;
   }

@@ -107,6 +107,109 @@ describe('RaftLog', () => {
     expect(log.lastIndexOfTerm(term(4), logIndex(10))).toBeUndefined();
   });
 
+  it('hands out what was appended, through truncation, compaction and restore (model check)', () => {
+    // Payloads are views into one buffer, so a handed-out view can be checked
+    // for the very bytes it was appended with (same buffer, offset, length).
+    const pool = new Uint8Array(4096).map((_, i) => i % 251);
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('append' as const), n: fc.integer({ min: 1, max: 6 }) }),
+      fc.record({
+        kind: fc.constant('accept' as const),
+        back: fc.nat(6),
+        n: fc.integer({ min: 0, max: 6 }),
+      }),
+      fc.record({ kind: fc.constant('compact' as const), back: fc.nat(6) }),
+      fc.record({ kind: fc.constant('restore' as const), ahead: fc.integer({ min: 1, max: 5 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
+        const log = new RaftLog(snapshot, [], logIndex(0));
+        /** What each index in the log must hold: term and payload position. */
+        const model = new Map<number, { term: number; offset: number; length: number }>();
+        let currentTerm = 1;
+        let offset = 0;
+        const make = (index: number, t: number): Entry => {
+          const length = (index * 7) % 13;
+          offset = (offset + 17) % (pool.length - 16);
+          model.set(index, { term: t, offset, length });
+          return {
+            kind: 'normal',
+            term: term(t),
+            index: logIndex(index),
+            data: pool.subarray(offset, offset + length),
+          };
+        };
+        for (const o of ops) {
+          const last = log.lastIndex();
+          if (o.kind === 'append') {
+            const batch: Entry[] = [];
+            for (let i = 1; i <= o.n; i++) batch.push(make(last + i, currentTerm));
+            log.append(batch);
+          } else if (o.kind === 'accept') {
+            // A new leader's entries after a point at or past the commit: a conflict truncates.
+            const prev = Math.max(log.committed, log.firstIndex() - 1, last - o.back);
+            currentTerm++;
+            const sent: Entry[] = [];
+            for (let i = 1; i <= o.n; i++) sent.push(make(prev + i, currentTerm));
+            for (let i = prev + o.n + 1; i <= last && o.n > 0; i++) model.delete(i);
+            log.acceptFromLeader(logIndex(prev), sent);
+          } else if (o.kind === 'compact') {
+            const to = Math.max(log.firstIndex() - 1, last - o.back);
+            log.commitTo(logIndex(Math.max(log.committed, to)));
+            log.appliedTo(logIndex(to));
+            log.compact(logIndex(to));
+          } else {
+            const at = Math.max(last, log.committed) + o.ahead;
+            currentTerm++;
+            log.restore({
+              index: logIndex(at),
+              term: term(currentTerm),
+              membership: snapshot.membership,
+            });
+            model.clear();
+          }
+          for (let i = log.firstIndex(); i <= log.lastIndex(); i++) {
+            const e = log.entry(logIndex(i));
+            const want = model.get(i);
+            expect(e?.kind === 'normal' && want !== undefined).toBe(true);
+            if (e?.kind !== 'normal' || want === undefined) return;
+            expect([e.index, e.term]).toEqual([i, want.term]);
+            expect([e.data.buffer, e.data.byteOffset, e.data.byteLength]).toEqual([
+              pool.buffer,
+              want.offset,
+              want.length,
+            ]);
+            expect(log.entryBytesAt(logIndex(i))).toBe(entryBytes(e));
+          }
+          expect(log.entry(logIndex(log.firstIndex() - 1))).toBeUndefined();
+          expect(log.entry(logIndex(log.lastIndex() + 1))).toBeUndefined();
+          expect(log.entryBytesAt(logIndex(log.lastIndex() + 1))).toBeUndefined();
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps no entry object for older entries: it makes one viewing the same bytes', () => {
+    const count = 5000;
+    const appended = entries(
+      Array.from({ length: count }, () => 1),
+      1,
+    );
+    const log = new RaftLog(snapshot, [], logIndex(0));
+    for (const e of appended) log.append([e]);
+    // The last ones appended are handed out as they were, the old ones anew.
+    expect(log.entry(logIndex(count))).toBe(appended[count - 1]);
+    const old = log.entry(logIndex(1));
+    expect(old).not.toBe(appended[0]);
+    expect(old).toEqual(appended[0]);
+    // A truncation and a new entry at an index the ring still holds are seen.
+    const log2 = new RaftLog(snapshot, entries([1, 1, 1]), logIndex(0));
+    log2.acceptFromLeader(logIndex(1), entries([2], 2));
+    expect(log2.entry(logIndex(2))?.term).toBe(2);
+    expect(log2.entry(logIndex(3))).toBeUndefined();
+  });
+
   it('rejects entries whose terms go backwards', () => {
     expect(() => new RaftLog(snapshot, entries([2, 1]), logIndex(0))).toThrow(/term 1 below 2/);
   });

@@ -1,7 +1,7 @@
 import { assert, fail } from './assert.js';
 import { applyConfChange } from './membership.js';
-import type { Entry, LogIndex, Membership, SnapshotMeta, Term } from './types.js';
-import { entryBytes, logIndex } from './types.js';
+import type { ConfChange, Entry, LogIndex, Membership, SnapshotMeta, Term } from './types.js';
+import { confEntryBytes, entryOverheadBytes, logIndex } from './types.js';
 
 /**
  * The in-memory log of one node: a snapshot followed by the entries after it.
@@ -21,15 +21,54 @@ import { entryBytes, logIndex } from './types.js';
  * little behind catch up by appends (etcd's SnapshotCatchUpEntries):
  *
  *   snapshot.index <= latestSnapshot.index <= applying
+ *
+ * The entries are kept column by column, not as the Entry objects they
+ * arrive in. A node holds every entry since its last snapshot (100,000 and
+ * more under load), so each entry and its payload's view outlive the young
+ * generation: the collector copied them twice and then marked them until
+ * they were compacted away, 150 heap bytes per entry. Here an entry is a
+ * term, its payload's buffer, offset and length: four array slots, and no
+ * object of its own.
+ *
+ * The Entry objects handed out (`entry`, `slice`, `takeUnpersisted`,
+ * `takeCommitted`) are the ones appended while an entry is among the last
+ * `recentEntriesMax` appended: those are what persisting, replicating and
+ * applying ask for, each a few times, within milliseconds of the append,
+ * and they die young. An older entry is made anew, a normal entry's data
+ * a new view of the bytes it was appended with (the same buffer, offset
+ * and length; not a copy).
  */
+/** How many of the last appended entries `RaftLog.recent` keeps (a power of 2). */
+const recentEntriesMax = 2048;
+const recentMask = recentEntriesMax - 1;
+
 export class RaftLog {
   private snap: SnapshotMeta;
   /** The newest snapshot stored durably; at or after `snap`. */
   private latest: SnapshotMeta;
-  /** Invariant: entries[k].index === snap.index + 1 + k, terms non-decreasing. */
-  private entries: Entry[];
-  /** Indexes of the conf entries in `entries`, ascending. */
+  /**
+   * Entry snap.index + 1 + k has term terms[k] (non-decreasing) and, when
+   * normal, the payload of lengths[k] bytes at offsets[k] in buffers[k]; a
+   * conf entry has null there and its change in `confChanges`. Invariant:
+   * the four columns have the same length.
+   */
+  private terms: Term[] = [];
+  private buffers: (ArrayBufferLike | null)[] = [];
+  private offsets: number[] = [];
+  private lengths: number[] = [];
+  /** Indexes of the conf entries in the log, ascending, and their changes. */
   private confIndexes: LogIndex[] = [];
+  private confChanges: ConfChange[] = [];
+  /**
+   * The entry objects last appended at each index modulo its size.
+   * Invariant: a slot holds the entry appended last at its index, or an
+   * entry no longer in the log (truncated or compacted away, its slot
+   * cleared unless overwritten), or nothing; allocated once, so no dropped
+   * table keeps young entries alive.
+   */
+  private readonly recent: (Entry | undefined)[] = new Array<Entry | undefined>(
+    recentEntriesMax,
+  ).fill(undefined);
   private membershipCache: Membership;
 
   /** Invariant: never decreases (a committed entry stays committed, §5.4). */
@@ -47,7 +86,6 @@ export class RaftLog {
   constructor(snapshot: SnapshotMeta, entries: readonly Entry[], committed: LogIndex) {
     this.snap = snapshot;
     this.latest = snapshot;
-    this.entries = [];
     this.membershipCache = snapshot.membership;
     this.appendUnchecked(entries, snapshot.index, snapshot.term);
     const last = this.lastIndex();
@@ -77,22 +115,61 @@ export class RaftLog {
   }
 
   lastIndex(): LogIndex {
-    return logIndex(this.snap.index + this.entries.length);
+    return logIndex(this.snap.index + this.terms.length);
   }
 
   lastTerm(): Term {
-    const last = this.entries.at(-1);
-    return last === undefined ? this.snap.term : last.term;
+    return this.terms.at(-1) ?? this.snap.term;
   }
 
   /** The term at `index`, or undefined when compacted away or beyond the end. */
   term(index: LogIndex): Term | undefined {
     if (index === this.snap.index) return this.snap.term;
-    return this.entries[index - this.snap.index - 1]?.term;
+    return this.terms[index - this.snap.index - 1];
   }
 
+  /** The entry at `index` (a new object each call), or undefined when compacted away or beyond the end. */
   entry(index: LogIndex): Entry | undefined {
-    return this.entries[index - this.snap.index - 1];
+    const k = index - this.snap.index - 1;
+    return k >= 0 && k < this.terms.length ? this.entryAt(k) : undefined;
+  }
+
+  /** What `entryBytes` counts for the entry at `index`, without making it; undefined when not in memory. */
+  entryBytesAt(index: LogIndex): number | undefined {
+    const k = index - this.snap.index - 1;
+    return k >= 0 && k < this.terms.length ? this.bytesAt(k) : undefined;
+  }
+
+  /** The entry in column slot `k`, which must be in range. */
+  private entryAt(k: number): Entry {
+    const term = this.terms[k] as Term;
+    const index = logIndex(this.snap.index + 1 + k);
+    const recent = this.recent[index & recentMask];
+    if (recent !== undefined && recent.index === index) {
+      assert(
+        recent.term === term,
+        `recent entry ${index} has term ${recent.term}, the log ${term}`,
+      );
+      return recent;
+    }
+    const buffer = this.buffers[k];
+    if (buffer === undefined) fail(`entry ${index} missing inside the log`);
+    if (buffer === null) return { kind: 'conf', term, index, change: this.confChangeAt(index) };
+    const data = new Uint8Array(buffer, this.offsets[k], this.lengths[k]);
+    return { kind: 'normal', term, index, data };
+  }
+
+  private confChangeAt(index: LogIndex): ConfChange {
+    const c = this.confChanges[this.confIndexes.lastIndexOf(index)];
+    assert(c !== undefined, `conf entry ${index} missing`);
+    return c;
+  }
+
+  /** What `entryBytes` counts for the entry in column slot `k`. */
+  private bytesAt(k: number): number {
+    return (
+      entryOverheadBytes + (this.buffers[k] === null ? confEntryBytes : (this.lengths[k] ?? 0))
+    );
   }
 
   matchTerm(index: LogIndex, t: Term): boolean {
@@ -125,12 +202,11 @@ export class RaftLog {
     if (hi > this.lastIndex() + 1) fail(`slice end ${hi} beyond last index ${this.lastIndex()}`);
     const out: Entry[] = [];
     let bytes = 0;
-    for (let i = lo; i < hi && out.length < entriesMax; i++) {
-      const e = this.entries[i - this.snap.index - 1];
-      if (e === undefined) fail(`entry ${i} missing inside the log`);
-      bytes += entryBytes(e);
+    const first = lo - this.snap.index - 1;
+    for (let k = first; k < hi - this.snap.index - 1 && out.length < entriesMax; k++) {
+      bytes += this.bytesAt(k);
       if (out.length > 0 && bytes > bytesMax) break;
-      out.push(e);
+      out.push(this.entryAt(k));
     }
     return out;
   }
@@ -196,12 +272,18 @@ export class RaftLog {
 
   private truncateFrom(index: LogIndex): void {
     if (index > this.lastIndex()) return;
-    this.entries.length = index - this.snap.index - 1;
+    this.forgetRecent(index, this.lastIndex());
+    const keep = index - this.snap.index - 1;
+    this.terms.length = keep;
+    this.buffers.length = keep;
+    this.offsets.length = keep;
+    this.lengths.length = keep;
     this.persisting = logIndex(Math.min(this.persisting, index - 1));
     this.stable = logIndex(Math.min(this.stable, index - 1));
     let dropped = false;
     while ((this.confIndexes.at(-1) ?? 0) >= index) {
       this.confIndexes.pop();
+      this.confChanges.pop();
       dropped = true;
     }
     if (dropped) this.recomputeMembership();
@@ -217,9 +299,18 @@ export class RaftLog {
     for (const e of entries) {
       if (e.index !== expectIndex) fail(`entry index ${e.index}, expected ${expectIndex}`);
       if (e.term < floorTerm) fail(`entry ${e.index} has term ${e.term} below ${floorTerm}`);
-      this.entries.push(e);
-      if (e.kind === 'conf') {
+      this.terms.push(e.term);
+      this.recent[e.index & recentMask] = e;
+      if (e.kind === 'normal') {
+        this.buffers.push(e.data.buffer);
+        this.offsets.push(e.data.byteOffset);
+        this.lengths.push(e.data.byteLength);
+      } else {
+        this.buffers.push(null);
+        this.offsets.push(0);
+        this.lengths.push(0);
         this.confIndexes.push(e.index);
+        this.confChanges.push(e.change);
         this.membershipCache = applyConfChange(this.membershipCache, e.change);
       }
       expectIndex++;
@@ -229,11 +320,7 @@ export class RaftLog {
 
   private recomputeMembership(): void {
     let m = this.snap.membership;
-    for (const i of this.confIndexes) {
-      const e = this.entry(i);
-      assert(e !== undefined && e.kind === 'conf', `conf entry ${i} missing`);
-      m = applyConfChange(m, e.change);
-    }
+    for (const change of this.confChanges) m = applyConfChange(m, change);
     this.membershipCache = m;
   }
 
@@ -241,11 +328,12 @@ export class RaftLog {
   membershipAt(index: LogIndex): Membership {
     assert(index >= this.snap.index, `membership at compacted index ${index}`);
     let m = this.snap.membership;
-    for (const i of this.confIndexes) {
-      if (i > index) break;
-      const e = this.entry(i);
-      assert(e !== undefined && e.kind === 'conf', `conf entry ${i} missing`);
-      m = applyConfChange(m, e.change);
+    for (
+      let c = 0;
+      c < this.confIndexes.length && (this.confIndexes[c] as LogIndex) <= index;
+      c++
+    ) {
+      m = applyConfChange(m, this.confChanges[c] as ConfChange);
     }
     return m;
   }
@@ -259,8 +347,10 @@ export class RaftLog {
 
   /** Entries to hand out for persistence, and marks them handed out. */
   takeUnpersisted(): Entry[] {
-    const from = this.persisting - this.snap.index;
-    const out = this.entries.slice(from);
+    const out: Entry[] = [];
+    for (let k = this.persisting - this.snap.index; k < this.terms.length; k++) {
+      out.push(this.entryAt(k));
+    }
     this.persisting = this.lastIndex();
     return out;
   }
@@ -307,8 +397,13 @@ export class RaftLog {
     );
     this.snap = s;
     this.latest = s;
-    this.entries = [];
+    this.recent.fill(undefined);
+    this.terms = [];
+    this.buffers = [];
+    this.offsets = [];
+    this.lengths = [];
     this.confIndexes = [];
+    this.confChanges = [];
     this.membershipCache = s.membership;
     this.committed = s.index;
     this.applying = s.index;
@@ -356,12 +451,27 @@ export class RaftLog {
         `compact to ${compactTo} beyond the latest snapshot ${this.latest.index}: no snapshot covers the entries`,
       );
       const snap = this.metaAt(compactTo);
-      this.entries.splice(0, compactTo - this.snap.index);
-      this.confIndexes = this.confIndexes.filter((i) => i > compactTo);
+      this.forgetRecent(logIndex(this.snap.index + 1), compactTo);
+      const drop = compactTo - this.snap.index;
+      this.terms.splice(0, drop);
+      this.buffers.splice(0, drop);
+      this.offsets.splice(0, drop);
+      this.lengths.splice(0, drop);
+      const confKept = this.confIndexes.findIndex((i) => i > compactTo);
+      const confDropped = confKept === -1 ? this.confIndexes.length : confKept;
+      this.confIndexes.splice(0, confDropped);
+      this.confChanges.splice(0, confDropped);
       this.snap = snap;
       changed = true;
     }
     return changed ? this.latest : null;
+  }
+
+  /** Clears the recent slots of the entries in [from, to] leaving the log (at most every slot once). */
+  private forgetRecent(from: LogIndex, to: LogIndex): void {
+    for (let i = Math.max(from, to - recentEntriesMax + 1); i <= to; i++) {
+      if (this.recent[i & recentMask]?.index === i) this.recent[i & recentMask] = undefined;
+    }
   }
 
   /** Snapshot metadata for `index`, which must be in memory (or the snapshot's own). */
@@ -373,10 +483,8 @@ export class RaftLog {
 
   bytesBetween(lo: LogIndex, hi: LogIndex): number {
     let bytes = 0;
-    for (let i = Math.max(lo, this.snap.index + 1); i <= hi; i++) {
-      const e = this.entries[i - this.snap.index - 1];
-      if (e !== undefined) bytes += entryBytes(e);
-    }
+    const end = Math.min(hi - this.snap.index, this.terms.length);
+    for (let k = Math.max(lo - this.snap.index - 1, 0); k < end; k++) bytes += this.bytesAt(k);
     return bytes;
   }
 }

@@ -427,6 +427,11 @@ export class RaftNode {
     return this.log.entry(index);
   }
 
+  /** What the entry at `index` counts against byte limits (`entryBytes`), if in memory. */
+  entryBytesAt(index: LogIndex): number | undefined {
+    return this.log.entryBytesAt(index);
+  }
+
   // ---------------------------------------------------------------------
   // Terms and roles (§5.1, §5.2)
 

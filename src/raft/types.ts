@@ -79,9 +79,15 @@ export interface SoftState {
   readonly leader: NodeId;
 }
 
+/**
+ * What an entry counts against byte limits: its payload and a fixed
+ * overhead, which keeps empty entries from being free so the byte limits
+ * also bound entry counts.
+ */
+export const entryOverheadBytes = 24;
+/** The payload a conf entry counts as. */
+export const confEntryBytes = 16;
+
 export function entryBytes(e: Entry): number {
-  // A fixed overhead per entry keeps empty entries from being free, so the
-  // byte limits also bound entry counts.
-  const overheadBytes = 24;
-  return overheadBytes + (e.kind === 'normal' ? e.data.byteLength : 16);
+  return entryOverheadBytes + (e.kind === 'normal' ? e.data.byteLength : confEntryBytes);
 }
