@@ -4,7 +4,7 @@
  * length and their latin1 bytes.
  */
 import { Buffer } from 'node:buffer';
-import { assert } from '../raft/assert.js';
+import { assert, fail } from '../raft/assert.js';
 
 export class CorruptDataError extends Error {
   override readonly name = 'CorruptDataError';
@@ -97,7 +97,7 @@ export class ByteWriter {
    * (asserted), whose buffer nothing else will write to.
    */
   finishExact(): Uint8Array {
-    assert(this.pos === this.buf.length, `wrote ${this.pos} bytes into ${this.buf.length}`);
+    if (this.pos !== this.buf.length) fail(`wrote ${this.pos} bytes into ${this.buf.length}`);
     return this.buf;
   }
 

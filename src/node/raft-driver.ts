@@ -22,7 +22,7 @@
  */
 
 import type { Logger } from 'pino';
-import { assert } from '../raft/assert.js';
+import { assert, fail } from '../raft/assert.js';
 import type { PersistedState, RaftConfigInput } from '../raft/config.js';
 import { bootstrapState, defaultConfig } from '../raft/config.js';
 import { applyConfChange } from '../raft/membership.js';
@@ -832,7 +832,7 @@ export class RaftDriver<Result> {
 
   private applyEntry(entry: Entry): void {
     if (entry.index <= this.applied) return;
-    assert(entry.index === this.applied + 1, `applying ${entry.index} after ${this.applied}`);
+    if (entry.index !== this.applied + 1) fail(`applying ${entry.index} after ${this.applied}`);
     let result: Result | null = null;
     if (entry.kind === 'conf') {
       this.appliedMembership = applyConfChange(this.appliedMembership, entry.change);

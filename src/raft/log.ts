@@ -146,10 +146,8 @@ export class RaftLog {
     const index = logIndex(this.snap.index + 1 + k);
     const recent = this.recent[index & recentMask];
     if (recent !== undefined && recent.index === index) {
-      assert(
-        recent.term === term,
-        `recent entry ${index} has term ${recent.term}, the log ${term}`,
-      );
+      if (recent.term !== term)
+        fail(`recent entry ${index} has term ${recent.term}, the log ${term}`);
       return recent;
     }
     const buffer = this.buffers[k];
@@ -260,10 +258,9 @@ export class RaftLog {
     const lastNew = logIndex(prevIndex + entries.length);
     const conflict = this.findConflict(entries);
     if (conflict === undefined) return lastNew;
-    assert(
-      conflict > this.committed,
-      `conflict at ${conflict} would truncate committed ${this.committed}`,
-    );
+    if (conflict <= this.committed) {
+      fail(`conflict at ${conflict} would truncate committed ${this.committed}`);
+    }
     const from = entries.findIndex((e) => e.index === conflict);
     this.truncateFrom(conflict);
     this.appendUnchecked(entries.slice(from), this.lastIndex(), this.lastTerm());
@@ -292,10 +289,9 @@ export class RaftLog {
   private appendUnchecked(entries: readonly Entry[], prevIndex: LogIndex, prevTerm: Term): void {
     let expectIndex = prevIndex + 1;
     let floorTerm = prevTerm;
-    assert(
-      prevIndex === this.lastIndex(),
-      `append after ${prevIndex} but log ends at ${this.lastIndex()}`,
-    );
+    if (prevIndex !== this.lastIndex()) {
+      fail(`append after ${prevIndex} but log ends at ${this.lastIndex()}`);
+    }
     for (const e of entries) {
       if (e.index !== expectIndex) fail(`entry index ${e.index}, expected ${expectIndex}`);
       if (e.term < floorTerm) fail(`entry ${e.index} has term ${e.term} below ${floorTerm}`);
@@ -364,10 +360,9 @@ export class RaftLog {
     const hi = Math.min(this.committed, this.persisting);
     if (this.applying >= hi) return [];
     const out = this.slice(logIndex(this.applying + 1), logIndex(hi + 1), Infinity, bytesMax);
-    assert(
-      out !== undefined,
-      `committed entries after ${this.applying} were compacted before applying`,
-    );
+    if (out === undefined) {
+      fail(`committed entries after ${this.applying} were compacted before applying`);
+    }
     const last = out.at(-1);
     if (last !== undefined) this.applying = last.index;
     return out;

@@ -1,4 +1,4 @@
-import { assert } from './assert.js';
+import { assert, fail } from './assert.js';
 import type { LogIndex } from './types.js';
 import { logIndex } from './types.js';
 
@@ -187,6 +187,6 @@ export class Progress {
     } else {
       assert(false, 'append sent in snapshot state');
     }
-    assert(this.match < this.next, `progress match ${this.match} >= next ${this.next}`);
+    if (this.match >= this.next) fail(`progress match ${this.match} >= next ${this.next}`);
   }
 }

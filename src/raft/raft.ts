@@ -744,7 +744,9 @@ export class RaftNode {
       hintTerm = toTerm(0);
     } else {
       const t = this.log.term(m.prevIndex);
-      assert(t !== undefined, `term unknown at ${m.prevIndex} above commit ${this.log.committed}`);
+      if (t === undefined) {
+        fail(`term unknown at ${m.prevIndex} above commit ${this.log.committed}`);
+      }
       hintTerm = t;
       hintIndex = logIndex(
         Math.max(this.log.firstIndexOfTermAt(m.prevIndex), this.log.committed + 1),
@@ -848,10 +850,9 @@ export class RaftNode {
   private handleAppendAccept(m: AppendAcceptMessage): void {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
-    assert(
-      m.matchIndex <= this.log.lastIndex(),
-      `${m.from} matched ${m.matchIndex} beyond our log`,
-    );
+    if (m.matchIndex > this.log.lastIndex()) {
+      fail(`${m.from} matched ${m.matchIndex} beyond our log`);
+    }
     pr.recentActive = true;
     if (!pr.maybeUpdate(m.matchIndex)) return;
     if (pr.state === 'probe') {
@@ -915,7 +916,7 @@ export class RaftNode {
     const candidate = logIndex(this.rules.quorumValue(matches));
     if (candidate <= this.log.committed) return;
     const t = this.log.term(candidate);
-    assert(t !== undefined, `quorum index ${candidate} not in the log`);
+    if (t === undefined) fail(`quorum index ${candidate} not in the log`);
     if (!this.rules.mayCommitByCounting(t, this.term)) return;
     const before = this.log.committed;
     this.log.commitTo(candidate);
@@ -943,7 +944,7 @@ export class RaftNode {
 
   private appendAsLeader(e: Entry): void {
     assert(this.role === 'leader', 'only a leader appends its own entries');
-    assert(e.term === this.term, `leader appending entry of term ${e.term} in term ${this.term}`);
+    if (e.term !== this.term) fail(`leader appending entry of term ${e.term} in term ${this.term}`);
     this.log.append([e]);
     this.uncommittedBytes += entryBytes(e);
     for (const id of this.progress.keys()) this.oweEntries(id);
@@ -1062,7 +1063,7 @@ export class RaftNode {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     const last = this.log.lastIndex();
-    assert(pr.next <= last + 1, `next ${pr.next} for ${to} beyond last index ${last}`);
+    if (pr.next > last + 1) fail(`next ${pr.next} for ${to} beyond last index ${last}`);
     const prevIndex = logIndex(pr.next - 1);
     const prevTerm = this.log.term(prevIndex);
     const entries = this.log.slice(

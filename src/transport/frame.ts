@@ -11,7 +11,7 @@
  * cannot make us allocate more than `frameBytesMax` by announcing a length.
  */
 
-import { assert } from '../raft/assert.js';
+import { assert, fail } from '../raft/assert.js';
 import { ByteWriter } from './bytes.js';
 import { FrameError } from './errors.js';
 
@@ -76,10 +76,11 @@ export function finishFrame(w: ByteWriter, frameBytesMax: number): Uint8Array {
   assert(lengthBytes >= 1, 'a frame holds at least its type');
   // A frame over the peer's limit would make it close the connection and we
   // would retry forever; the Raft config's byte limits must sit below it.
-  assert(
-    lengthBytes <= frameBytesMax,
-    `frame of ${lengthBytes} bytes exceeds frameBytesMax ${frameBytesMax}; lower the Raft byte limits`,
-  );
+  if (lengthBytes > frameBytesMax) {
+    fail(
+      `frame of ${lengthBytes} bytes exceeds frameBytesMax ${frameBytesMax}; lower the Raft byte limits`,
+    );
+  }
   w.patchU32(0, lengthBytes);
   return w.finish();
 }

@@ -43,7 +43,7 @@
 
 import { createServer, type Server } from 'node:net';
 import type { Logger } from 'pino';
-import { assert } from '../raft/assert.js';
+import { assert, fail } from '../raft/assert.js';
 import type { Message, SnapshotMessage } from '../raft/messages.js';
 import type { NodeId } from '../raft/types.js';
 import { RateLimiter } from './backoff.js';
@@ -291,7 +291,7 @@ export class PeerTransport {
    */
   send(messages: readonly Message[]): void {
     for (const m of messages) {
-      assert(m.from === this.self, `send() of a message from ${m.from}, not from ${this.self}`);
+      if (m.from !== this.self) fail(`send() of a message from ${m.from}, not from ${this.self}`);
       assert(m.type !== 'snapshot', 'snapshot messages go through sendSnapshot()');
       if (this.closed) return;
       const peer = this.links.get(m.to);
