@@ -76,8 +76,9 @@ const encodedSearchMax = 64;
  * passes; a full ring forgets its oldest. A forgotten entry is decoded, as on
  * followers: a miss costs time, never correctness.
  */
-/** Whether `a` and `b` view the same bytes of the same buffer. */
+/** Whether `a` and `b` view the same bytes of the same buffer (`.buffer` is a call: identity first). */
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
+  if (a === b) return true;
   return (
     a !== undefined &&
     a.buffer === b.buffer &&
