@@ -394,6 +394,7 @@ export class RaftDriver<Result> {
     }
     const snapshot = persisted.snapshot;
     let snapshotDataBytes = 0;
+    const restoreStartedAt = performanceNow();
     if (snapshot.index > 0) {
       const reader = await opened.storage.openSnapshot(snapshot);
       snapshotDataBytes = reader.dataBytes;
@@ -417,6 +418,7 @@ export class RaftDriver<Result> {
       {
         term: persisted.hardState.term,
         snapshot: snapshot.index,
+        snapshotLoadMs: Math.round(performanceNow() - restoreStartedAt),
         lastIndex: persisted.entries.at(-1)?.index ?? snapshot.index,
         commit: persisted.hardState.commit,
       },

@@ -398,6 +398,7 @@ export class TandemNode {
     for (const [id, address] of config.members)
       if (id !== config.id) peers.set(nodeId(id), address);
     let node: TandemNode | null = null;
+    const openedAt = performance.now();
     const opened = await RaftStorage.open(fs, config.dataDir, {
       wal: {
         preallocate: true,
@@ -406,6 +407,13 @@ export class TandemNode {
         onFatal: (failure) => node?.onFatal(failure),
       },
     });
+    log.info(
+      {
+        entries: opened.persisted.entries.length,
+        ms: Math.round(performance.now() - openedAt),
+      },
+      'read the write-ahead log',
+    );
     let machine: NodeMachine;
     try {
       machine = new NodeMachine(join(config.dataDir, 'blobs'));
