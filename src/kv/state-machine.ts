@@ -59,23 +59,6 @@ const encodedMax = 4096;
 /** How far past the oldest remembered entry an apply looks for its own. */
 const encodedSearchMax = 64;
 
-/**
- * The entries this node encoded (on the leader, its own proposals), in the
- * order encoded, so applying them skips decoding what was just encoded. The
- * log hands back a new view of the proposed bytes, so an entry is found by
- * where its bytes are: the same buffer, offset and length (a buffer is
- * never written again while an encoded entry in it is remembered, see
- * `encode`). A ring allocated once, not a Map: a Map's table is
- * reallocated as entries come and go, in the old generation once the Map
- * is there, and the young entries a dropped table still points to survive
- * scavenges until the next full collection, with the requests they reference.
- *
- * A node applies its own entries in the order it encoded them, skipping
- * those that never apply (refused, or lost to a new leader). So an apply
- * looks from the oldest entry on, a bounded way, and forgets the ones it
- * passes; a full ring forgets its oldest. A forgotten entry is decoded, as on
- * followers: a miss costs time, never correctness.
- */
 /** Whether `a` and `b` view the same bytes of the same buffer (`.buffer` is a call: identity first). */
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   if (a === b) return true;
@@ -87,6 +70,23 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   );
 }
 
+/**
+ * The entries this node encoded (on the leader, its own proposals), in the
+ * order encoded, so applying them skips decoding what was just encoded. The
+ * raft log hands back the proposed bytes object while the entry is recent
+ * and a new view of the same bytes after, so an entry is found by where its
+ * bytes are: the same buffer, offset and length (a buffer is never written
+ * again while an encoded entry in it is remembered, see `encode`). A ring allocated once, not a Map: a Map's table is
+ * reallocated as entries come and go, in the old generation once the Map
+ * is there, and the young entries a dropped table still points to survive
+ * scavenges until the next full collection, with the requests they reference.
+ *
+ * A node applies its own entries in the order it encoded them, skipping
+ * those that never apply (refused, or lost to a new leader). So an apply
+ * looks from the oldest entry on, a bounded way, and forgets the ones it
+ * passes; a full ring forgets its oldest. A forgotten entry is decoded, as on
+ * followers: a miss costs time, never correctness.
+ */
 class EncodedEntries {
   private readonly bytes: (Uint8Array | undefined)[] = new Array(encodedMax).fill(undefined);
   private readonly entries: (KvEntry | undefined)[] = new Array(encodedMax).fill(undefined);

@@ -3,6 +3,10 @@ import { applyConfChange } from './membership.js';
 import type { ConfChange, Entry, LogIndex, Membership, SnapshotMeta, Term } from './types.js';
 import { confEntryBytes, entryOverheadBytes, logIndex } from './types.js';
 
+/** How many of the last appended entries `RaftLog.recent` keeps (a power of 2). */
+const recentEntriesMax = 2048;
+const recentMask = recentEntriesMax - 1;
+
 /**
  * The in-memory log of one node: a snapshot followed by the entries after it.
  * The runtime persists what `ready()` hands out; this class tracks how far
@@ -38,10 +42,6 @@ import { confEntryBytes, entryOverheadBytes, logIndex } from './types.js';
  * a new view of the bytes it was appended with (the same buffer, offset
  * and length; not a copy).
  */
-/** How many of the last appended entries `RaftLog.recent` keeps (a power of 2). */
-const recentEntriesMax = 2048;
-const recentMask = recentEntriesMax - 1;
-
 export class RaftLog {
   private snap: SnapshotMeta;
   /** The newest snapshot stored durably; at or after `snap`. */
@@ -128,7 +128,10 @@ export class RaftLog {
     return this.terms[index - this.snap.index - 1];
   }
 
-  /** The entry at `index` (a new object each call), or undefined when compacted away or beyond the end. */
+  /**
+   * The entry at `index` (the object appended while it is recent, else a new
+   * one), or undefined when compacted away or beyond the end.
+   */
   entry(index: LogIndex): Entry | undefined {
     const k = index - this.snap.index - 1;
     return k >= 0 && k < this.terms.length ? this.entryAt(k) : undefined;
