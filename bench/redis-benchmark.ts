@@ -2,6 +2,7 @@
  * redis-benchmark against Tandem's leader and against Redis, in one run:
  *
  *   npm run bench:redis -- [--requests 200000] [--clients 50] [--pipelines 1,16] [--tests set,get]
+ *                          [--keys 100000] [--value-bytes 100]
  *
  * Tandem: a 3-node cluster of `tandem node` processes on loopback (fsync on,
  * a write acknowledged once a majority made it durable). Redis: a primary
@@ -30,6 +31,8 @@ interface Options {
   readonly clients: number;
   readonly pipelines: number[];
   readonly tests: string[];
+  readonly keys: number;
+  readonly valueBytes: number;
 }
 
 interface Row {
@@ -50,7 +53,7 @@ try {
   }
   console.log(
     `bench:redis: ${options.requests} requests, ${options.clients} clients, tests ${options.tests.join(',')}, ` +
-      `pipelines ${options.pipelines.join(',')}; work dir ${root}`,
+      `pipelines ${options.pipelines.join(',')}, ${options.keys} keys, ${options.valueBytes}-byte values; work dir ${root}`,
   );
   const tandem = await benchTandem();
   const redis = (await has('redis-server')) ? await benchRedis() : null;
@@ -69,6 +72,11 @@ function parseOptions(): Options {
     .option('--clients <n>', 'parallel connections', '50')
     .option('--pipelines <list>', 'pipeline depths, comma-separated', '1,16')
     .option('--tests <list>', 'redis-benchmark tests', 'set,get')
+    // redis-benchmark's own default is one key and 3-byte values: every SET
+    // overwrites the same entry, which flatters a store whose cost grows
+    // with the keyspace. These match `npm run bench`'s defaults.
+    .option('--keys <n>', 'distinct keys (redis-benchmark -r)', '100000')
+    .option('--value-bytes <n>', 'value size (redis-benchmark -d)', '100')
     .parse();
   const raw = program.opts<Record<string, string>>();
   const int = (flag: string, text: string | undefined): number => {
@@ -83,6 +91,8 @@ function parseOptions(): Options {
     clients: int('clients', raw.clients),
     pipelines: (raw.pipelines ?? '').split(',').map((p) => int('pipelines', p)),
     tests: (raw.tests ?? '').split(',').filter((t) => /^[a-z]+$/.test(t)),
+    keys: int('keys', raw.keys),
+    valueBytes: int('value-bytes', raw.valueBytes),
   };
 }
 
@@ -92,7 +102,8 @@ async function benchmark(port: number): Promise<Row[]> {
   for (const pipeline of options.pipelines) {
     const args = ['-h', '127.0.0.1', '-p', String(port), '-t', options.tests.join(',')];
     args.push('-n', String(options.requests), '-c', String(options.clients));
-    args.push('-P', String(pipeline), '--csv');
+    args.push('-P', String(pipeline), '-r', String(options.keys), '-d', String(options.valueBytes));
+    args.push('--csv');
     const { stdout } = await run('redis-benchmark', args, { maxBuffer: 1 << 20 });
     for (const line of stdout.split('\n')) {
       const cells = line.split(',').map((c) => c.replaceAll('"', ''));
