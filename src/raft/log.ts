@@ -60,11 +60,10 @@ export class RaftLog {
   private confIndexes: LogIndex[] = [];
   private confChanges: ConfChange[] = [];
   /**
-   * The entry objects last appended at each index modulo its size.
-   * Invariant: a slot holds the entry appended last at its index, or an
-   * entry no longer in the log (truncated or compacted away, its slot
-   * cleared unless overwritten), or nothing; allocated once, so no dropped
-   * table keeps young entries alive.
+   * The entry objects last appended, at index modulo its size. Invariant: a
+   * slot holds nothing or the log's entry at an index congruent to the slot
+   * (truncation, compaction and restore clear the slots of what they drop).
+   * Allocated once, so no dropped table keeps young entries alive.
    */
   private readonly recent: (Entry | undefined)[] = new Array<Entry | undefined>(
     recentEntriesMax,
