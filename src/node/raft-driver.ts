@@ -438,6 +438,11 @@ export class RaftDriver<Result> {
     return this.options.id;
   }
 
+  /** The membership as of the last entry applied here (not the log's latest). */
+  get membershipApplied(): Membership {
+    return this.appliedMembership;
+  }
+
   get isLeader(): boolean {
     return this.role === 'leader';
   }

@@ -849,6 +849,13 @@ export class TandemNode {
     }
     const own = this.ownRecord();
     const have = this.machine.registry.get(own.id);
+    // Not a member here yet: this node has not applied the entries that added
+    // it, so its registry may lack the record an operator registered (with
+    // `learner`), and a record made from scratch would overwrite that one.
+    // A node joining is registered by the leader (join.ts, addMember).
+    const applied = driver.membershipApplied;
+    const memberHere = applied.voters.includes(driver.id) || applied.learners.includes(driver.id);
+    if (have === undefined && !memberHere) return;
     const want = have?.learner === true ? { ...own, learner: true } : own;
     if (have !== undefined && sameRecord(have, want)) return;
     if (have !== undefined && have.incarnation !== '' && have.incarnation !== want.incarnation) {
