@@ -59,14 +59,17 @@ const encodedMax = 4096;
 /** How far past the oldest remembered entry an apply looks for its own. */
 const encodedSearchMax = 64;
 
-/** Whether `a` and `b` view the same bytes of the same buffer (`.buffer` is a call: identity first). */
+/**
+ * Whether `a` and `b` view the same bytes of the same buffer. Reading
+ * `.buffer` is a runtime call, so identity and the offsets go first.
+ */
 function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
   if (a === b) return true;
   return (
     a !== undefined &&
-    a.buffer === b.buffer &&
     a.byteOffset === b.byteOffset &&
-    a.byteLength === b.byteLength
+    a.byteLength === b.byteLength &&
+    a.buffer === b.buffer
   );
 }
 
@@ -76,10 +79,12 @@ function sameBytes(a: Uint8Array | undefined, b: Uint8Array): boolean {
  * raft log hands back the proposed bytes object while the entry is recent
  * and a new view of the same bytes after, so an entry is found by where its
  * bytes are: the same buffer, offset and length (a buffer is never written
- * again while an encoded entry in it is remembered, see `encode`). A ring allocated once, not a Map: a Map's table is
- * reallocated as entries come and go, in the old generation once the Map
- * is there, and the young entries a dropped table still points to survive
- * scavenges until the next full collection, with the requests they reference.
+ * again while an encoded entry in it is remembered, see `encode`).
+ *
+ * A ring allocated once, not a Map: a Map's table is reallocated as entries
+ * come and go, in the old generation once the Map is there, and the young
+ * entries a dropped table still points to survive scavenges until the next
+ * full collection, with the requests they reference.
  *
  * A node applies its own entries in the order it encoded them, skipping
  * those that never apply (refused, or lost to a new leader). So an apply

@@ -92,6 +92,13 @@ class Window {
   }
 }
 
+/**
+ * Why a follower reporting `theirs` should not take over from a degraded
+ * leader, or null if it should. It must be clearly healthy, each p99 at most
+ * half its threshold, not merely just below it: a disk shared by every node
+ * (or equally loaded ones) would otherwise pass leadership round the cluster
+ * whenever the p99s wander about the threshold.
+ */
 export function takeoverRefusal(limits: DegradationLimits, theirs: HealthState): string | null {
   if (theirs.slow !== '') return `is slow too: ${theirs.slow}`;
   const near: string[] = [];

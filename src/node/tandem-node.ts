@@ -27,6 +27,7 @@ import {
 } from '../kv/index.js';
 import { error, type Reply } from '../kv/reply.js';
 import type { ReadMode } from '../raft/config.js';
+import { isMember } from '../raft/membership.js';
 import type { NodeId, Role, Term } from '../raft/types.js';
 import { nodeId } from '../raft/types.js';
 import type { FileSystem } from '../storage/fs.js';
@@ -853,9 +854,7 @@ export class TandemNode {
     // it, so its registry may lack the record an operator registered (with
     // `learner`), and a record made from scratch would overwrite that one.
     // A node joining is registered by the leader (join.ts, addMember).
-    const applied = driver.membershipApplied;
-    const memberHere = applied.voters.includes(driver.id) || applied.learners.includes(driver.id);
-    if (have === undefined && !memberHere) return;
+    if (have === undefined && !isMember(driver.membershipApplied, driver.id)) return;
     const want = have?.learner === true ? { ...own, learner: true } : own;
     if (have !== undefined && sameRecord(have, want)) return;
     if (have !== undefined && have.incarnation !== '' && have.incarnation !== want.incarnation) {
