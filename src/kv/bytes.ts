@@ -87,6 +87,12 @@ export class ByteWriter {
     this.pos += bytes.length;
   }
 
+  /** Copies `src[start, end)` in, without a view of it. */
+  copyIn(src: Buffer, start: number, end: number): void {
+    this.ensure(end - start);
+    this.pos += src.copy(this.buf, this.pos, start, end);
+  }
+
   /** A copy of the bytes written so far. */
   finish(): Uint8Array {
     return new Uint8Array(this.buf.subarray(0, this.pos));

@@ -3,7 +3,7 @@ import type { Ctx } from './context.js';
 import { encodingOf } from './encoding.js';
 import { fail, KvError, msg } from './errors.js';
 import { arg, type ImplTable, parseScan, scanReply, scanStep, upper } from './impl.js';
-import { cloneValue, type KeyEntry, typeOf } from './keyspace.js';
+import { cloneValue, type KeyEntry } from './keyspace.js';
 import { globMatch, parseInt64, parseLong } from './parse.js';
 import { array, bulk, integer, nullReply, ok, type Reply, simple } from './reply.js';
 
@@ -95,10 +95,12 @@ function renameGeneric(ctx: Ctx, argv: readonly string[], nx: boolean): Reply {
   if (src === dst) return nx ? integer(0) : ok;
   if (nx && ctx.lookup(dst) !== undefined) return integer(0);
   const at = ctx.expireAt(src);
+  // Read before the deletes: they free the source's arena slot.
+  const value = ctx.ks.valueOf(e);
   ctx.del(dst);
   ctx.del(src);
   // A fresh entry: the snapshot marks entries by object, so one must never move keys.
-  ctx.store(dst, e.value, at);
+  ctx.store(dst, value, at);
   return nx ? integer(1) : ok;
 }
 
@@ -152,7 +154,7 @@ function copy(ctx: Ctx, argv: readonly string[]): Reply {
     if (!o.replace) return integer(0);
     ctx.del(dst, dstDb);
   }
-  ctx.store(dst, cloneValue(e.value), at, dstDb);
+  ctx.store(dst, cloneValue(ctx.ks.valueOf(e)), at, dstDb);
   return integer(1);
 }
 
@@ -182,7 +184,7 @@ function object(ctx: Ctx, argv: readonly string[]): Reply {
   }
   const e = ctx.lookup(arg(argv, 2));
   if (e === undefined) return nullReply;
-  if (sub === 'ENCODING') return bulk(encodingOf(e.value));
+  if (sub === 'ENCODING') return bulk(encodingOf(ctx.ks.valueOf(e)));
   if (sub === 'REFCOUNT') return integer(1);
   if (sub === 'IDLETIME') return integer(0);
   throw new KvError(
@@ -207,7 +209,7 @@ export const keyCommands: ImplTable = {
   type: {
     run: (ctx, argv) => {
       const e = ctx.lookup(arg(argv, 1));
-      return simple(e === undefined ? 'none' : typeOf(e.value));
+      return simple(e === undefined ? 'none' : ctx.ks.typeNameOf(e));
     },
   },
   expire: { check: expireCheck(1000), run: (c, a) => expireGeneric(c, a, 1000, true) },
@@ -245,7 +247,7 @@ export const keyCommands: ImplTable = {
       for (const [k, e] of items) {
         if (ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) continue;
         if (opts.match !== undefined && !globMatch(opts.match, k)) continue;
-        if (opts.type !== undefined && typeOf(e.value) !== opts.type) continue;
+        if (opts.type !== undefined && ctx.ks.typeNameOf(e) !== opts.type) continue;
         out.push(bulk(k));
       }
       return scanReply(next, out);

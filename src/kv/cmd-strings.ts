@@ -100,8 +100,12 @@ function resolveExpiry(ctx: Ctx, e: Expiry, name: string): number {
 function setGeneric(ctx: Ctx, key: string, value: string, a: SetArgs, name: string): Reply {
   const at = resolveExpiry(ctx, a.expiry, name);
   const old = ctx.lookupForWrite(key);
-  if (a.get && old !== undefined && typeof old.value !== 'string') fail(msg.wrongType);
-  const oldReply = a.get ? bulkOrNull(old?.value as string | undefined) : ok;
+  let oldReply: Reply = ok;
+  if (a.get && old !== undefined) {
+    const s = ctx.ks.stringOf(old);
+    if (s === undefined) fail(msg.wrongType);
+    oldReply = bulk(s);
+  } else if (a.get) oldReply = nullReply;
   if ((a.nx && old !== undefined) || (a.xx && old === undefined)) {
     return a.get ? oldReply : nullReply;
   }
@@ -131,10 +135,7 @@ function incrGeneric(ctx: Ctx, key: string, by: bigint): Reply {
   if (next < int64Min || next > int64Max) fail(msg.overflow);
   const s = next.toString();
   if (cur === undefined) ctx.store(key, s);
-  else {
-    cur[0].value = s;
-    ctx.touched(key, cur[0]);
-  }
+  else ctx.update(key, cur[0], s);
   return integer(intValue(next));
 }
 
@@ -207,10 +208,7 @@ function incrbyfloat(ctx: Ctx, argv: readonly string[]): Reply {
   if (!Number.isFinite(next)) fail(msg.nanOrInf);
   const s = formatFloatHuman(next);
   if (cur === undefined) ctx.store(key, s);
-  else {
-    cur[0].value = s;
-    ctx.touched(key, cur[0]);
-  }
+  else ctx.update(key, cur[0], s);
   return bulk(s);
 }
 
@@ -224,8 +222,7 @@ function append(ctx: Ctx, argv: readonly string[]): Reply {
   }
   const len = cur[1].length + add.length;
   if (len > stringBytesMax) fail(msg.tooBig);
-  cur[0].value = cur[1] + add;
-  ctx.touched(key, cur[0]);
+  ctx.update(key, cur[0], cur[1] + add);
   return integer(len);
 }
 
@@ -255,10 +252,7 @@ function setrange(ctx: Ctx, argv: readonly string[]): Reply {
   const padded = old.length < offset ? old + '\0'.repeat(offset - old.length) : old;
   const next = padded.slice(0, offset) + patch + padded.slice(offset + patch.length);
   if (cur === undefined) ctx.store(key, next);
-  else {
-    cur[0].value = next;
-    ctx.touched(key, cur[0]);
-  }
+  else ctx.update(key, cur[0], next);
   return integer(next.length);
 }
 
@@ -325,7 +319,8 @@ export const stringCommands: ImplTable = {
       array(
         argv.slice(1).map((k) => {
           const e = ctx.lookup(k);
-          return e !== undefined && typeof e.value === 'string' ? bulk(e.value) : nullReply;
+          const s = e === undefined ? undefined : ctx.ks.stringOf(e);
+          return s === undefined ? nullReply : bulk(s);
         }),
       ),
   },

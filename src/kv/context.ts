@@ -7,7 +7,7 @@ import { assert } from '../raft/assert.js';
 import { Prng } from '../raft/prng.js';
 import { Deque } from './deque.js';
 import { fail, msg } from './errors.js';
-import { type HashValue, KeyEntry, type Keyspace, type SetValue, type Value } from './keyspace.js';
+import type { HashValue, KeyEntry, Keyspace, SetValue, Value } from './keyspace.js';
 import { ZSet } from './zset.js';
 
 export interface Published {
@@ -83,8 +83,9 @@ export class Ctx {
   ): [KeyEntry, T] | undefined {
     const e = forWrite ? this.lookupForWrite(key) : this.lookup(key);
     if (e === undefined) return undefined;
-    if (!is(e.value)) fail(msg.wrongType);
-    return [e, e.value];
+    const v = this.ks.valueOf(e);
+    if (!is(v)) fail(msg.wrongType);
+    return [e, v];
   }
 
   str(key: string, forWrite = false): [KeyEntry, string] | undefined {
@@ -121,9 +122,17 @@ export class Ctx {
   /** Stores a value under key, replacing whatever was there. Returns the new entry. */
   store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyEntry {
     assert(this.write, 'mutation only while applying an entry');
-    const e = new KeyEntry(value, this.index);
-    this.ks.put(db, key, e, expireAtMs);
-    return e;
+    return this.ks.put(db, key, value, this.index, expireAtMs);
+  }
+
+  /**
+   * Gives the live entry that `str(key, true)` (or another typed lookup for
+   * write) returned a new value in place, and bumps its revision.
+   */
+  update(key: string, e: KeyEntry, value: Value): void {
+    assert(this.write, 'mutation only while applying an entry');
+    this.ks.replaceValue(e, value);
+    this.touched(key, e);
   }
 
   /**
@@ -133,7 +142,8 @@ export class Ctx {
   touched(key: string, e: KeyEntry, db: number = this.db): void {
     assert(this.write, 'mutation only while applying an entry');
     e.revision = this.index;
-    if (typeof e.value !== 'string' && e.value.size === 0) this.ks.remove(db, key);
+    const raw = e.raw;
+    if (typeof raw === 'object' && raw.size === 0) this.ks.remove(db, key);
   }
 
   /** Deletes a key if it exists (and is not expired); returns whether it did. */

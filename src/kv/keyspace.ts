@@ -6,6 +6,8 @@
  * in-progress snapshot can keep the value it has not written out yet.
  */
 import { assert } from '../raft/assert.js';
+import { type ArenaSlot, type ArenaStats, StringArena } from './arena.js';
+import type { ByteWriter } from './bytes.js';
 import { Deque } from './deque.js';
 import type { DbKey } from './entry-codec.js';
 import { dbCount } from './entry-codec.js';
@@ -16,6 +18,9 @@ export type HashValue = Map<string, string>;
 export type SetValue = Set<string>;
 export type Value = string | HashValue | SetValue | Deque | ZSet;
 export type TypeName = 'string' | 'hash' | 'list' | 'set' | 'zset';
+
+/** Free arena bytes tolerated before `Keyspace.tidyArena` compacts (see there). */
+const arenaSlackDefault = 32 * 1024 * 1024;
 
 export function typeOf(v: Value): TypeName {
   if (typeof v === 'string') return 'string';
@@ -38,25 +43,36 @@ export function cloneValue(v: Value): Value {
 }
 
 /**
+ * A value as a key entry holds it: a string of up to `arenaValueMax` bytes
+ * is a slot of the keyspace's arena (a number), anything else the value
+ * itself. Only the Keyspace that made an entry can read it (`valueOf`).
+ */
+export type StoredValue = Value | ArenaSlot;
+
+/**
  * One key. A class (not a closure or Buffer) to keep per-key overhead to one
  * small object: 48 bytes on a 64-bit heap. The expiry lives in
  * `Keyspace.expires`, not here, so keys without one (most) do not pay 8
  * bytes for it: 1M SETs of 100-byte values measured 117.6 heap bytes per
  * key with the field and 109.6 without.
+ *
+ * Made and changed only by the Keyspace (`put`, `overwrite`, `replaceValue`),
+ * which owns the arena slot in `raw`.
  */
 export class KeyEntry {
   /** Id of the snapshot that already wrote this entry out (see SnapshotCapture). */
   snapMark = 0;
 
   constructor(
-    public value: Value,
+    public raw: StoredValue,
     public revision: number,
   ) {}
 }
 
-/** A key's state as a snapshot keeps it: its entry and its expiry (0 for none). */
+/** A key's state as a snapshot keeps it: its value (a copy), revision and expiry (0 for none). */
 interface SavedEntry {
-  readonly entry: KeyEntry;
+  readonly value: Value;
+  readonly revision: number;
   readonly expireAtMs: number;
 }
 
@@ -84,14 +100,13 @@ export class SnapshotCapture {
 
   constructor(
     readonly id: number,
-    maps: readonly Map<string, KeyEntry>[],
-    expires: readonly Map<string, number>[],
+    private readonly ks: Keyspace,
     readonly clockMs: number,
     readonly appliedIndex: number,
   ) {
-    this.maps = [...maps];
-    this.expires = [...expires];
-    this.undo = maps.map(() => new Map<string, Undo>());
+    this.maps = [...ks.dbs];
+    this.expires = [...ks.expires];
+    this.undo = ks.dbs.map(() => new Map<string, Undo>());
   }
 
   preserve(db: number, key: string, live: Map<string, KeyEntry>): void {
@@ -103,8 +118,8 @@ export class SnapshotCapture {
       undo.set(key, null);
       return;
     }
-    const entry = new KeyEntry(cloneValue(e.value), e.revision);
-    undo.set(key, { entry, expireAtMs: this.expiryAtStart(db, key) });
+    const value = cloneValue(this.ks.valueOf(e));
+    undo.set(key, { value, revision: e.revision, expireAtMs: this.expiryAtStart(db, key) });
   }
 
   /** Valid for a key not mutated since the start (every expiry change preserves first). */
@@ -129,20 +144,20 @@ export class SnapshotCapture {
         if (u !== undefined) {
           if (u !== null) {
             undo.set(key, null);
-            emit(db, key, u.entry, u.expireAtMs);
+            emit(db, key, u.value, u.revision, u.expireAtMs);
             if (full()) yield;
           }
           continue;
         }
         if (e.snapMark === this.id) continue;
         e.snapMark = this.id;
-        emit(db, key, e, this.expiryAtStart(db, key));
+        emit(db, key, e.raw, e.revision, this.expiryAtStart(db, key));
         if (full()) yield;
       }
       for (const [key, u] of undo) {
         if (u !== null) {
           undo.set(key, null);
-          emit(db, key, u.entry, u.expireAtMs);
+          emit(db, key, u.value, u.revision, u.expireAtMs);
           if (full()) yield;
         }
       }
@@ -150,8 +165,18 @@ export class SnapshotCapture {
   }
 }
 
-/** Receives one key of a snapshot: its db, name, entry and expiry (0 for none). */
-export type RecordSink = (db: number, key: string, entry: KeyEntry, expireAtMs: number) => void;
+/**
+ * Receives one key of a snapshot: its db, name, value, revision and expiry
+ * (0 for none). A value that is an arena slot must be read at once
+ * (`Keyspace.writeArenaString`): the next mutation may reuse the slot.
+ */
+export type RecordSink = (
+  db: number,
+  key: string,
+  value: StoredValue,
+  revision: number,
+  expireAtMs: number,
+) => void;
 
 export interface DbStats {
   readonly db: number;
@@ -177,10 +202,17 @@ export class Keyspace {
   private expireCursor: Iterator<[string, number]> | null = null;
   /** Bumped by flushes, so cached iterators (SCAN) know they are stale. */
   generation = 0;
+  /** Holds the entries' short string values (see arena.ts); replaced whole by `tidyArena`. */
+  private arena = new StringArena();
+  /** Key maps flushed while a snapshot still reads them: their slots are freed when it ends. */
+  private flushedWhileCapturing: Map<string, KeyEntry>[] = [];
+  /** Times `tidyArena` moved the values into a fresh arena. */
+  arenaCompactions = 0;
   /** Local SCAN iterator cache: not replicated, never affects state. */
   readonly scans = new ScanCursors();
 
-  constructor() {
+  /** `arenaSlackBytes`: see tidyArena (tests lower it). */
+  constructor(private readonly arenaSlackBytes = arenaSlackDefault) {
     this.dbs = Array.from({ length: dbCount }, () => new Map<string, KeyEntry>());
     this.expires = Array.from({ length: dbCount }, () => new Map<string, number>());
   }
@@ -207,29 +239,85 @@ export class Keyspace {
       throw new Error('kv snapshot: one is already in progress; finish or close it first');
     }
     this.captureIds++;
-    this.capture = new SnapshotCapture(
-      this.captureIds,
-      this.dbs,
-      this.expires,
-      this.clockMs,
-      this.appliedIndex,
-    );
+    this.capture = new SnapshotCapture(this.captureIds, this, this.clockMs, this.appliedIndex);
     return this.capture;
   }
 
   endCapture(c: SnapshotCapture): void {
-    if (this.capture === c) this.capture = null;
+    if (this.capture !== c) return;
+    this.capture = null;
+    for (const m of this.flushedWhileCapturing) this.releaseAll(m);
+    this.flushedWhileCapturing = [];
   }
 
   get capturing(): boolean {
     return this.capture !== null;
   }
 
-  /** Installs a new entry for the key (replacing any), with `expireAtMs` (0: none). */
-  put(db: number, key: string, entry: KeyEntry, expireAtMs: number): void {
+  /** The entry's value (a string read from the arena is a new copy). */
+  valueOf(e: KeyEntry): Value {
+    const raw = e.raw;
+    return typeof raw === 'number' ? this.arena.read(raw) : raw;
+  }
+
+  /**
+   * Writes the string in an arena slot a snapshot sink was handed, as
+   * ByteWriter.str would write it, without making a JS string of it.
+   */
+  writeArenaString(slot: ArenaSlot, w: ByteWriter): void {
+    this.arena.writeTo(slot, w);
+  }
+
+  /**
+   * Moves the arena's values into a fresh one when more than half of it
+   * (and more than `arenaSlackBytes`) sits on free lists, as after values
+   * changed size or many keys were deleted: slots of one size are reused
+   * only by values of that size. O(keys); the state machine calls it after
+   * each apply, and it waits while a snapshot reads the arena.
+   */
+  tidyArena(): void {
+    const freeBytes = this.arena.freeBytes;
+    if (freeBytes <= this.arenaSlackBytes || freeBytes <= this.arena.liveBytes) return;
+    if (this.capture !== null) return;
+    const next = new StringArena();
+    for (const m of this.dbs) {
+      for (const e of m.values()) {
+        if (typeof e.raw === 'number') e.raw = next.copyFrom(this.arena, e.raw);
+      }
+    }
+    this.arena = next;
+    this.arenaCompactions++;
+  }
+
+  arenaStats(): ArenaStats {
+    return this.arena.stats();
+  }
+
+  /** The entry's value when it is a string, else undefined (no copy of other types). */
+  stringOf(e: KeyEntry): string | undefined {
+    const raw = e.raw;
+    if (typeof raw === 'number') return this.arena.read(raw);
+    return typeof raw === 'string' ? raw : undefined;
+  }
+
+  typeNameOf(e: KeyEntry): TypeName {
+    const raw = e.raw;
+    return typeof raw === 'number' ? 'string' : typeOf(raw);
+  }
+
+  /**
+   * Installs a new entry for the key holding `value` (replacing any entry),
+   * with `expireAtMs` (0: none). Returns the entry.
+   */
+  put(db: number, key: string, value: Value, revision: number, expireAtMs: number): KeyEntry {
     this.beforeMutate(db, key);
-    this.map(db).set(key, entry);
+    const m = this.map(db);
+    const old = m.get(key);
+    if (old !== undefined) this.release(old.raw);
+    const entry = new KeyEntry(this.toStored(value), revision);
+    m.set(key, entry);
     this.trackExpiry(db, key, expireAtMs);
+    return entry;
   }
 
   /**
@@ -246,16 +334,49 @@ export class Keyspace {
     expireAtMs: number,
   ): void {
     this.beforeMutate(db, key);
-    entry.value = value;
+    entry.raw = this.swapStored(entry.raw, value);
     entry.revision = revision;
     this.trackExpiry(db, key, expireAtMs);
   }
 
+  /**
+   * Gives an entry a new value in place; its revision and expiry are the
+   * caller's. Call `beforeMutate` first (lookupForWrite does).
+   */
+  replaceValue(entry: KeyEntry, value: Value): void {
+    entry.raw = this.swapStored(entry.raw, value);
+  }
+
+  /** `value` stored in place of `raw`, reusing its arena slot when the size allows. */
+  private swapStored(raw: StoredValue, value: Value): StoredValue {
+    if (typeof value === 'string' && StringArena.fits(value.length)) {
+      return typeof raw === 'number' ? this.arena.replace(raw, value) : this.arena.store(value);
+    }
+    this.release(raw);
+    return value;
+  }
+
+  private toStored(value: Value): StoredValue {
+    return typeof value === 'string' && StringArena.fits(value.length)
+      ? this.arena.store(value)
+      : value;
+  }
+
+  private release(raw: StoredValue): void {
+    if (typeof raw === 'number') this.arena.free(raw);
+  }
+
+  private releaseAll(m: Map<string, KeyEntry>): void {
+    for (const e of m.values()) this.release(e.raw);
+  }
+
   remove(db: number, key: string): boolean {
     const m = this.map(db);
-    if (!m.has(key)) return false;
+    const e = m.get(key);
+    if (e === undefined) return false;
     this.beforeMutate(db, key);
     m.delete(key);
+    this.release(e.raw);
     const expires = this.expiresOf(db);
     if (expires.size !== 0) expires.delete(key);
     return true;
@@ -276,6 +397,10 @@ export class Keyspace {
   }
 
   flush(db: number): void {
+    const old = this.map(db);
+    // A snapshot in progress still reads the flushed map (SnapshotCapture).
+    if (this.capture?.maps.includes(old) === true) this.flushedWhileCapturing.push(old);
+    else this.releaseAll(old);
     this.dbs[db] = new Map();
     this.expires[db] = new Map();
     this.expireCursor = null;
@@ -344,12 +469,14 @@ export class Keyspace {
       let sampled = 0;
       let bytes = 0;
       for (const [k, e] of m) {
-        bytes += 120 + k.length + approxValueBytes(e.value);
+        const raw = e.raw;
+        const value = typeof raw === 'number' ? this.arena.slotBytes(raw) : approxValueBytes(raw);
+        bytes += 120 + k.length + value;
         if (++sampled >= 64) break;
       }
       total += (bytes / sampled) * m.size;
     }
-    return Math.round(total);
+    return Math.round(total + this.arena.freeBytes);
   }
 }
 

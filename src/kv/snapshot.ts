@@ -22,11 +22,12 @@ import { Deque } from './deque.js';
 import { dbCount } from './entry-codec.js';
 import {
   type HashValue,
-  KeyEntry,
+  type KeyEntry,
   Keyspace,
   type RecordSink,
   type SetValue,
   type SnapshotCapture,
+  type StoredValue,
   type TypeName,
   typeOf,
   type Value,
@@ -72,20 +73,24 @@ function writeValue(w: ByteWriter, v: Value, canonical: boolean): void {
   }
 }
 
+/** One record; `ks` reads `value` when it is an arena slot. */
 function writeRecord(
   w: ByteWriter,
+  ks: Keyspace,
   db: number,
   key: string,
-  e: KeyEntry,
+  value: StoredValue,
+  revision: number,
   expireAtMs: number,
   canonical: boolean,
 ): void {
-  w.u8(typeCodes[typeOf(e.value)]);
+  w.u8(typeCodes[typeof value === 'number' ? 'string' : typeOf(value)]);
   w.u8(db);
   w.str(key);
   w.f64(expireAtMs);
-  w.f64(e.revision);
-  writeValue(w, e.value, canonical);
+  w.f64(revision);
+  if (typeof value === 'number') ks.writeArenaString(value, w);
+  else writeValue(w, value, canonical);
 }
 
 function writeHeader(w: ByteWriter, clockMs: number, appliedIndex: number): void {
@@ -136,8 +141,8 @@ export class KvSnapshot implements Iterable<Uint8Array> {
       const w = new ByteWriter(Math.min(this.chunkBytes, snapshotChunkBytes) + 1024);
       writeHeader(w, this.capture.clockMs, this.capture.appliedIndex);
       let records = 0;
-      const emit: RecordSink = (db, key, e, expireAtMs) => {
-        writeRecord(w, db, key, e, expireAtMs, false);
+      const emit: RecordSink = (db, key, value, revision, expireAtMs) => {
+        writeRecord(w, this.ks, db, key, value, revision, expireAtMs, false);
         records++;
       };
       for (const _ of this.capture.emitRecords(emit, () => w.length >= this.chunkBytes)) {
@@ -250,7 +255,8 @@ function readHeader(r: ByteReader, ks: Keyspace): number {
 interface SnapshotRecord {
   readonly db: number;
   readonly key: string;
-  readonly entry: KeyEntry;
+  readonly value: Value;
+  readonly revision: number;
   readonly expireAtMs: number;
 }
 
@@ -266,12 +272,12 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
   if (!(Number.isFinite(expireAtMs) && expireAtMs >= 0)) {
     throw new CorruptDataError(`kv snapshot: expiry ${expireAtMs} of key ${JSON.stringify(key)}`);
   }
-  return { db, key, entry: new KeyEntry(readValue(r, type), revision), expireAtMs };
+  return { db, key, value: readValue(r, type), revision, expireAtMs };
 }
 
 function putRecord(ks: Keyspace, record: SnapshotRecord): void {
   const keys = ks.map(record.db).size;
-  ks.put(record.db, record.key, record.entry, record.expireAtMs);
+  ks.put(record.db, record.key, record.value, record.revision, record.expireAtMs);
   // One hash lookup per record: a duplicate replaced an entry instead of adding one.
   if (ks.map(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
 }
@@ -418,7 +424,8 @@ export function digestKeyspace(ks: Keyspace): string {
   writeHeader(w, ks.clockMs, ks.appliedIndex);
   ks.dbs.forEach((m, db) => {
     for (const key of [...m.keys()].sort()) {
-      writeRecord(w, db, key, m.get(key) as KeyEntry, ks.expiryOf(db, key), true);
+      const e = m.get(key) as KeyEntry;
+      writeRecord(w, ks, db, key, e.raw, e.revision, ks.expiryOf(db, key), true);
       if (w.length >= 64 * 1024) hash.update(w.take());
     }
   });

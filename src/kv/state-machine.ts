@@ -4,6 +4,7 @@
  * uses it.
  */
 import { assert } from '../raft/assert.js';
+import type { ArenaStats } from './arena.js';
 import { implementationOf } from './cmd-registry.js';
 import { type CommandSpec, lookupCommand } from './command-table.js';
 import { Ctx, type Published } from './context.js';
@@ -39,6 +40,8 @@ export interface ApplyResult {
 export interface KvStats {
   readonly dbs: readonly DbStats[];
   readonly approxMemoryBytes: number;
+  /** The off-heap store of short string values (arena.ts). */
+  readonly arena: ArenaStats & { readonly compactions: number };
   readonly clockMs: number;
   readonly appliedIndex: number;
 }
@@ -226,12 +229,17 @@ export class KvStateMachine {
     const entry = this.encoded.take(data) ?? decodeEntry(data);
     this.ks.appliedIndex = index;
     this.ks.clockMs = Math.max(this.ks.clockMs, entry.nowMs);
-    if (entry.tag === 'expire') return { reply: this.applyExpire(entry.keys) };
+    if (entry.tag === 'expire') {
+      const reply = this.applyExpire(entry.keys);
+      this.ks.tidyArena();
+      return { reply };
+    }
     const ctx = new Ctx(this.ks, entry.db, this.ks.clockMs, index, true, entry.seed);
     const reply =
       entry.tag === 'command'
         ? this.execute(ctx, entry.argv)
         : this.applyExec(ctx, entry.watched, entry.commands);
+    this.ks.tidyArena();
     return ctx.published !== null ? { reply, published: ctx.published } : { reply };
   }
 
@@ -297,6 +305,7 @@ export class KvStateMachine {
     return {
       dbs: this.ks.stats(),
       approxMemoryBytes: this.ks.approxMemoryBytes(),
+      arena: { ...this.ks.arenaStats(), compactions: this.ks.arenaCompactions },
       clockMs: this.ks.clockMs,
       appliedIndex: this.ks.appliedIndex,
     };

@@ -301,13 +301,19 @@ function infoSection(server: ServerView, name: string): string[] | null {
     }
     case 'memory': {
       const memory = process.memoryUsage();
-      const dataset = node.kv.stats().approxMemoryBytes;
+      const kv = node.kv.stats();
+      const dataset = kv.approxMemoryBytes;
+      // Short string values live outside the JS heap, in the kv arena.
+      const used = memory.heapUsed + kv.arena.reservedBytes;
       return [
-        `used_memory:${memory.heapUsed}`,
-        `used_memory_human:${humanBytes(memory.heapUsed)}`,
+        `used_memory:${used}`,
+        `used_memory_human:${humanBytes(used)}`,
         `used_memory_rss:${memory.rss}`,
         `used_memory_rss_human:${humanBytes(memory.rss)}`,
         `used_memory_dataset:${dataset}`,
+        `arena_reserved:${kv.arena.reservedBytes}`,
+        `arena_free:${kv.arena.freeBytes}`,
+        `arena_compactions:${kv.arena.compactions}`,
         'maxmemory:0',
         'maxmemory_policy:noeviction',
       ];
