@@ -1,4 +1,5 @@
 import { assert, fail } from './assert.js';
+import { NumberColumn, RefColumn } from './columns.js';
 import { applyConfChange } from './membership.js';
 import type { ConfChange, Entry, LogIndex, Membership, SnapshotMeta, Term } from './types.js';
 import { confEntryBytes, entryOverheadBytes, logIndex } from './types.js';
@@ -50,12 +51,13 @@ export class RaftLog {
    * Entry snap.index + 1 + k has term terms[k] (non-decreasing) and, when
    * normal, the payload of lengths[k] bytes at offsets[k] in buffers[k]; a
    * conf entry has null there and its change in `confChanges`. Invariant:
-   * the four columns have the same length.
+   * the four columns have the same length. (Columns, not arrays: see
+   * columns.ts.)
    */
-  private terms: Term[] = [];
-  private buffers: (ArrayBufferLike | null)[] = [];
-  private offsets: number[] = [];
-  private lengths: number[] = [];
+  private readonly terms = new NumberColumn();
+  private readonly buffers = new RefColumn<ArrayBufferLike | null>();
+  private readonly offsets = new NumberColumn();
+  private readonly lengths = new NumberColumn();
   /** Indexes of the conf entries in the log, ascending, and their changes. */
   private confIndexes: LogIndex[] = [];
   private confChanges: ConfChange[] = [];
@@ -118,13 +120,13 @@ export class RaftLog {
   }
 
   lastTerm(): Term {
-    return this.terms.at(-1) ?? this.snap.term;
+    return (this.terms.last() as Term | undefined) ?? this.snap.term;
   }
 
   /** The term at `index`, or undefined when compacted away or beyond the end. */
   term(index: LogIndex): Term | undefined {
     if (index === this.snap.index) return this.snap.term;
-    return this.terms[index - this.snap.index - 1];
+    return this.terms.get(index - this.snap.index - 1) as Term | undefined;
   }
 
   /**
@@ -144,7 +146,7 @@ export class RaftLog {
 
   /** The entry in column slot `k`, which must be in range. */
   private entryAt(k: number): Entry {
-    const term = this.terms[k] as Term;
+    const term = this.terms.get(k) as Term;
     const index = logIndex(this.snap.index + 1 + k);
     const recent = this.recent[index & recentMask];
     if (recent !== undefined && recent.index === index) {
@@ -152,10 +154,10 @@ export class RaftLog {
         fail(`recent entry ${index} has term ${recent.term}, the log ${term}`);
       return recent;
     }
-    const buffer = this.buffers[k];
+    const buffer = this.buffers.get(k);
     if (buffer === undefined) fail(`entry ${index} missing inside the log`);
     if (buffer === null) return { kind: 'conf', term, index, change: this.confChangeAt(index) };
-    const data = new Uint8Array(buffer, this.offsets[k], this.lengths[k]);
+    const data = new Uint8Array(buffer, this.offsets.get(k), this.lengths.get(k));
     return { kind: 'normal', term, index, data };
   }
 
@@ -168,7 +170,8 @@ export class RaftLog {
   /** What `entryBytes` counts for the entry in column slot `k`. */
   private bytesAt(k: number): number {
     return (
-      entryOverheadBytes + (this.buffers[k] === null ? confEntryBytes : (this.lengths[k] ?? 0))
+      entryOverheadBytes +
+      (this.buffers.get(k) === null ? confEntryBytes : (this.lengths.get(k) ?? 0))
     );
   }
 
@@ -273,10 +276,10 @@ export class RaftLog {
     if (index > this.lastIndex()) return;
     this.forgetRecent(index, this.lastIndex());
     const keep = index - this.snap.index - 1;
-    this.terms.length = keep;
-    this.buffers.length = keep;
-    this.offsets.length = keep;
-    this.lengths.length = keep;
+    this.terms.truncate(keep);
+    this.buffers.truncate(keep);
+    this.offsets.truncate(keep);
+    this.lengths.truncate(keep);
     this.persisting = logIndex(Math.min(this.persisting, index - 1));
     this.stable = logIndex(Math.min(this.stable, index - 1));
     let dropped = false;
@@ -395,10 +398,10 @@ export class RaftLog {
     this.snap = s;
     this.latest = s;
     this.recent.fill(undefined);
-    this.terms = [];
-    this.buffers = [];
-    this.offsets = [];
-    this.lengths = [];
+    this.terms.truncate(0);
+    this.buffers.truncate(0);
+    this.offsets.truncate(0);
+    this.lengths.truncate(0);
     this.confIndexes = [];
     this.confChanges = [];
     this.membershipCache = s.membership;
@@ -449,14 +452,11 @@ export class RaftLog {
       );
       const snap = this.metaAt(compactTo);
       this.forgetRecent(logIndex(this.snap.index + 1), compactTo);
-      // Copies of what stays, not splice: splice keeps each column's backing
-      // store at the size it grew to (5.5 MB for four columns of 150,000
-      // entries, kept after compacting to 5,000).
       const drop = compactTo - this.snap.index;
-      this.terms = this.terms.slice(drop);
-      this.buffers = this.buffers.slice(drop);
-      this.offsets = this.offsets.slice(drop);
-      this.lengths = this.lengths.slice(drop);
+      this.terms.dropFront(drop);
+      this.buffers.dropFront(drop);
+      this.offsets.dropFront(drop);
+      this.lengths.dropFront(drop);
       const confKept = this.confIndexes.findIndex((i) => i > compactTo);
       const confDropped = confKept === -1 ? this.confIndexes.length : confKept;
       this.confIndexes.splice(0, confDropped);
