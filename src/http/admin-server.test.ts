@@ -66,6 +66,12 @@ describe('AdminServer', () => {
     expect(metrics.body).toMatch(/^tandem_wal_plain_rotations_total \d+$/m);
     expect(metrics.body).toMatch(/^tandem_persists_total \d+$/m);
     expect(metrics.body).toMatch(/^tandem_read_rounds_total \d+$/m);
+    for (const state of ['reserved', 'live', 'free']) {
+      expect(metrics.body).toMatch(
+        new RegExp(`^tandem_kv_arena_bytes\\{state="${state}"\\} \\d+$`, 'm'),
+      );
+    }
+    expect(metrics.body).toMatch(/^tandem_kv_arena_compactions_total 0$/m);
     expect(metrics.body).toContain('process_cpu_user_seconds_total');
   });
 

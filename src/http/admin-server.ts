@@ -65,6 +65,13 @@ export interface AdminNode {
   readonly counters: { readonly degradedHandovers: number };
   /** SHA-256 of the keyspace and the applied index it is as of (one synchronous read). */
   digest(): { readonly applied: number; readonly digest: string };
+  /** The kv string arena's bytes (off the JS heap) and compactions. */
+  kvArena(): {
+    readonly reservedBytes: number;
+    readonly liveBytes: number;
+    readonly freeBytes: number;
+    readonly compactions: number;
+  };
 }
 
 /** What the metrics read of one peer link. */
@@ -391,6 +398,25 @@ export class AdminServer {
       'tandem_wal_plain_rotations_total',
       'WAL segment rotations into a new unprepared segment (none ready, or too little disk space to prepare)',
       driver('walPlainRotations'),
+    );
+    new Gauge({
+      name: 'tandem_kv_arena_bytes',
+      help:
+        'Bytes of the kv string arena, outside the JS heap: reserved (pages held), live ' +
+        '(slots holding values) and free (slots on the free lists)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const arena = node.kvArena();
+        this.set({ state: 'reserved' }, arena.reservedBytes);
+        this.set({ state: 'live' }, arena.liveBytes);
+        this.set({ state: 'free' }, arena.freeBytes);
+      },
+    });
+    metric.counter(
+      'tandem_kv_arena_compactions_total',
+      'Times the kv string arena moved its values into a fresh one to give free slots back',
+      () => node.kvArena().compactions,
     );
     metric.counter(
       'tandem_degraded_handovers_total',

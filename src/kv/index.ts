@@ -70,4 +70,10 @@ export { dbCount } from './entry-codec.js';
 export type { DbStats } from './keyspace.js';
 export * from './reply.js';
 export { KvSnapshot } from './snapshot.js';
-export { type ApplyResult, KvStateMachine, type KvStats, plantedBugs } from './state-machine.js';
+export {
+  type ApplyResult,
+  type KvArenaStats,
+  KvStateMachine,
+  type KvStats,
+  plantedBugs,
+} from './state-machine.js';

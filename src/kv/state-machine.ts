@@ -37,11 +37,16 @@ export interface ApplyResult {
   readonly published?: readonly Published[];
 }
 
+export interface KvArenaStats extends ArenaStats {
+  /** Times the values moved into a fresh arena (Keyspace.tidyArena). */
+  readonly compactions: number;
+}
+
 export interface KvStats {
   readonly dbs: readonly DbStats[];
   readonly approxMemoryBytes: number;
   /** The off-heap store of short string values (arena.ts). */
-  readonly arena: ArenaStats & { readonly compactions: number };
+  readonly arena: KvArenaStats;
   readonly clockMs: number;
   readonly appliedIndex: number;
 }
@@ -300,12 +305,17 @@ export class KvStateMachine {
     return digestKeyspace(this.ks);
   }
 
+  /** The string arena's bytes and compactions (cheap: for metrics at every scrape). */
+  arenaStats(): KvArenaStats {
+    return { ...this.ks.arenaStats(), compactions: this.ks.arenaCompactions };
+  }
+
   /** Keys and keys with expiry per db and approximate memory, for INFO. */
   stats(): KvStats {
     return {
       dbs: this.ks.stats(),
       approxMemoryBytes: this.ks.approxMemoryBytes(),
-      arena: { ...this.ks.arenaStats(), compactions: this.ks.arenaCompactions },
+      arena: this.arenaStats(),
       clockMs: this.ks.clockMs,
       appliedIndex: this.ks.appliedIndex,
     };

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   type ApplyResult,
+  type KvArenaStats,
   type KvStateMachine,
   type Published,
   plantedBugs,
@@ -673,6 +674,10 @@ export class TandemNode {
    * yielding, so two nodes at the same applied index must report the same
    * digest. Costs a pass over the keyspace: for checks, not for hot paths.
    */
+  kvArena(): KvArenaStats {
+    return this.machine.kv.arenaStats();
+  }
+
   digest(): { applied: number; digest: string } {
     return { applied: this.driver.appliedIndex, digest: this.machine.kv.digest() };
   }
