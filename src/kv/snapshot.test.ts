@@ -265,7 +265,7 @@ describe('string values in the arena', () => {
     snap.close();
     h.write('SET', 'last', 'y');
     expect(ks.arenaCompactions).toBe(compactions + 1);
-    expect(ks.arenaStats()).toEqual({ liveBytes: 8, freeBytes: 0, reservedBytes: 64 * 1024 });
+    expect(ks.arenaStats()).toEqual({ liveBytes: 8, freeBytes: 0, reservedBytes: 16 * 1024 });
   });
 
   test('no compaction while a snapshot reads the arena, though values shrink and a db is flushed under it', () => {
