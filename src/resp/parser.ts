@@ -109,6 +109,29 @@ const emptyBuffer = Buffer.alloc(0);
  *   execute(r);
  * }
  */
+/**
+ * An argv of `count` placeholders, exactly sized and packed (array literals)
+ * for the short commands most clients send; longer ones grow by push. A
+ * `[]` grown by its first push holds 17 slots: 112 bytes more than a SET's
+ * argv needs, a tenth of what the leader allocated per pipelined SET.
+ */
+function argvOfLength(count: number): string[] {
+  switch (count) {
+    case 1:
+      return [''];
+    case 2:
+      return ['', ''];
+    case 3:
+      return ['', '', ''];
+    case 4:
+      return ['', '', '', ''];
+    case 5:
+      return ['', '', '', '', ''];
+    default:
+      return [];
+  }
+}
+
 export class RequestParser {
   private readonly bulkBytesMax: number;
   private readonly argsMax: number;
@@ -128,6 +151,8 @@ export class RequestParser {
   /** Bulk arguments still expected by the current multibulk command; 0 between commands. */
   private argsLeft = 0;
   private argv: Command = [];
+  /** Arguments of the current command already in `argv` (which may be made at its full size). */
+  private argvFilled = 0;
   private argvBytes = 0;
   /** Length of the next bulk payload once its `$` header is read, else -1. */
   private bulkBytes = -1;
@@ -201,8 +226,12 @@ export class RequestParser {
 
   private takeCommand(): Command {
     const argv = this.argv;
-    assert(argv.length > 0 && this.argsLeft === 0, 'a command is complete');
+    assert(
+      argv.length > 0 && this.argsLeft === 0 && this.argvFilled === argv.length,
+      'a command is complete',
+    );
     this.argv = [];
+    this.argvFilled = 0;
     this.argvBytes = 0;
     return argv;
   }
@@ -218,7 +247,10 @@ export class RequestParser {
     }
     this.consume(lineEnd + 2);
     // Redis ignores a count <= 0 as an empty command.
-    if (count > 0) this.argsLeft = count;
+    if (count > 0) {
+      this.argsLeft = count;
+      this.argv = argvOfLength(count);
+    }
     return true;
   }
 
@@ -271,7 +303,10 @@ export class RequestParser {
   }
 
   private pushArg(arg: string): void {
-    this.argv.push(arg);
+    const argv = this.argv;
+    if (this.argvFilled < argv.length) argv[this.argvFilled] = arg;
+    else argv.push(arg);
+    this.argvFilled++;
     this.argvBytes += arg.length;
     this.argsLeft--;
     this.bulkBytes = -1;
@@ -461,6 +496,7 @@ export class RequestParser {
     this.big = null;
     this.bigFilled = 0;
     this.argv = [];
+    this.argvFilled = 0;
     this.argvBytes = 0;
   }
 }
