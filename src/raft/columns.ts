@@ -21,65 +21,40 @@ function tooBig(capacity: number, count: number): boolean {
   return capacity > capacityMin && capacity >= 8 * Math.max(count, capacityMin);
 }
 
-/** Numbers (any float64) at 0..length-1, in a Float64Array outside the JS heap. */
-export class NumberColumn {
-  private data = new Float64Array(capacityMin);
-  private count = 0;
-
-  get length(): number {
-    return this.count;
-  }
-
-  /** The number at `k`, or undefined out of range. */
-  get(k: number): number | undefined {
-    return k >= 0 && k < this.count ? this.data[k] : undefined;
-  }
-
-  last(): number | undefined {
-    return this.count > 0 ? this.data[this.count - 1] : undefined;
-  }
-
-  push(value: number): void {
-    if (this.count === this.data.length) this.resize(this.count * 2);
-    this.data[this.count++] = value;
-  }
-
-  /** Keeps the first `count`. */
-  truncate(count: number): void {
-    assert(count >= 0 && count <= this.count, 'truncate within the column');
-    this.count = count;
-    if (tooBig(this.data.length, count)) this.resize(capacityFor(count));
-  }
-
-  /** Drops the first `n`, moving the rest to the front. */
-  dropFront(n: number): void {
-    assert(n >= 0 && n <= this.count, 'drop within the column');
-    this.data.copyWithin(0, n, this.count);
-    this.truncate(this.count - n);
-  }
-
-  private resize(capacity: number): void {
-    const next = new Float64Array(capacity);
-    next.set(this.data.subarray(0, this.count));
-    this.data = next;
-  }
+/** What a column keeps its values in: a Float64Array or a plain array. */
+interface Storage<T> {
+  readonly length: number;
+  [k: number]: T;
+  copyWithin(target: number, start: number, end?: number): unknown;
+  fill(value: T, start?: number, end?: number): unknown;
 }
 
 /**
- * References at 0..length-1. Slots past the length hold undefined, so a
- * dropped reference keeps nothing alive.
+ * Values at 0..length-1. Slots past the length hold `empty`, so a dropped
+ * reference keeps nothing alive.
  */
-export class RefColumn<T> {
-  private data: (T | undefined)[] = new Array<T | undefined>(capacityMin).fill(undefined);
+class Column<T> {
+  private data: Storage<T>;
   private count = 0;
+
+  constructor(
+    private readonly make: (capacity: number) => Storage<T>,
+    private readonly empty: T,
+  ) {
+    this.data = make(capacityMin);
+  }
 
   get length(): number {
     return this.count;
   }
 
-  /** The reference at `k`, or undefined out of range. */
+  /** The value at `k`, or undefined out of range. */
   get(k: number): T | undefined {
     return k >= 0 && k < this.count ? this.data[k] : undefined;
+  }
+
+  last(): T | undefined {
+    return this.count > 0 ? this.data[this.count - 1] : undefined;
   }
 
   push(value: T): void {
@@ -90,7 +65,7 @@ export class RefColumn<T> {
   /** Keeps the first `count`. */
   truncate(count: number): void {
     assert(count >= 0 && count <= this.count, 'truncate within the column');
-    this.data.fill(undefined, count, this.count);
+    this.data.fill(this.empty, count, this.count);
     this.count = count;
     if (tooBig(this.data.length, count)) this.resize(capacityFor(count));
   }
@@ -103,8 +78,22 @@ export class RefColumn<T> {
   }
 
   private resize(capacity: number): void {
-    const next = new Array<T | undefined>(capacity).fill(undefined);
-    for (let k = 0; k < this.count; k++) next[k] = this.data[k];
+    const next = this.make(capacity);
+    for (let k = 0; k < this.count; k++) next[k] = this.data[k] as T;
     this.data = next;
+  }
+}
+
+/** Numbers (any float64), in a Float64Array outside the JS heap. */
+export class NumberColumn extends Column<number> {
+  constructor() {
+    super((capacity) => new Float64Array(capacity), 0);
+  }
+}
+
+/** References, in a plain array made at its full size. */
+export class RefColumn<T> extends Column<T | undefined> {
+  constructor() {
+    super((capacity) => new Array<T | undefined>(capacity).fill(undefined), undefined);
   }
 }
