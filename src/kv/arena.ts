@@ -164,15 +164,16 @@ export class StringArena {
   }
 
   private alloc(units: number): ArenaSlot {
-    this.live += units << unitShift;
     const list = this.freeLists[units];
     if (list !== undefined && list.length > 0) {
       this.freed -= units << unitShift;
+      this.live += units << unitShift;
       return list.pop() as ArenaSlot;
     }
     if ((this.cutAt[units] as number) + units > (this.cutEnd[units] as number)) this.addPage(units);
     const at = this.cutAt[units] as number;
     this.cutAt[units] = at + units;
+    this.live += units << unitShift;
     return ((this.cutPage[units] as number) << pageShift) | at;
   }
 
