@@ -112,8 +112,9 @@ const emptyBuffer = Buffer.alloc(0);
 /**
  * An argv of `count` placeholders, exactly sized and packed (array literals)
  * for the short commands most clients send; longer ones grow by push. A
- * `[]` grown by its first push holds 17 slots: 112 bytes more than a SET's
- * argv needs, a tenth of what the leader allocated per pipelined SET.
+ * `[]` grown by its first push holds 17 slots, 112 bytes more than a SET's
+ * argv needs: with this the leader allocated 1,776-1,786 bytes per
+ * pipelined SET, without it 1,844-1,885 (--trace-gc-nvp).
  */
 function argvOfLength(count: number): string[] {
   switch (count) {
