@@ -121,6 +121,12 @@ describe('StringArena', () => {
       viaStr.str(value);
       expect(Buffer.from(viaArena.finish())).toEqual(Buffer.from(viaStr.finish()));
     }
+    // storeBytes takes the same bytes straight from a buffer (snapshot restore).
+    for (const value of ['', 'k\x00\xff'.repeat(50), '\x80z'.repeat(600)]) {
+      const src = Buffer.from(`ab${value}cd`, 'latin1');
+      const slot = a.storeBytes(src, 2, 2 + value.length);
+      expect(a.read(slot)).toBe(value);
+    }
     expect(StringArena.fits(arenaValueMax)).toBe(true);
     expect(StringArena.fits(arenaValueMax + 1)).toBe(false);
   });

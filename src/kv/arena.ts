@@ -47,6 +47,8 @@ const headerBytes = 4;
 const poison = 0xffffffff;
 /** Strings up to this long are copied by a loop (see bytes.ts: it beats Buffer.write). */
 const shortStringMax = 24;
+/** Byte ranges up to this long are copied by a loop (a subarray for TypedArray.set costs an object). */
+const copyLoopMax = 256;
 const unitsMax = (arenaValueMax + headerBytes + 7) >>> unitShift;
 
 function unitsFor(length: number): number {
@@ -87,6 +89,19 @@ export class StringArena {
   store(s: string): ArenaSlot {
     const slot = this.alloc(unitsFor(s.length));
     this.write(slot, s);
+    return slot;
+  }
+
+  /** Stores the latin1 bytes `src[start, end)` (at most `arenaValueMax`) in a new slot. */
+  storeBytes(src: Uint8Array, start: number, end: number): ArenaSlot {
+    const length = end - start;
+    const slot = this.alloc(unitsFor(length));
+    const page = this.pageOf(slot);
+    const at = offsetOf(slot);
+    page.writeUInt32LE(length, at);
+    const from = at + headerBytes;
+    if (length > copyLoopMax) page.set(src.subarray(start, end), from);
+    else for (let i = 0; i < length; i++) page[from + i] = src[start + i] as number;
     return slot;
   }
 

@@ -182,6 +182,23 @@ export class ByteReader {
     return v;
   }
 
+  /**
+   * Skips a string as `str` reads it and returns where its bytes start (they
+   * end at `offset`), to copy them without making a JS string.
+   */
+  strSpan(): number {
+    const len = this.u32();
+    this.need(len);
+    const start = this.pos;
+    this.pos += len;
+    return start;
+  }
+
+  /** The bytes being read (what `strSpan` offsets index). */
+  get bytes(): Buffer {
+    return this.buf;
+  }
+
   str(): string {
     const len = this.u32();
     this.need(len);

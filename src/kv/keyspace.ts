@@ -340,10 +340,42 @@ export class Keyspace {
    */
   put(db: number, key: string, value: Value, revision: number, expireAtMs: number): KeyEntry {
     this.beforeMutate(db, key);
+    return this.install(db, key, this.toStored(value), revision, expireAtMs);
+  }
+
+  /**
+   * `put` of the string whose latin1 bytes are `src[start, end)`, copied
+   * into the arena without a JS string in between when it fits (snapshot
+   * restore: 1M values of 100 bytes loaded 0.27 s slower through strings).
+   */
+  putBytes(
+    db: number,
+    key: string,
+    src: Buffer,
+    start: number,
+    end: number,
+    revision: number,
+    expireAtMs: number,
+  ): KeyEntry {
+    this.beforeMutate(db, key);
+    const raw = StringArena.fits(end - start)
+      ? this.arena.storeBytes(src, start, end)
+      : src.toString('latin1', start, end);
+    return this.install(db, key, raw, revision, expireAtMs);
+  }
+
+  /** Makes the key's entry hold `raw` (an arena slot it now owns), replacing any entry. */
+  private install(
+    db: number,
+    key: string,
+    raw: StoredValue,
+    revision: number,
+    expireAtMs: number,
+  ): KeyEntry {
     const m = this.map(db);
     const old = m.get(key);
     if (old !== undefined) this.release(old.raw);
-    const entry = new KeyEntry(this.toStored(value), revision);
+    const entry = new KeyEntry(raw, revision);
     m.set(key, entry);
     this.trackExpiry(db, key, expireAtMs);
     return entry;

@@ -252,10 +252,18 @@ function readHeader(r: ByteReader, ks: Keyspace): number {
   return version;
 }
 
+/**
+ * One record as read: a string value is left in the bytes read
+ * (`src[start, end)`, `value` null) so that restore copies it into the
+ * arena without a JS string; other values are decoded.
+ */
 interface SnapshotRecord {
   readonly db: number;
   readonly key: string;
-  readonly value: Value;
+  readonly value: Value | null;
+  readonly src: Buffer;
+  readonly start: number;
+  readonly end: number;
   readonly revision: number;
   readonly expireAtMs: number;
 }
@@ -272,12 +280,19 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
   if (!(Number.isFinite(expireAtMs) && expireAtMs >= 0)) {
     throw new CorruptDataError(`kv snapshot: expiry ${expireAtMs} of key ${JSON.stringify(key)}`);
   }
-  return { db, key, value: readValue(r, type), revision, expireAtMs };
+  if (type === typeCodes.string) {
+    const start = r.strSpan();
+    return { db, key, value: null, src: r.bytes, start, end: r.offset, revision, expireAtMs };
+  }
+  const value = readValue(r, type);
+  return { db, key, value, src: r.bytes, start: 0, end: 0, revision, expireAtMs };
 }
 
 function putRecord(ks: Keyspace, record: SnapshotRecord): void {
   const keys = ks.map(record.db).size;
-  ks.put(record.db, record.key, record.value, record.revision, record.expireAtMs);
+  const { db, key, value, revision, expireAtMs } = record;
+  if (value !== null) ks.put(db, key, value, revision, expireAtMs);
+  else ks.putBytes(db, key, record.src, record.start, record.end, revision, expireAtMs);
   // One hash lookup per record: a duplicate replaced an entry instead of adding one.
   if (ks.map(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
 }
