@@ -26,7 +26,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { fail } from '../raft/assert.js';
-import type { ByteWriter } from './bytes.js';
+import { type ByteWriter, copyRange, writeLatin1 } from './bytes.js';
 
 /** Values up to this many bytes live in the arena; longer ones stay JS strings. */
 export const arenaValueMax = 16 * 1024;
@@ -45,10 +45,6 @@ const firstPageBytes = 16 * 1024;
 const pageSlotsMin = 8;
 const headerBytes = 4;
 const poison = 0xffffffff;
-/** Strings up to this long are copied by a loop (see bytes.ts: it beats Buffer.write). */
-const shortStringMax = 24;
-/** Byte ranges up to this long are copied by a loop (a subarray for TypedArray.set costs an object). */
-const copyLoopMax = 256;
 const unitsMax = (arenaValueMax + headerBytes + 7) >>> unitShift;
 
 function unitsFor(length: number): number {
@@ -99,9 +95,7 @@ export class StringArena {
     const page = this.pageOf(slot);
     const at = offsetOf(slot);
     page.writeUInt32LE(length, at);
-    const from = at + headerBytes;
-    if (length > copyLoopMax) page.set(src.subarray(start, end), from);
-    else for (let i = 0; i < length; i++) page[from + i] = src[start + i] as number;
+    copyRange(page, at + headerBytes, src, start, end);
     return slot;
   }
 
@@ -239,14 +233,8 @@ export class StringArena {
   private write(slot: ArenaSlot, s: string): void {
     const page = this.pageOf(slot);
     const at = offsetOf(slot);
-    const length = s.length;
-    page.writeUInt32LE(length, at);
-    if (length > shortStringMax) {
-      page.write(s, at + headerBytes, length, 'latin1');
-      return;
-    }
-    const from = at + headerBytes;
-    for (let i = 0; i < length; i++) page[from + i] = s.charCodeAt(i);
+    page.writeUInt32LE(s.length, at);
+    writeLatin1(page, at + headerBytes, s);
   }
 }
 

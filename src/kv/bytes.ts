@@ -20,8 +20,34 @@ export class TruncatedDataError extends CorruptDataError {}
  * Typed array stores keep the low byte, as latin1 encoding does.
  */
 const shortStringMax = 24;
-/** Ranges up to this long are copied in by a loop (see ByteWriter.copyIn). */
+/**
+ * Byte ranges up to this long are copied by a loop: Buffer.copy of part of
+ * a buffer makes a view of that part first (Node 20), one object per call,
+ * which was a tenth of a follower's allocation when snapshots copied each
+ * value out of the string arena that way.
+ */
 const copyLoopMax = 256;
+
+/** Writes binary string `s` (one byte per char) into `buf` at `at`; returns its length. */
+export function writeLatin1(buf: Buffer, at: number, s: string): number {
+  const length = s.length;
+  if (length > shortStringMax) return buf.write(s, at, length, 'latin1');
+  // Keys and command names: a loop beats the call into Buffer.write.
+  for (let i = 0; i < length; i++) buf[at + i] = s.charCodeAt(i);
+  return length;
+}
+
+/** Copies `src[start, end)` into `dst` at `at` without making a view of the range when short. */
+export function copyRange(
+  dst: Uint8Array,
+  at: number,
+  src: Uint8Array,
+  start: number,
+  end: number,
+): void {
+  if (end - start > copyLoopMax) dst.set(src.subarray(start, end), at);
+  else for (let i = start; i < end; i++) dst[at + i - start] = src[i] as number;
+}
 
 export class ByteWriter {
   private buf: Buffer;
@@ -72,15 +98,7 @@ export class ByteWriter {
     const length = value.length;
     this.u32(length);
     this.ensure(length);
-    if (length > shortStringMax) {
-      this.pos += this.buf.write(value, this.pos, length, 'latin1');
-      return;
-    }
-    // Keys and command names: a loop beats the call into Buffer.write.
-    const buf = this.buf;
-    const at = this.pos;
-    for (let i = 0; i < length; i++) buf[at + i] = value.charCodeAt(i);
-    this.pos = at + length;
+    this.pos += writeLatin1(this.buf, this.pos, value);
   }
 
   raw(bytes: Uint8Array): void {
@@ -89,20 +107,11 @@ export class ByteWriter {
     this.pos += bytes.length;
   }
 
-  /**
-   * Copies `src[start, end)` in. Short ranges by a loop: Buffer.copy of part
-   * of a buffer makes a view of that part first (Node 20), one object per
-   * call, which was a tenth of a follower's allocation when snapshots
-   * copied each value out of the string arena this way.
-   */
+  /** Copies `src[start, end)` in (see copyRange). */
   copyIn(src: Uint8Array, start: number, end: number): void {
-    const length = end - start;
-    this.ensure(length);
-    const buf = this.buf;
-    const at = this.pos;
-    if (length > copyLoopMax) buf.set(src.subarray(start, end), at);
-    else for (let i = 0; i < length; i++) buf[at + i] = src[start + i] as number;
-    this.pos = at + length;
+    this.ensure(end - start);
+    copyRange(this.buf, this.pos, src, start, end);
+    this.pos += end - start;
   }
 
   /** A copy of the bytes written so far. */

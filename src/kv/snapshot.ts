@@ -164,8 +164,8 @@ function concat(chunks: Iterable<Uint8Array>): Buffer {
   return Buffer.concat(parts);
 }
 
-function readValue(r: ByteReader, type: number): Value {
-  if (type === 1) return r.str();
+/** A collection value (strings are read by readRecord, straight into the arena). */
+function readCollection(r: ByteReader, type: number): Value {
   const n = r.u32();
   if (n === 0) throw new CorruptDataError('kv snapshot: empty collection');
   if (n > r.remaining) throw new CorruptDataError(`kv snapshot: collection size ${n}`);
@@ -284,7 +284,7 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
     const start = r.strSpan();
     return { db, key, value: null, src: r.bytes, start, end: r.offset, revision, expireAtMs };
   }
-  const value = readValue(r, type);
+  const value = readCollection(r, type);
   return { db, key, value, src: r.bytes, start: 0, end: 0, revision, expireAtMs };
 }
 

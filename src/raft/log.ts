@@ -32,8 +32,8 @@ const recentMask = recentEntriesMax - 1;
  * more under load), so each entry and its payload's view outlive the young
  * generation: the collector copied them twice and then marked them until
  * they were compacted away, 150 heap bytes per entry. Here an entry is a
- * term, its payload's buffer, offset and length: four array slots, and no
- * object of its own.
+ * term, its payload's buffer, offset and length: a slot in each of four
+ * columns, and no object of its own.
  *
  * The Entry objects handed out (`entry`, `slice`, `takeUnpersisted`,
  * `takeCommitted`) are the ones appended while an entry is among the last
@@ -58,6 +58,8 @@ export class RaftLog {
   private readonly buffers = new RefColumn<ArrayBufferLike | null>();
   private readonly offsets = new NumberColumn();
   private readonly lengths = new NumberColumn();
+  /** The four, for what is done to all of them at once. */
+  private readonly columns = [this.terms, this.buffers, this.offsets, this.lengths] as const;
   /** Indexes of the conf entries in the log, ascending, and their changes. */
   private confIndexes: LogIndex[] = [];
   private confChanges: ConfChange[] = [];
@@ -276,10 +278,7 @@ export class RaftLog {
     if (index > this.lastIndex()) return;
     this.forgetRecent(index, this.lastIndex());
     const keep = index - this.snap.index - 1;
-    this.terms.truncate(keep);
-    this.buffers.truncate(keep);
-    this.offsets.truncate(keep);
-    this.lengths.truncate(keep);
+    for (const c of this.columns) c.truncate(keep);
     this.persisting = logIndex(Math.min(this.persisting, index - 1));
     this.stable = logIndex(Math.min(this.stable, index - 1));
     let dropped = false;
@@ -398,10 +397,7 @@ export class RaftLog {
     this.snap = s;
     this.latest = s;
     this.recent.fill(undefined);
-    this.terms.truncate(0);
-    this.buffers.truncate(0);
-    this.offsets.truncate(0);
-    this.lengths.truncate(0);
+    for (const c of this.columns) c.truncate(0);
     this.confIndexes = [];
     this.confChanges = [];
     this.membershipCache = s.membership;
@@ -453,10 +449,7 @@ export class RaftLog {
       const snap = this.metaAt(compactTo);
       this.forgetRecent(logIndex(this.snap.index + 1), compactTo);
       const drop = compactTo - this.snap.index;
-      this.terms.dropFront(drop);
-      this.buffers.dropFront(drop);
-      this.offsets.dropFront(drop);
-      this.lengths.dropFront(drop);
+      for (const c of this.columns) c.dropFront(drop);
       const confKept = this.confIndexes.findIndex((i) => i > compactTo);
       const confDropped = confKept === -1 ? this.confIndexes.length : confKept;
       this.confIndexes.splice(0, confDropped);
