@@ -44,7 +44,7 @@ function hashForWrite(ctx: Ctx, key: string): HashValue {
 }
 
 function commit(ctx: Ctx, key: string): void {
-  const e = ctx.ks.map(ctx.db).get(key);
+  const e = ctx.ks.find(ctx.db, key);
   if (e !== undefined) ctx.touched(key, e);
 }
 

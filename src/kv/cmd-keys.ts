@@ -2,8 +2,8 @@
 import type { Ctx } from './context.js';
 import { encodingOf } from './encoding.js';
 import { fail, KvError, msg } from './errors.js';
-import { arg, type ImplTable, parseScan, scanReply, scanStep, upper } from './impl.js';
-import { cloneValue, type KeyEntry } from './keyspace.js';
+import { arg, type ImplTable, parseScan, scanReply, upper } from './impl.js';
+import { cloneValue, refOf } from './keyspace.js';
 import { globMatch, parseInt64, parseLong } from './parse.js';
 import { array, bulk, integer, nullReply, ok, type Reply, simple } from './reply.js';
 
@@ -99,31 +99,34 @@ function renameGeneric(ctx: Ctx, argv: readonly string[], nx: boolean): Reply {
   const value = ctx.ks.valueOf(e);
   ctx.del(dst);
   ctx.del(src);
-  // A fresh entry: the snapshot marks entries by object, so one must never move keys.
   ctx.store(dst, value, at);
   return nx ? integer(1) : ok;
 }
 
-function liveKeys(ctx: Ctx): Generator<[string, KeyEntry]> {
-  return (function* () {
-    for (const [k, e] of ctx.ks.map(ctx.db)) {
-      if (!ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) yield [k, e];
-    }
-  })();
+/** The db's keys that have not expired, in id order. */
+function* liveKeys(ctx: Ctx): Generator<string> {
+  const t = ctx.ks.table(ctx.db);
+  for (let id = 0; id < t.idEnd; id++) {
+    if (!t.has(id)) continue;
+    const k = t.key(id);
+    if (!ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) yield k;
+  }
 }
 
 function randomKey(ctx: Ctx): Reply {
-  const m = ctx.ks.map(ctx.db);
-  // Map has no random access: pick an index and walk to it (O(n), see report).
-  for (let attempt = 0; attempt < 16 && m.size > 0; attempt++) {
-    let i = ctx.randomInt(m.size);
-    for (const k of m.keys()) {
-      if (i-- > 0) continue;
+  const t = ctx.ks.table(ctx.db);
+  // A random id, then the first key from there on: O(1) while few ids are free.
+  for (let attempt = 0; attempt < 16 && t.size > 0; attempt++) {
+    const start = ctx.randomInt(t.idEnd);
+    for (let n = 0; n < t.idEnd; n++) {
+      const id = (start + n) % t.idEnd;
+      if (!t.has(id)) continue;
+      const k = t.key(id);
       if (!ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) return bulk(k);
       break;
     }
   }
-  for (const [k] of liveKeys(ctx)) return bulk(k);
+  for (const k of liveKeys(ctx)) return bulk(k);
   return nullReply;
 }
 
@@ -234,23 +237,35 @@ export const keyCommands: ImplTable = {
       const pattern = arg(argv, 1);
       const all = pattern === '*';
       const out = [];
-      for (const [k] of liveKeys(ctx)) if (all || globMatch(pattern, k)) out.push(bulk(k));
+      for (const k of liveKeys(ctx)) if (all || globMatch(pattern, k)) out.push(bulk(k));
       return array(out);
     },
   },
   scan: {
     run: (ctx, argv) => {
       const opts = parseScan(argv, 1, true);
-      const m = ctx.ks.map(ctx.db);
-      const [next, items] = scanStep(ctx.ks.scans, m, ctx.ks.generation, opts, () => m.entries());
+      // The cursor is a key id: a key that exists throughout the scan keeps
+      // its id, so it is returned exactly once. Each call examines COUNT
+      // keys, or ten times as many ids when freed ids lie between them.
+      const t = ctx.ks.table(ctx.db);
       const out: Reply[] = [];
-      for (const [k, e] of items) {
+      let id = opts.cursor;
+      let examined = 0;
+      for (
+        let budget = opts.count * 10;
+        id < t.idEnd && examined < opts.count && budget > 0;
+        id++
+      ) {
+        budget--;
+        if (!t.has(id)) continue;
+        examined++;
+        const k = t.key(id);
         if (ctx.ks.isExpired(ctx.db, k, ctx.nowMs)) continue;
         if (opts.match !== undefined && !globMatch(opts.match, k)) continue;
-        if (opts.type !== undefined && ctx.ks.typeNameOf(e) !== opts.type) continue;
+        if (opts.type !== undefined && ctx.ks.typeNameOf(refOf(id, ctx.db)) !== opts.type) continue;
         out.push(bulk(k));
       }
-      return scanReply(next, out);
+      return scanReply(id >= t.idEnd ? 0 : id, out);
     },
   },
   rename: { run: (ctx, argv) => renameGeneric(ctx, argv, false) },
@@ -258,7 +273,7 @@ export const keyCommands: ImplTable = {
   randomkey: { run: (ctx) => randomKey(ctx) },
   copy: { check: (argv) => void parseCopy(argv), run: copy },
   object: { run: object },
-  dbsize: { run: (ctx) => integer(ctx.ks.map(ctx.db).size) },
+  dbsize: { run: (ctx) => integer(ctx.ks.table(ctx.db).size) },
   flushdb: {
     check: flushCheck,
     run: (ctx, argv) => {

@@ -7,7 +7,7 @@ import { assert } from '../raft/assert.js';
 import { Prng } from '../raft/prng.js';
 import { Deque } from './deque.js';
 import { fail, msg } from './errors.js';
-import type { HashValue, KeyEntry, Keyspace, SetValue, Value } from './keyspace.js';
+import type { HashValue, KeyRef, Keyspace, SetValue, Value } from './keyspace.js';
 import { ZSet } from './zset.js';
 
 export interface Published {
@@ -57,9 +57,9 @@ export class Ctx {
     else this.published.push(message);
   }
 
-  /** The key's entry, or undefined when missing or expired. */
-  lookup(key: string, db: number = this.db): KeyEntry | undefined {
-    const e = this.ks.map(db).get(key);
+  /** The key's ref, or undefined when missing or expired. */
+  lookup(key: string, db: number = this.db): KeyRef | undefined {
+    const e = this.ks.find(db, key);
     if (e === undefined) return undefined;
     if (this.ks.isExpired(db, key, this.nowMs)) {
       if (this.write) this.ks.remove(db, key);
@@ -69,10 +69,10 @@ export class Ctx {
   }
 
   /** Like lookup, and records the key as about to be mutated. */
-  lookupForWrite(key: string, db: number = this.db): KeyEntry | undefined {
+  lookupForWrite(key: string, db: number = this.db): KeyRef | undefined {
     assert(this.write, 'mutation only while applying an entry');
     const e = this.lookup(key, db);
-    if (e !== undefined) this.ks.beforeMutate(db, key);
+    if (e !== undefined) this.ks.beforeMutate(db, key, e);
     return e;
   }
 
@@ -80,7 +80,7 @@ export class Ctx {
     key: string,
     forWrite: boolean,
     is: (v: Value) => v is T,
-  ): [KeyEntry, T] | undefined {
+  ): [KeyRef, T] | undefined {
     const e = forWrite ? this.lookupForWrite(key) : this.lookup(key);
     if (e === undefined) return undefined;
     const v = this.ks.valueOf(e);
@@ -88,23 +88,23 @@ export class Ctx {
     return [e, v];
   }
 
-  str(key: string, forWrite = false): [KeyEntry, string] | undefined {
+  str(key: string, forWrite = false): [KeyRef, string] | undefined {
     return this.typed(key, forWrite, (v): v is string => typeof v === 'string');
   }
 
-  hash(key: string, forWrite = false): [KeyEntry, HashValue] | undefined {
+  hash(key: string, forWrite = false): [KeyRef, HashValue] | undefined {
     return this.typed(key, forWrite, (v): v is HashValue => v instanceof Map);
   }
 
-  set(key: string, forWrite = false): [KeyEntry, SetValue] | undefined {
+  set(key: string, forWrite = false): [KeyRef, SetValue] | undefined {
     return this.typed(key, forWrite, (v): v is SetValue => v instanceof Set);
   }
 
-  list(key: string, forWrite = false): [KeyEntry, Deque] | undefined {
+  list(key: string, forWrite = false): [KeyRef, Deque] | undefined {
     return this.typed(key, forWrite, (v): v is Deque => v instanceof Deque);
   }
 
-  zset(key: string, forWrite = false): [KeyEntry, ZSet] | undefined {
+  zset(key: string, forWrite = false): [KeyRef, ZSet] | undefined {
     return this.typed(key, forWrite, (v): v is ZSet => v instanceof ZSet);
   }
 
@@ -112,7 +112,7 @@ export class Ctx {
    * Like `store`, for a key whose live entry `lookupForWrite` just returned
    * (or undefined): reuses that entry in place (see Keyspace.overwrite).
    */
-  storeOver(key: string, old: KeyEntry | undefined, value: Value, expireAtMs = 0): KeyEntry {
+  storeOver(key: string, old: KeyRef | undefined, value: Value, expireAtMs = 0): KeyRef {
     if (old === undefined) return this.store(key, value, expireAtMs);
     assert(this.write, 'mutation only while applying an entry');
     this.ks.overwrite(this.db, key, old, value, this.index, expireAtMs);
@@ -120,7 +120,7 @@ export class Ctx {
   }
 
   /** Stores a value under key, replacing whatever was there. Returns the new entry. */
-  store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyEntry {
+  store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyRef {
     assert(this.write, 'mutation only while applying an entry');
     return this.ks.put(db, key, value, this.index, expireAtMs);
   }
@@ -129,7 +129,7 @@ export class Ctx {
    * Gives the live entry that `str(key, true)` (or another typed lookup for
    * write) returned a new value in place, and bumps its revision.
    */
-  update(key: string, e: KeyEntry, value: Value): void {
+  update(key: string, e: KeyRef, value: Value): void {
     assert(this.write, 'mutation only while applying an entry');
     this.ks.replaceValue(e, value);
     this.touched(key, e);
@@ -139,11 +139,10 @@ export class Ctx {
    * Records that the entry changed: bumps its revision, and deletes the key
    * when its collection became empty (Redis never keeps empty collections).
    */
-  touched(key: string, e: KeyEntry, db: number = this.db): void {
+  touched(key: string, e: KeyRef, db: number = this.db): void {
     assert(this.write, 'mutation only while applying an entry');
-    e.revision = this.index;
-    const raw = e.raw;
-    if (typeof raw === 'object' && raw.size === 0) this.ks.remove(db, key);
+    this.ks.setRevision(e, this.index);
+    if (this.ks.isEmptyCollection(e)) this.ks.remove(db, key);
   }
 
   /** Deletes a key if it exists (and is not expired); returns whether it did. */
@@ -158,9 +157,9 @@ export class Ctx {
     return this.ks.expiryOf(db, key);
   }
 
-  setExpiry(key: string, e: KeyEntry, expireAtMs: number): void {
+  setExpiry(key: string, e: KeyRef, expireAtMs: number): void {
     assert(this.write, 'mutation only while applying an entry');
     this.ks.setExpiry(this.db, key, expireAtMs);
-    e.revision = this.index;
+    this.ks.setRevision(e, this.index);
   }
 }

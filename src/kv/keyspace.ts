@@ -12,6 +12,7 @@ import { Deque } from './deque.js';
 import type { DbKey } from './entry-codec.js';
 import { dbCount } from './entry-codec.js';
 import { ScanCursors } from './impl.js';
+import { KeyTable, type StoredValue } from './key-table.js';
 import type { ZSet } from './zset.js';
 
 export type HashValue = Map<string, string>;
@@ -42,34 +43,34 @@ export function cloneValue(v: Value): Value {
   return v.clone();
 }
 
-/**
- * A value as a key entry holds it: a string of up to `arenaValueMax` bytes
- * is a slot of the keyspace's arena (a number), anything else the value
- * itself. Only the Keyspace that made an entry can read it (`valueOf`).
- */
-export type StoredValue = Value | ArenaSlot;
+export type { StoredValue } from './key-table.js';
 
 /**
- * One key. A class (not a closure or Buffer) to keep per-key overhead to one
- * small object: 48 bytes on a 64-bit heap. The expiry lives in
- * `Keyspace.expires`, not here, so keys without one (most) do not pay 8
- * bytes for it: 1M SETs of 100-byte values measured 117.6 heap bytes per
- * key with the field and 109.6 without.
- *
- * Made and changed only by the Keyspace (`put`, `overwrite`, `replaceValue`),
- * which owns the arena slot in `raw`.
+ * A key as commands hold it between a lookup and a mutation: its record id
+ * in its db's KeyTable and the db (id * dbCount + db), read and changed
+ * through the Keyspace. Valid until the key is removed or its db flushed:
+ * a later key may reuse the id.
  */
-export class KeyEntry {
-  /** Id of the snapshot that already wrote this entry out (see SnapshotCapture). */
-  snapMark = 0;
+export type KeyRef = number;
 
-  constructor(
-    public raw: StoredValue,
-    public revision: number,
-  ) {}
+export function refOf(id: number, db: number): KeyRef {
+  return id * dbCount + db;
 }
 
-/** A key's state as a snapshot keeps it: its value (a copy), revision and expiry (0 for none). */
+function dbOf(ref: KeyRef): number {
+  return ref % dbCount;
+}
+
+function idOf(ref: KeyRef): number {
+  return (ref - (ref % dbCount)) / dbCount;
+}
+
+/**
+ * What a snapshot keeps for a key mutated before it was written: a deep
+ * copy of its value as of the start, its revision and its expiry (0 for
+ * none). Copying is O(size of that value) once per key per snapshot;
+ * cloning a Map measured about 2x faster than encoding it on the spot.
+ */
 interface SavedEntry {
   readonly value: Value;
   readonly revision: number;
@@ -77,26 +78,29 @@ interface SavedEntry {
 }
 
 /**
- * What a snapshot keeps for a key mutated before it was written: a deep copy
- * of its old entry and its expiry, or nothing (the key did not exist, or was
- * already written). Copying is O(size of that value) once per key per
- * snapshot; cloning a Map measured about 2x faster than encoding it on the spot.
- */
-type Undo = SavedEntry | null;
-
-/**
  * The copy-on-write view behind one snapshot. Starting one is O(dbs): it
- * keeps the live Map objects and an empty undo log per db. Before a key is
- * mutated, `preserve` saves its old entry (deep-copied) unless the snapshot has
- * already written it (marked by `snapMark`) or it did not exist at the start.
- * FLUSHDB/FLUSHALL replace the live Map, so the captured one is frozen from
- * then on and needs no undo.
+ * keeps the live key tables, each one's id range, and an empty log of saved
+ * keys per db. FLUSHDB/FLUSHALL replace the live table, so the captured one
+ * is frozen from then on.
+ *
+ * A record marked with the capture's id (`KeyTable.mark`) is done with:
+ * written out, saved, or made after the start. Invariant: every other
+ * record of a captured table below its id range at the start holds its
+ * key's state as of the start. The Keyspace keeps it so:
+ * - before a key is mutated, `preserve` saves the state of an unmarked
+ *   record and marks it;
+ * - a key added while a capture runs is marked at once (`Keyspace.install`),
+ *   also when it reuses the id of a key deleted since the start.
+ * So the walk in id order writes each unmarked record (and marks it), and
+ * then the saved keys; each key of the start exactly once, with no lookup
+ * by name on either side.
  */
 export class SnapshotCapture {
-  readonly maps: readonly Map<string, KeyEntry>[];
-  /** The expiry maps at the start; a flush replaces them with the key maps. */
+  readonly tables: readonly KeyTable[];
+  private readonly idEnds: readonly number[];
+  /** The expiry maps at the start; a flush replaces them with the key tables. */
   readonly expires: readonly Map<string, number>[];
-  readonly undo: Map<string, Undo>[];
+  readonly saved: Map<string, SavedEntry>[];
 
   constructor(
     readonly id: number,
@@ -104,22 +108,20 @@ export class SnapshotCapture {
     readonly clockMs: number,
     readonly appliedIndex: number,
   ) {
-    this.maps = [...ks.dbs];
+    this.tables = [...ks.dbs];
+    this.idEnds = ks.dbs.map((t) => t.idEnd);
     this.expires = [...ks.expires];
-    this.undo = ks.dbs.map(() => new Map<string, Undo>());
+    this.saved = ks.dbs.map(() => new Map<string, SavedEntry>());
   }
 
-  preserve(db: number, key: string, live: Map<string, KeyEntry>): void {
-    if (this.maps[db] !== live) return;
-    const undo = this.undo[db] as Map<string, Undo>;
-    if (undo.has(key)) return;
-    const e = live.get(key);
-    if (e === undefined || e.snapMark === this.id) {
-      undo.set(key, null);
-      return;
-    }
-    const value = cloneValue(this.ks.valueOf(e));
-    undo.set(key, { value, revision: e.revision, expireAtMs: this.expiryAtStart(db, key) });
+  /** Saves the state of record `id` (key `key`) of `live` unless already done with. */
+  preserve(db: number, key: string, live: KeyTable, id: number): void {
+    if (id === -1 || this.tables[db] !== live || live.mark(id) === this.id) return;
+    live.setMark(id, this.id);
+    const value = cloneValue(this.ks.valueOf(refOf(id, db)));
+    const saved = this.saved[db] as Map<string, SavedEntry>;
+    assert(!saved.has(key), 'a key is saved once per snapshot');
+    saved.set(key, { value, revision: live.revision(id), expireAtMs: this.expiryAtStart(db, key) });
   }
 
   /** Valid for a key not mutated since the start (every expiry change preserves first). */
@@ -134,60 +136,48 @@ export class SnapshotCapture {
    * between applies freely. A callback and a yield per chunk, not a tuple
    * and a generator result per key: snapshots of 100,000 keys every second
    * or two under load made those a fifth of a follower's allocation. The
-   * maps are walked outside the generator (`emitLive`, `emitSaved`): a
-   * `for..of` over a Map inside it allocated an entry pair and an iterator
-   * result per key, about 90 bytes (sampling heap profiler).
+   * tables are walked outside the generator (`emitLive`, `emitSaved`).
    */
   *emitRecords(emit: RecordSink, full: () => boolean): Generator<void> {
-    for (let db = 0; db < this.maps.length; db++) {
-      const live = (this.maps[db] as Map<string, KeyEntry>).entries();
-      while (!this.emitLive(db, live, emit, full)) yield;
-      const saved = (this.undo[db] as Map<string, Undo>).entries();
+    for (let db = 0; db < this.tables.length; db++) {
+      const cursor = { id: 0 };
+      while (!this.emitLive(db, cursor, emit, full)) yield;
+      const saved = (this.saved[db] as Map<string, SavedEntry>).entries();
       while (!this.emitSaved(db, saved, emit, full)) yield;
     }
   }
 
-  /** Emits the db's keys as of the start; false when `full()`, true at the end of the map. */
+  /** Emits the db's unmarked records from `cursor.id` on; false when `full()`, true at the end. */
   private emitLive(
     db: number,
-    it: Iterator<[string, KeyEntry]>,
+    cursor: { id: number },
     emit: RecordSink,
     full: () => boolean,
   ): boolean {
-    const undo = this.undo[db] as Map<string, Undo>;
-    for (;;) {
-      const step = it.next();
-      if (step.done === true) return true;
-      const [key, e] = step.value;
-      const u = undo.size === 0 ? undefined : undo.get(key);
-      if (u !== undefined) {
-        // Mutated since the start: its saved state, once (the second pass skips nulls).
-        if (u === null) continue;
-        undo.set(key, null);
-        emit(db, key, u.value, u.revision, u.expireAtMs);
-      } else {
-        if (e.snapMark === this.id) continue;
-        e.snapMark = this.id;
-        emit(db, key, e.raw, e.revision, this.expiryAtStart(db, key));
-      }
+    const table = this.tables[db] as KeyTable;
+    const end = this.idEnds[db] as number;
+    while (cursor.id < end) {
+      const id = cursor.id++;
+      if (!table.has(id) || table.mark(id) === this.id) continue;
+      table.setMark(id, this.id);
+      const key = table.key(id);
+      emit(db, key, table.raw(id), table.revision(id), this.expiryAtStart(db, key));
       if (full()) return false;
     }
+    return true;
   }
 
-  /** Emits the saved keys not emitted yet (deleted since the start); as `emitLive`. */
+  /** Emits the saved keys (mutated or deleted since the start); as `emitLive`. */
   private emitSaved(
     db: number,
-    it: Iterator<[string, Undo]>,
+    it: Iterator<[string, SavedEntry]>,
     emit: RecordSink,
     full: () => boolean,
   ): boolean {
-    const undo = this.undo[db] as Map<string, Undo>;
     for (;;) {
       const step = it.next();
       if (step.done === true) return true;
       const [key, u] = step.value;
-      if (u === null) continue;
-      undo.set(key, null);
       emit(db, key, u.value, u.revision, u.expireAtMs);
       if (full()) return false;
     }
@@ -214,11 +204,11 @@ export interface DbStats {
 }
 
 export class Keyspace {
-  /** Live key maps, one per db. Replaced (not cleared) by flush; see SnapshotCapture. */
-  readonly dbs: Map<string, KeyEntry>[];
+  /** Live key tables, one per db. Replaced (not cleared) by flush; see SnapshotCapture. */
+  readonly dbs: KeyTable[];
   /**
    * Per db, the absolute expiry (state machine clock, ms) of each key that
-   * has one. Invariant: every key here is in the db's key map.
+   * has one. Invariant: every key here is in the db's key table.
    */
   readonly expires: Map<string, number>[];
   /** Invariant: never decreases. max(entry nowMs) over every applied entry. */
@@ -231,10 +221,10 @@ export class Keyspace {
   private expireCursor: Iterator<[string, number]> | null = null;
   /** Bumped by flushes, so cached iterators (SCAN) know they are stale. */
   generation = 0;
-  /** Holds the entries' short string values (see arena.ts); replaced whole by `tidyArena`. */
+  /** Holds the keys' short string values (see arena.ts); replaced whole by `tidyArena`. */
   private arena = new StringArena();
-  /** Key maps flushed while a snapshot still reads them: their slots are freed when it ends. */
-  private flushedWhileCapturing: Map<string, KeyEntry>[] = [];
+  /** Key tables flushed while a snapshot still reads them: their slots are freed when it ends. */
+  private flushedWhileCapturing: KeyTable[] = [];
   /** Times `tidyArena` moved the values into a fresh arena. */
   arenaCompactions = 0;
   /** Local SCAN iterator cache: not replicated, never affects state. */
@@ -242,14 +232,14 @@ export class Keyspace {
 
   /** `arenaSlackBytes`: see tidyArena (tests lower it). */
   constructor(private readonly arenaSlackBytes = arenaSlackDefault) {
-    this.dbs = Array.from({ length: dbCount }, () => new Map<string, KeyEntry>());
+    this.dbs = Array.from({ length: dbCount }, () => new KeyTable());
     this.expires = Array.from({ length: dbCount }, () => new Map<string, number>());
   }
 
-  map(db: number): Map<string, KeyEntry> {
-    const m = this.dbs[db];
-    assert(m !== undefined, 'db index in range');
-    return m;
+  table(db: number): KeyTable {
+    const t = this.dbs[db];
+    assert(t !== undefined, 'db index in range');
+    return t;
   }
 
   private expiresOf(db: number): Map<string, number> {
@@ -258,9 +248,26 @@ export class Keyspace {
     return m;
   }
 
-  /** Must be called before any change to the key's entry, value, expiry or existence. */
-  beforeMutate(db: number, key: string): void {
-    if (this.capture !== null) this.capture.preserve(db, key, this.map(db));
+  /** The id of the capture running, or 0 (see SnapshotCapture). */
+  private get captureMark(): number {
+    return this.capture === null ? 0 : this.capture.id;
+  }
+
+  /** The key's ref, or undefined when it does not exist (expired or not). */
+  find(db: number, key: string): KeyRef | undefined {
+    const id = this.table(db).find(key);
+    return id === -1 ? undefined : refOf(id, db);
+  }
+
+  /**
+   * Must be called before any change to the key's value, revision, expiry
+   * or existence; `ref` saves a lookup when the caller has it.
+   */
+  beforeMutate(db: number, key: string, ref?: KeyRef): void {
+    if (this.capture === null) return;
+    const t = this.table(db);
+    const id = ref === undefined ? t.find(key) : idOf(ref);
+    this.capture.preserve(db, key, t, id);
   }
 
   startCapture(): SnapshotCapture {
@@ -275,7 +282,7 @@ export class Keyspace {
   endCapture(c: SnapshotCapture): void {
     if (this.capture !== c) return;
     this.capture = null;
-    for (const m of this.flushedWhileCapturing) this.releaseAll(m);
+    for (const t of this.flushedWhileCapturing) this.releaseAll(t);
     this.flushedWhileCapturing = [];
   }
 
@@ -283,10 +290,33 @@ export class Keyspace {
     return this.capture !== null;
   }
 
-  /** The entry's value (a string read from the arena is a new copy). */
-  valueOf(e: KeyEntry): Value {
-    const raw = e.raw;
+  /** The table of `ref`, whose record `idOf(ref)` is live. */
+  private tableOf(ref: KeyRef): KeyTable {
+    const t = this.table(dbOf(ref));
+    assert(t.has(idOf(ref)), 'a ref names a live key');
+    return t;
+  }
+
+  /** The key's value (a string read from the arena is a new copy). */
+  valueOf(ref: KeyRef): Value {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    const raw = t.raw(id);
     return typeof raw === 'number' ? this.arena.read(raw) : raw;
+  }
+
+  /** The log index of the key's last modification. */
+  revisionOf(ref: KeyRef): number {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    return t.revision(id);
+  }
+
+  /** Records the key's last modification; call `beforeMutate` first. */
+  setRevision(ref: KeyRef, revision: number): void {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    t.setRevision(id, revision);
   }
 
   /**
@@ -309,9 +339,11 @@ export class Keyspace {
     if (freeBytes <= this.arenaSlackBytes || freeBytes <= this.arena.liveBytes) return;
     if (this.capture !== null) return;
     const next = new StringArena();
-    for (const m of this.dbs) {
-      for (const e of m.values()) {
-        if (typeof e.raw === 'number') e.raw = next.copyFrom(this.arena, e.raw);
+    for (const t of this.dbs) {
+      for (let id = 0; id < t.idEnd; id++) {
+        if (!t.has(id)) continue;
+        const raw = t.raw(id);
+        if (typeof raw === 'number') t.setRaw(id, next.copyFrom(this.arena, raw));
       }
     }
     this.arena = next;
@@ -322,23 +354,42 @@ export class Keyspace {
     return this.arena.stats();
   }
 
-  /** The entry's value when it is a string, else undefined (no copy of other types). */
-  stringOf(e: KeyEntry): string | undefined {
-    const raw = e.raw;
+  /** Bytes the key tables hold (indexes and records; values are the arena's or the heap's). */
+  get keyTableBytes(): number {
+    let bytes = 0;
+    for (const t of this.dbs) bytes += t.reservedBytes;
+    return bytes;
+  }
+
+  /** The key's value when it is a string, else undefined (no copy of other types). */
+  stringOf(ref: KeyRef): string | undefined {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    const raw = t.raw(id);
     if (typeof raw === 'number') return this.arena.read(raw);
     return typeof raw === 'string' ? raw : undefined;
   }
 
-  typeNameOf(e: KeyEntry): TypeName {
-    const raw = e.raw;
+  /** Whether the key holds a collection with no members (Redis keeps none). */
+  isEmptyCollection(ref: KeyRef): boolean {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    const raw = t.raw(id);
+    return typeof raw === 'object' && raw.size === 0;
+  }
+
+  typeNameOf(ref: KeyRef): TypeName {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    const raw = t.raw(id);
     return typeof raw === 'number' ? 'string' : typeOf(raw);
   }
 
   /**
-   * Installs a new entry for the key holding `value` (replacing any entry),
-   * with `expireAtMs` (0: none). Returns the entry.
+   * Makes the key hold `value` (replacing any value it had), with
+   * `expireAtMs` (0: none). Returns its ref.
    */
-  put(db: number, key: string, value: Value, revision: number, expireAtMs: number): KeyEntry {
+  put(db: number, key: string, value: Value, revision: number, expireAtMs: number): KeyRef {
     this.beforeMutate(db, key);
     return this.install(db, key, this.toStored(value), revision, expireAtMs);
   }
@@ -356,7 +407,7 @@ export class Keyspace {
     end: number,
     revision: number,
     expireAtMs: number,
-  ): KeyEntry {
+  ): KeyRef {
     this.beforeMutate(db, key);
     const raw = StringArena.fits(end - start)
       ? this.arena.storeBytes(src, start, end)
@@ -364,48 +415,61 @@ export class Keyspace {
     return this.install(db, key, raw, revision, expireAtMs);
   }
 
-  /** Makes the key's entry hold `raw` (an arena slot it now owns), replacing any entry. */
+  /**
+   * Makes the key hold `raw` (an arena slot it now owns), replacing any
+   * value. A key that existed keeps its record; a new one is marked as done
+   * with by the capture running, if any (see SnapshotCapture).
+   */
   private install(
     db: number,
     key: string,
     raw: StoredValue,
     revision: number,
     expireAtMs: number,
-  ): KeyEntry {
-    const m = this.map(db);
-    const old = m.get(key);
-    if (old !== undefined) this.release(old.raw);
-    const entry = new KeyEntry(raw, revision);
-    m.set(key, entry);
+  ): KeyRef {
+    const t = this.table(db);
+    let id = t.find(key);
+    if (id === -1) {
+      id = t.insert(key, raw, revision, this.captureMark);
+    } else {
+      this.release(t.raw(id));
+      t.setRaw(id, raw);
+      t.setRevision(id, revision);
+    }
     this.trackExpiry(db, key, expireAtMs);
-    return entry;
+    return refOf(id, db);
   }
 
   /**
-   * Gives an existing key a new value in place, keeping its entry object:
-   * one hash lookup (the caller's) instead of two, and no new entry to
-   * allocate and promote, for a SET over a key that exists.
+   * Gives an existing key a new value, revision and expiry in place: one
+   * hash lookup (the caller's) instead of two, for a SET over a key that
+   * exists.
    */
   overwrite(
     db: number,
     key: string,
-    entry: KeyEntry,
+    ref: KeyRef,
     value: Value,
     revision: number,
     expireAtMs: number,
   ): void {
-    this.beforeMutate(db, key);
-    entry.raw = this.swapStored(entry.raw, value);
-    entry.revision = revision;
+    assert(dbOf(ref) === db, "a ref of the key's db");
+    this.beforeMutate(db, key, ref);
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    t.setRaw(id, this.swapStored(t.raw(id), value));
+    t.setRevision(id, revision);
     this.trackExpiry(db, key, expireAtMs);
   }
 
   /**
-   * Gives an entry a new value in place; its revision and expiry are the
+   * Gives a key a new value in place; its revision and expiry are the
    * caller's. Call `beforeMutate` first (lookupForWrite does).
    */
-  replaceValue(entry: KeyEntry, value: Value): void {
-    entry.raw = this.swapStored(entry.raw, value);
+  replaceValue(ref: KeyRef, value: Value): void {
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    t.setRaw(id, this.swapStored(t.raw(id), value));
   }
 
   /** `value` stored in place of `raw`, reusing its arena slot when the size allows. */
@@ -427,17 +491,18 @@ export class Keyspace {
     if (typeof raw === 'number') this.arena.free(raw);
   }
 
-  private releaseAll(m: Map<string, KeyEntry>): void {
-    for (const e of m.values()) this.release(e.raw);
+  private releaseAll(t: KeyTable): void {
+    for (let id = 0; id < t.idEnd; id++) if (t.has(id)) this.release(t.raw(id));
   }
 
   remove(db: number, key: string): boolean {
-    const m = this.map(db);
-    const e = m.get(key);
-    if (e === undefined) return false;
-    this.beforeMutate(db, key);
-    m.delete(key);
-    this.release(e.raw);
+    const t = this.table(db);
+    const id = t.find(key);
+    if (id === -1) return false;
+    this.beforeMutate(db, key, refOf(id, db));
+    const raw = t.raw(id);
+    t.remove(id);
+    this.release(raw);
     const expires = this.expiresOf(db);
     if (expires.size !== 0) expires.delete(key);
     return true;
@@ -445,7 +510,7 @@ export class Keyspace {
 
   /** Sets or (with 0) clears the expiry of an existing key. */
   setExpiry(db: number, key: string, expireAtMs: number): void {
-    assert(this.map(db).has(key), 'an expiry belongs to an existing key');
+    assert(this.table(db).find(key) !== -1, 'an expiry belongs to an existing key');
     this.beforeMutate(db, key);
     this.trackExpiry(db, key, expireAtMs);
   }
@@ -458,11 +523,11 @@ export class Keyspace {
   }
 
   flush(db: number): void {
-    const old = this.map(db);
-    // A snapshot in progress still reads the flushed map (SnapshotCapture).
-    if (this.capture?.maps.includes(old) === true) this.flushedWhileCapturing.push(old);
+    const old = this.table(db);
+    // A snapshot in progress still reads the flushed table (SnapshotCapture).
+    if (this.capture?.tables.includes(old) === true) this.flushedWhileCapturing.push(old);
     else this.releaseAll(old);
-    this.dbs[db] = new Map();
+    this.dbs[db] = new KeyTable();
     this.expires[db] = new Map();
     this.expireCursor = null;
     this.generation++;
@@ -512,32 +577,34 @@ export class Keyspace {
   }
 
   stats(): DbStats[] {
-    return this.dbs.map((m, db) => ({
+    return this.dbs.map((t, db) => ({
       db,
-      keys: m.size,
+      keys: t.size,
       expires: this.expiresOf(db).size,
     }));
   }
 
   /**
-   * Approximate heap bytes of the data: sampled entry sizes (up to 64 keys per
-   * db, first in iteration order) scaled by the key count.
+   * Approximate bytes of the data: the key tables, plus sampled value sizes
+   * (up to 64 keys per db, first in id order) scaled by the key count, plus
+   * the arena's free slots.
    */
   approxMemoryBytes(): number {
-    let total = 0;
-    for (const m of this.dbs) {
-      if (m.size === 0) continue;
+    let total = this.arena.freeBytes;
+    for (const t of this.dbs) {
+      total += t.reservedBytes;
+      if (t.size === 0) continue;
       let sampled = 0;
       let bytes = 0;
-      for (const [k, e] of m) {
-        const raw = e.raw;
-        const value = typeof raw === 'number' ? this.arena.slotBytes(raw) : approxValueBytes(raw);
-        bytes += 120 + k.length + value;
-        if (++sampled >= 64) break;
+      for (let id = 0; id < t.idEnd && sampled < 64; id++) {
+        if (!t.has(id)) continue;
+        const raw = t.raw(id);
+        bytes += typeof raw === 'number' ? this.arena.slotBytes(raw) : approxValueBytes(raw);
+        sampled++;
       }
-      total += (bytes / sampled) * m.size;
+      total += (bytes / sampled) * t.size;
     }
-    return Math.round(total + this.arena.freeBytes);
+    return Math.round(total);
   }
 }
 

@@ -22,7 +22,6 @@ import { Deque } from './deque.js';
 import { dbCount } from './entry-codec.js';
 import {
   type HashValue,
-  type KeyEntry,
   Keyspace,
   type RecordSink,
   type SetValue,
@@ -289,12 +288,12 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
 }
 
 function putRecord(ks: Keyspace, record: SnapshotRecord): void {
-  const keys = ks.map(record.db).size;
+  const keys = ks.table(record.db).size;
   const { db, key, value, revision, expireAtMs } = record;
   if (value !== null) ks.put(db, key, value, revision, expireAtMs);
   else ks.putBytes(db, key, record.src, record.start, record.end, revision, expireAtMs);
   // One hash lookup per record: a duplicate replaced an entry instead of adding one.
-  if (ks.map(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
+  if (ks.table(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
 }
 
 /**
@@ -437,10 +436,12 @@ export function digestKeyspace(ks: Keyspace): string {
   const hash: Hash = createHash('sha256');
   const w = new ByteWriter(64 * 1024);
   writeHeader(w, ks.clockMs, ks.appliedIndex);
-  ks.dbs.forEach((m, db) => {
-    for (const key of [...m.keys()].sort()) {
-      const e = m.get(key) as KeyEntry;
-      writeRecord(w, ks, db, key, e.raw, e.revision, ks.expiryOf(db, key), true);
+  ks.dbs.forEach((t, db) => {
+    const ids = new Map<string, number>();
+    for (let id = 0; id < t.idEnd; id++) if (t.has(id)) ids.set(t.key(id), id);
+    for (const key of [...ids.keys()].sort()) {
+      const id = ids.get(key) as number;
+      writeRecord(w, ks, db, key, t.raw(id), t.revision(id), ks.expiryOf(db, key), true);
       if (w.length >= 64 * 1024) hash.update(w.take());
     }
   });

@@ -40,6 +40,8 @@ export interface ApplyResult {
 export interface KvArenaStats extends ArenaStats {
   /** Times the values moved into a fresh arena (Keyspace.tidyArena). */
   readonly compactions: number;
+  /** Bytes of the key tables (key-table.ts), also outside the JS heap. */
+  readonly keyTableBytes: number;
 }
 
 export interface KvStats {
@@ -270,9 +272,9 @@ export class KvStateMachine {
    */
   watchRevision(db: number, key: string): number {
     checkDb(db);
-    const e = this.ks.map(db).get(key);
+    const e = this.ks.find(db, key);
     if (e === undefined || this.ks.isExpired(db, key, this.ks.clockMs)) return 0;
-    return e.revision;
+    return this.ks.revisionOf(e);
   }
 
   /** Up to `max` expired keys for the leader to propose; bounded work per call. */
@@ -305,9 +307,13 @@ export class KvStateMachine {
     return digestKeyspace(this.ks);
   }
 
-  /** The string arena's bytes and compactions (cheap: for metrics at every scrape). */
+  /** The string arena's bytes and compactions, and the key tables' bytes (cheap: for metrics at every scrape). */
   arenaStats(): KvArenaStats {
-    return { ...this.ks.arenaStats(), compactions: this.ks.arenaCompactions };
+    return {
+      ...this.ks.arenaStats(),
+      compactions: this.ks.arenaCompactions,
+      keyTableBytes: this.ks.keyTableBytes,
+    };
   }
 
   /** Keys and keys with expiry per db and approximate memory, for INFO. */
