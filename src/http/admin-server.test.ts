@@ -72,6 +72,8 @@ describe('AdminServer', () => {
       );
     }
     expect(metrics.body).toMatch(/^tandem_kv_arena_compactions_total 0$/m);
+    // Sixteen dbs' key tables, empty or not, hold an index and some records.
+    expect(Number(/^tandem_kv_key_table_bytes (\d+)$/m.exec(metrics.body)?.[1])).toBeGreaterThan(0);
     expect(metrics.body).toContain('process_cpu_user_seconds_total');
   });
 

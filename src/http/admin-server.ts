@@ -65,12 +65,13 @@ export interface AdminNode {
   readonly counters: { readonly degradedHandovers: number };
   /** SHA-256 of the keyspace and the applied index it is as of (one synchronous read). */
   digest(): { readonly applied: number; readonly digest: string };
-  /** The kv string arena's bytes (off the JS heap) and compactions. */
+  /** The kv string arena's bytes (off the JS heap) and compactions, and the key tables' bytes. */
   kvArena(): {
     readonly reservedBytes: number;
     readonly liveBytes: number;
     readonly freeBytes: number;
     readonly compactions: number;
+    readonly keyTableBytes: number;
   };
 }
 
@@ -411,6 +412,14 @@ export class AdminServer {
         this.set({ state: 'reserved' }, arena.reservedBytes);
         this.set({ state: 'live' }, arena.liveBytes);
         this.set({ state: 'free' }, arena.freeBytes);
+      },
+    });
+    new Gauge({
+      name: 'tandem_kv_key_table_bytes',
+      help: 'Bytes of the kv key tables (hash indexes and key records), outside the JS heap',
+      registers: [this.registry],
+      collect() {
+        this.set(node.kvArena().keyTableBytes);
       },
     });
     metric.counter(

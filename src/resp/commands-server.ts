@@ -303,8 +303,8 @@ function infoSection(server: ServerView, name: string): string[] | null {
       const memory = process.memoryUsage();
       const kv = node.kv.stats();
       const dataset = kv.approxMemoryBytes;
-      // Short string values live outside the JS heap, in the kv arena.
-      const used = memory.heapUsed + kv.arena.reservedBytes;
+      // Keys and short string values live outside the JS heap (key tables, arena).
+      const used = memory.heapUsed + kv.arena.reservedBytes + kv.arena.keyTableBytes;
       return [
         `used_memory:${used}`,
         `used_memory_human:${humanBytes(used)}`,
@@ -314,6 +314,7 @@ function infoSection(server: ServerView, name: string): string[] | null {
         `arena_reserved:${kv.arena.reservedBytes}`,
         `arena_free:${kv.arena.freeBytes}`,
         `arena_compactions:${kv.arena.compactions}`,
+        `key_tables_bytes:${kv.arena.keyTableBytes}`,
         'maxmemory:0',
         'maxmemory_policy:noeviction',
       ];
