@@ -90,13 +90,19 @@ export class StringArena {
 
   /** Stores the latin1 bytes `src[start, end)` (at most `arenaValueMax`) in a new slot. */
   storeBytes(src: Uint8Array, start: number, end: number): ArenaSlot {
-    const length = end - start;
-    const slot = this.alloc(unitsFor(length));
-    const page = this.pageOf(slot);
-    const at = offsetOf(slot);
-    page.writeUInt32LE(length, at);
-    copyRange(page, at + headerBytes, src, start, end);
+    const slot = this.alloc(unitsFor(end - start));
+    this.writeBytes(slot, src, start, end);
     return slot;
+  }
+
+  /** `replace` of the latin1 bytes `src[start, end)`. */
+  replaceBytes(slot: ArenaSlot, src: Uint8Array, start: number, end: number): ArenaSlot {
+    if (this.unitsOf(slot) === unitsFor(end - start)) {
+      this.writeBytes(slot, src, start, end);
+      return slot;
+    }
+    this.free(slot);
+    return this.storeBytes(src, start, end);
   }
 
   /**
@@ -110,6 +116,13 @@ export class StringArena {
     }
     this.free(slot);
     return this.store(s);
+  }
+
+  private writeBytes(slot: ArenaSlot, src: Uint8Array, start: number, end: number): void {
+    const page = this.pageOf(slot);
+    const at = offsetOf(slot);
+    page.writeUInt32LE(end - start, at);
+    copyRange(page, at + headerBytes, src, start, end);
   }
 
   /** Stores a copy of `slot`'s value from another arena. */

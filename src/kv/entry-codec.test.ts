@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { CorruptDataError } from './bytes.js';
-import { decodeEntry, type Entry, encodeEntry } from './entry-codec.js';
+import { decodeEntry, decodePlainSet, type Entry, encodeEntry } from './entry-codec.js';
 
 const bin = fc.string({
   unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)),
@@ -54,6 +54,53 @@ describe('entry codec', () => {
         expect(() => decodeEntry(data.subarray(0, n))).toThrow(CorruptDataError);
       }),
       { numRuns: 300, seed: 6 },
+    );
+  });
+
+  test('reads a plain SET from its bytes exactly when decodeEntry gives one, and never more', () => {
+    const setArgv = fc.oneof(
+      fc.tuple(fc.constantFrom('SET', 'set', 'sEt', 'SETX', 'SE', 'GET'), bin, bin),
+      fc.tuple(fc.constant('SET'), bin, bin, fc.constantFrom('NX', 'EX')),
+    );
+    const setEntry: fc.Arbitrary<Entry> = fc.oneof(
+      fc.record({ tag: fc.constant('command' as const), ...common, db, argv: setArgv }),
+      entryArb,
+    );
+    fc.assert(
+      fc.property(
+        setEntry,
+        fc.nat(),
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }),
+        (e, cut, at, byte) => {
+          const data = encodeEntry(e);
+          const set = decodePlainSet(data);
+          const plain =
+            e.tag === 'command' && e.argv.length === 3 && e.argv[0]?.toLowerCase() === 'set';
+          expect(set !== undefined).toBe(plain);
+          if (set !== undefined && e.tag === 'command') {
+            expect([set.db, set.nowMs, set.key]).toEqual([e.db, e.nowMs, e.argv[1]]);
+            expect(set.bytes.toString('latin1', set.valueStart, set.valueEnd)).toBe(e.argv[2]);
+          }
+          // Damaged bytes: either not a plain SET, or the very SET decodeEntry reads.
+          const damaged = Buffer.from(data.subarray(0, data.length - (cut % 3)));
+          if (damaged.length > 0) damaged[at % damaged.length] = byte;
+          const fast = decodePlainSet(damaged);
+          if (fast !== undefined) {
+            const full = decodeEntry(damaged);
+            expect(full.tag).toBe('command');
+            if (full.tag === 'command') {
+              expect(full.argv.length).toBe(3);
+              expect(full.argv[0]?.toLowerCase()).toBe('set');
+              expect([fast.db, fast.nowMs, fast.key]).toEqual([full.db, full.nowMs, full.argv[1]]);
+              expect(fast.bytes.toString('latin1', fast.valueStart, fast.valueEnd)).toBe(
+                full.argv[2],
+              );
+            }
+          }
+        },
+      ),
+      { numRuns: 1000, seed: 7 },
     );
   });
 });

@@ -198,3 +198,63 @@ export function decodeEntry(data: Uint8Array): Entry {
   r.expectEnd();
   return entry;
 }
+
+/**
+ * A `command` entry that is a plain `SET key value` (no options), with the
+ * value as a range of the entry's bytes (see `decodePlainSet`).
+ */
+export interface PlainSet {
+  readonly nowMs: number;
+  readonly db: number;
+  readonly key: string;
+  readonly bytes: Buffer;
+  /** The value is `bytes[valueStart, valueEnd)`. */
+  readonly valueStart: number;
+  readonly valueEnd: number;
+}
+
+const plainSetBytesMin = headerBytes + 1 + 4 + (4 + 3) + 4 + 4;
+
+/** Whether `b[at, at + 3)` spells "set" in any case. */
+function isSetName(b: Buffer, at: number): boolean {
+  return (
+    ((b[at] as number) | 0x20) === 0x73 &&
+    ((b[at + 1] as number) | 0x20) === 0x65 &&
+    ((b[at + 2] as number) | 0x20) === 0x74
+  );
+}
+
+/**
+ * The entry as a plain SET when it is one and well formed, else undefined
+ * (decode it with `decodeEntry`, which says what is wrong). Applying the
+ * most common entry from its bytes spares the argv strings, the entry
+ * object and a copy of the value (see KvStateMachine.apply).
+ */
+export function decodePlainSet(data: Uint8Array): PlainSet | undefined {
+  if (data.length < plainSetBytesMin) return undefined;
+  if (data[0] !== entryFormatVersion || data[1] !== tagCodes.command) return undefined;
+  const b = Buffer.isBuffer(data)
+    ? data
+    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const db = b[headerBytes] as number;
+  const argc = headerBytes + 1;
+  if (db >= dbCount || b.readUInt32LE(argc) !== 3 || b.readUInt32LE(argc + 4) !== 3) {
+    return undefined;
+  }
+  if (!isSetName(b, argc + 8)) return undefined;
+  const keyLength = b.readUInt32LE(argc + 11);
+  const keyStart = argc + 15;
+  if (keyLength > b.length - keyStart - 4) return undefined;
+  const valueStart = keyStart + keyLength + 4;
+  if (valueStart + b.readUInt32LE(keyStart + keyLength) !== b.length) return undefined;
+  const nowMs = b.readDoubleLE(2);
+  if (!Number.isFinite(nowMs)) return undefined;
+  return {
+    nowMs,
+    db,
+    key: b.toString('latin1', keyStart, keyStart + keyLength),
+    bytes: b,
+    valueStart,
+    valueEnd: b.length,
+  };
+}

@@ -462,6 +462,34 @@ export class Keyspace {
     this.trackExpiry(db, key, expireAtMs);
   }
 
+  /** `overwrite` with the string whose latin1 bytes are `src[start, end)` (see `putBytes`). */
+  overwriteBytes(
+    db: number,
+    key: string,
+    ref: KeyRef,
+    src: Buffer,
+    start: number,
+    end: number,
+    revision: number,
+    expireAtMs: number,
+  ): void {
+    assert(dbOf(ref) === db, "a ref of the key's db");
+    this.beforeMutate(db, key, ref);
+    const t = this.tableOf(ref);
+    const id = idOf(ref);
+    const raw = t.raw(id);
+    if (!StringArena.fits(end - start)) {
+      this.release(raw);
+      t.setRaw(id, src.toString('latin1', start, end));
+    } else if (typeof raw === 'number') {
+      t.setRaw(id, this.arena.replaceBytes(raw, src, start, end));
+    } else {
+      t.setRaw(id, this.arena.storeBytes(src, start, end));
+    }
+    t.setRevision(id, revision);
+    this.trackExpiry(db, key, expireAtMs);
+  }
+
   /**
    * Gives a key a new value in place; its revision and expiry are the
    * caller's. Call `beforeMutate` first (lookupForWrite does).

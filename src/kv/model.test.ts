@@ -161,7 +161,14 @@ function normalize(argv: readonly string[], r: Reply): unknown {
 class Driver {
   index = 0;
   nowMs = t0;
-  constructor(readonly sm: KvStateMachine) {
+  /**
+   * `follower`, if given, applies every entry from its bytes alone, as a
+   * follower does (no cached decoding from prepare), and must reply alike.
+   */
+  constructor(
+    readonly sm: KvStateMachine,
+    readonly follower?: KvStateMachine,
+  ) {
     this.index = sm.appliedIndex;
   }
 
@@ -199,6 +206,13 @@ class Driver {
     if (!(data instanceof Uint8Array)) return plain(data);
     this.index++;
     const res = this.sm.apply(this.index, data);
+    if (this.follower !== undefined) {
+      const other = this.follower.apply(this.index, data);
+      expect([plain(other.reply), other.published ?? null]).toEqual([
+        plain(res.reply),
+        res.published ?? null,
+      ]);
+    }
     return [normalize(argv, res.reply), res.published ?? null];
   }
 }
@@ -208,12 +222,14 @@ describe('model', () => {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 80 }), (ops) => {
         // `a` compacts its string arena whenever more of it is free than live.
-        const a = new Driver(new KvStateMachine(new Keyspace(0)));
+        const follower = new KvStateMachine();
+        const a = new Driver(new KvStateMachine(new Keyspace(0)), follower);
         const b = new Driver(new KvStateMachine());
         ops.forEach((op, i) => {
           expect(b.run(op, i * 7919)).toEqual(a.run(op, i * 7919));
         });
         expect(b.sm.digest()).toBe(a.sm.digest());
+        expect(follower.digest()).toBe(a.sm.digest());
       }),
       { numRuns: 150, seed: 20261122 },
     );
