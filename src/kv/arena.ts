@@ -27,6 +27,7 @@
 import { Buffer } from 'node:buffer';
 import { fail } from '../raft/assert.js';
 import { type ByteWriter, copyRange, writeLatin1 } from './bytes.js';
+import { latin1Slice } from './latin1.js';
 
 /** Values up to this many bytes live in the arena; longer ones stay JS strings. */
 export const arenaValueMax = 16 * 1024;
@@ -138,7 +139,7 @@ export class StringArena {
   read(slot: ArenaSlot): string {
     const page = this.pageOf(slot);
     const at = offsetOf(slot) + headerBytes;
-    return page.toString('latin1', at, at + this.length(slot));
+    return latin1Slice(page, at, at + this.length(slot));
   }
 
   /** The value's length in bytes. */

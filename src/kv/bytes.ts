@@ -5,6 +5,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { assert, fail } from '../raft/assert.js';
+import { latin1Slice, latin1Write } from './latin1.js';
 
 export class CorruptDataError extends Error {
   override readonly name = 'CorruptDataError';
@@ -31,7 +32,7 @@ const copyLoopMax = 256;
 /** Writes binary string `s` (one byte per char) into `buf` at `at`; returns its length. */
 export function writeLatin1(buf: Buffer, at: number, s: string): number {
   const length = s.length;
-  if (length > shortStringMax) return buf.write(s, at, length, 'latin1');
+  if (length > shortStringMax) return latin1Write(buf, s, at);
   // Keys and command names: a loop beats the call into Buffer.write.
   for (let i = 0; i < length; i++) buf[at + i] = s.charCodeAt(i);
   return length;
@@ -211,7 +212,7 @@ export class ByteReader {
   str(): string {
     const len = this.u32();
     this.need(len);
-    const s = this.buf.toString('latin1', this.pos, this.pos + len);
+    const s = latin1Slice(this.buf, this.pos, this.pos + len);
     this.pos += len;
     return s;
   }

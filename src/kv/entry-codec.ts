@@ -11,6 +11,7 @@
  */
 import { assert } from '../raft/assert.js';
 import { ByteReader, ByteWriter, CorruptDataError } from './bytes.js';
+import { latin1Slice } from './latin1.js';
 
 export const entryFormatVersion = 1;
 export const dbCount = 16;
@@ -252,7 +253,7 @@ export function decodePlainSet(data: Uint8Array): PlainSet | undefined {
   return {
     nowMs,
     db,
-    key: b.toString('latin1', keyStart, keyStart + keyLength),
+    key: latin1Slice(b, keyStart, keyStart + keyLength),
     bytes: b,
     valueStart,
     valueEnd: b.length,

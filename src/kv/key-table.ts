@@ -34,6 +34,7 @@ import { assert } from '../raft/assert.js';
 import type { ArenaSlot } from './arena.js';
 import { writeLatin1 } from './bytes.js';
 import type { Value } from './keyspace.js';
+import { latin1Slice } from './latin1.js';
 
 /** A key's value as its record holds it: an arena slot or the value itself. */
 export type StoredValue = Value | ArenaSlot;
@@ -178,7 +179,7 @@ export class KeyTable {
     const length = this.ints[id * recordInts + fKeyLength] as number;
     if (length >= 0) {
       const at = id * recordBytes + keyOffset;
-      return this.bytes.toString('latin1', at, at + length);
+      return latin1Slice(this.bytes, at, at + length);
     }
     assert(length === spilledKey, 'reading the key of a live record');
     return this.spilled.get(id) as string;

@@ -8,10 +8,10 @@
  * socket cannot be corrupted.
  */
 
+import { latin1Write } from '../kv/latin1.js';
 import { ok, type Reply } from '../kv/reply.js';
 import { assert } from '../raft/assert.js';
 import { formatDouble } from './double.js';
-import { latin1Write } from './latin1.js';
 
 export type Protocol = 2 | 3;
 

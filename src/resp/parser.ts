@@ -13,9 +13,9 @@
  * - `queryBufferLimit`: Redis closes such a client without a reply.
  */
 
+import { latin1Slice } from '../kv/latin1.js';
 import { assert } from '../raft/assert.js';
 import { splitInlineArgs } from './inline.js';
-import { latin1Slice } from './latin1.js';
 
 /** One request: its arguments as binary strings, the command name first. */
 export type Command = string[];
