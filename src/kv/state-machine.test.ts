@@ -39,6 +39,10 @@ describe('prepareWrite', () => {
       ['SADD', 's', 'a', 'b', 'c'],
       ['SPOP', 's'],
       ['INCRBY', 'n', '7'],
+      // Plain SETs, in any case: the fast paths (applySet) on both sides.
+      ['sEt', 'q', 'first'],
+      ['set', 's', 'over a set'],
+      ['SET', 'p', 'x'.repeat(20_000)],
     ];
     writes.forEach((argv, i) => {
       const data = leader.prepareWrite(i % 2, argv, t0 + i, 1000 + i) as Uint8Array;
@@ -46,9 +50,16 @@ describe('prepareWrite', () => {
       const theirs = follower.apply(i + 1, Uint8Array.from(data));
       expect(mine).toEqual(theirs);
     });
+    const at = writes.length + 1;
     const expire = leader.prepareExpire([{ db: 0, key: 'k' }], t0 + 10_000);
-    expect(leader.apply(5, expire)).toEqual(follower.apply(5, Uint8Array.from(expire)));
+    expect(leader.apply(at, expire)).toEqual(follower.apply(at, Uint8Array.from(expire)));
     expect(leader.clockMs).toBe(follower.clockMs);
+    expect(follower.digest()).toBe(leader.digest());
+    const get = (sm: KvStateMachine, db: number, key: string): unknown =>
+      plain(sm.read(db, ['GET', key], t0 + 10_000, () => 0));
+    expect(get(follower, 0, 'q')).toBe('first');
+    expect(get(follower, 1, 's')).toBe('over a set');
+    expect(get(follower, 0, 'p')).toBe('x'.repeat(20_000));
   });
 
   test('returns entry bytes carrying time and seed', () => {

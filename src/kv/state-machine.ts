@@ -39,8 +39,15 @@ export interface ApplyResult {
   readonly published?: readonly Published[];
 }
 
-/** What every plain SET applies to (see applyPlainSet). */
+/** What every plain SET applies to (see applySet). */
 const setApplied: ApplyResult = { reply: ok };
+
+/** Whether argv is `SET key value` (any case, no options). */
+function isPlainSet(argv: readonly string[]): boolean {
+  if (argv.length !== 3) return false;
+  const name = argv[0] as string;
+  return name === 'SET' || name === 'set' || name.toLowerCase() === 'set';
+}
 
 export interface KvArenaStats extends ArenaStats {
   /** Times the values moved into a fresh arena (Keyspace.tidyArena). */
@@ -241,7 +248,10 @@ export class KvStateMachine {
     const cached = this.encoded.take(data);
     if (cached === undefined) {
       const set = decodePlainSet(data);
-      if (set !== undefined) return this.applyPlainSet(index, set);
+      if (set !== undefined) return this.applySet(index, set.nowMs, set.db, set.key, set);
+    } else if (cached.tag === 'command' && isPlainSet(cached.argv)) {
+      const { argv } = cached;
+      return this.applySet(index, cached.nowMs, cached.db, argv[1] as string, argv[2] as string);
     }
     const entry = cached ?? decodeEntry(data);
     this.ks.appliedIndex = index;
@@ -261,26 +271,37 @@ export class KvStateMachine {
   }
 
   /**
-   * A plain SET from its entry bytes, as the SET command applies it (an
-   * expired key is deleted first, as `Ctx.lookupForWrite` does; then the
-   * value, revision and no expiry), with the value copied from the entry
-   * into the arena. Followers apply every entry from its bytes, and this
-   * is most of them under write load: decoding SET's argv strings was
-   * about a tenth of a follower's main thread (`perf record`, pipelined
-   * SETs).
+   * A plain SET (no options) as the SET command applies it: an expired key
+   * is deleted first (as `Ctx.lookupForWrite` does), then the key gets the
+   * value, the entry's index as revision and no expiry. Without a Ctx, the
+   * command table or argv: it is most entries under write load. The value
+   * is a string (the leader's own entry), or a range of the entry's bytes
+   * copied into the arena (followers): decoding SET's argv strings was
+   * about a tenth of a follower's main thread (`perf record`, pipelined SETs).
    */
-  private applyPlainSet(index: number, set: PlainSet): ApplyResult {
+  private applySet(
+    index: number,
+    nowMs: number,
+    db: number,
+    key: string,
+    value: string | PlainSet,
+  ): ApplyResult {
     const ks = this.ks;
     ks.appliedIndex = index;
-    ks.clockMs = Math.max(ks.clockMs, set.nowMs);
-    const { db, key } = set;
+    ks.clockMs = Math.max(ks.clockMs, nowMs);
     let ref = ks.find(db, key);
     if (ref !== undefined && ks.isExpired(db, key, ks.clockMs)) {
       ks.remove(db, key);
       ref = undefined;
     }
-    if (ref === undefined) ks.putBytes(db, key, set.bytes, set.valueStart, set.valueEnd, index, 0);
-    else ks.overwriteBytes(db, key, ref, set.bytes, set.valueStart, set.valueEnd, index, 0);
+    if (typeof value === 'string') {
+      if (ref === undefined) ks.put(db, key, value, index, 0);
+      else ks.overwrite(db, key, ref, value, index, 0);
+    } else if (ref === undefined) {
+      ks.putBytes(db, key, value.bytes, value.valueStart, value.valueEnd, index, 0);
+    } else {
+      ks.overwriteBytes(db, key, ref, value.bytes, value.valueStart, value.valueEnd, index, 0);
+    }
     ks.tidyArena();
     return setApplied;
   }
