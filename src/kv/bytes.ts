@@ -50,6 +50,27 @@ export function copyRange(
   else for (let i = start; i < end; i++) dst[at + i - start] = src[i] as number;
 }
 
+/**
+ * A string value given as its latin1 bytes, `buf[start, end)`: the keyspace
+ * stores it without making a JS string when it fits the arena (snapshot
+ * restore, and plain SETs applied from their entry's bytes).
+ */
+export class ByteSpan {
+  constructor(
+    readonly buf: Buffer,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+
+  get length(): number {
+    return this.end - this.start;
+  }
+
+  toString(): string {
+    return latin1Slice(this.buf, this.start, this.end);
+  }
+}
+
 export class ByteWriter {
   private buf: Buffer;
   private pos = 0;

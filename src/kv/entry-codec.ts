@@ -10,7 +10,7 @@
  * - `expire`: u32 count × (u8 db, key)
  */
 import { assert } from '../raft/assert.js';
-import { ByteReader, ByteWriter, CorruptDataError } from './bytes.js';
+import { ByteReader, ByteSpan, ByteWriter, CorruptDataError } from './bytes.js';
 import { latin1Slice } from './latin1.js';
 
 export const entryFormatVersion = 1;
@@ -208,10 +208,8 @@ export interface PlainSet {
   readonly nowMs: number;
   readonly db: number;
   readonly key: string;
-  readonly bytes: Buffer;
-  /** The value is `bytes[valueStart, valueEnd)`. */
-  readonly valueStart: number;
-  readonly valueEnd: number;
+  /** The value, in the entry's bytes. */
+  readonly value: ByteSpan;
 }
 
 const plainSetBytesMin = headerBytes + 1 + 4 + (4 + 3) + 4 + 4;
@@ -254,8 +252,6 @@ export function decodePlainSet(data: Uint8Array): PlainSet | undefined {
     nowMs,
     db,
     key: latin1Slice(b, keyStart, keyStart + keyLength),
-    bytes: b,
-    valueStart,
-    valueEnd: b.length,
+    value: new ByteSpan(b, valueStart, b.length),
   };
 }

@@ -17,7 +17,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { assert } from '../raft/assert.js';
-import { ByteReader, ByteWriter, CorruptDataError, TruncatedDataError } from './bytes.js';
+import { ByteReader, ByteSpan, ByteWriter, CorruptDataError, TruncatedDataError } from './bytes.js';
 import { Deque } from './deque.js';
 import { dbCount } from './entry-codec.js';
 import {
@@ -252,17 +252,14 @@ function readHeader(r: ByteReader, ks: Keyspace): number {
 }
 
 /**
- * One record as read: a string value is left in the bytes read
- * (`src[start, end)`, `value` null) so that restore copies it into the
- * arena without a JS string; other values are decoded.
+ * One record as read: a string value is left in the bytes read (a
+ * ByteSpan) so that restore copies it into the arena without a JS string;
+ * other values are decoded.
  */
 interface SnapshotRecord {
   readonly db: number;
   readonly key: string;
-  readonly value: Value | null;
-  readonly src: Buffer;
-  readonly start: number;
-  readonly end: number;
+  readonly value: Value | ByteSpan;
   readonly revision: number;
   readonly expireAtMs: number;
 }
@@ -281,17 +278,15 @@ function readRecord(r: ByteReader): SnapshotRecord | null {
   }
   if (type === typeCodes.string) {
     const start = r.strSpan();
-    return { db, key, value: null, src: r.bytes, start, end: r.offset, revision, expireAtMs };
+    return { db, key, value: new ByteSpan(r.bytes, start, r.offset), revision, expireAtMs };
   }
-  const value = readCollection(r, type);
-  return { db, key, value, src: r.bytes, start: 0, end: 0, revision, expireAtMs };
+  return { db, key, value: readCollection(r, type), revision, expireAtMs };
 }
 
 function putRecord(ks: Keyspace, record: SnapshotRecord): void {
   const keys = ks.table(record.db).size;
   const { db, key, value, revision, expireAtMs } = record;
-  if (value !== null) ks.put(db, key, value, revision, expireAtMs);
-  else ks.putBytes(db, key, record.src, record.start, record.end, revision, expireAtMs);
+  ks.put(db, key, value, revision, expireAtMs);
   // One hash lookup per record: a duplicate replaced an entry instead of adding one.
   if (ks.table(record.db).size === keys) throw new CorruptDataError('kv snapshot: duplicate key');
 }

@@ -5,6 +5,7 @@
  */
 import { assert } from '../raft/assert.js';
 import type { ArenaStats } from './arena.js';
+import type { ByteSpan } from './bytes.js';
 import { implementationOf } from './cmd-registry.js';
 import { type CommandSpec, lookupCommand } from './command-table.js';
 import { Ctx, type Published } from './context.js';
@@ -15,7 +16,6 @@ import {
   decodePlainSet,
   encodeEntry,
   type Entry as KvEntry,
-  type PlainSet,
   type WatchedKey,
 } from './entry-codec.js';
 import { KvError, msg } from './errors.js';
@@ -248,7 +248,7 @@ export class KvStateMachine {
     const cached = this.encoded.take(data);
     if (cached === undefined) {
       const set = decodePlainSet(data);
-      if (set !== undefined) return this.applySet(index, set.nowMs, set.db, set.key, set);
+      if (set !== undefined) return this.applySet(index, set.nowMs, set.db, set.key, set.value);
     } else if (cached.tag === 'command' && isPlainSet(cached.argv)) {
       const { argv } = cached;
       return this.applySet(index, cached.nowMs, cached.db, argv[1] as string, argv[2] as string);
@@ -284,7 +284,7 @@ export class KvStateMachine {
     nowMs: number,
     db: number,
     key: string,
-    value: string | PlainSet,
+    value: string | ByteSpan,
   ): ApplyResult {
     const ks = this.ks;
     ks.appliedIndex = index;
@@ -294,14 +294,8 @@ export class KvStateMachine {
       ks.remove(db, key);
       ref = undefined;
     }
-    if (typeof value === 'string') {
-      if (ref === undefined) ks.put(db, key, value, index, 0);
-      else ks.overwrite(db, key, ref, value, index, 0);
-    } else if (ref === undefined) {
-      ks.putBytes(db, key, value.bytes, value.valueStart, value.valueEnd, index, 0);
-    } else {
-      ks.overwriteBytes(db, key, ref, value.bytes, value.valueStart, value.valueEnd, index, 0);
-    }
+    if (ref === undefined) ks.put(db, key, value, index, 0);
+    else ks.overwrite(db, key, ref, value, index, 0);
     ks.tidyArena();
     return setApplied;
   }
