@@ -97,14 +97,36 @@ describe('generic key commands', () => {
     expect(h.v('SCAN', '0', 'COUNT', '0')).toEqual({ err: 'ERR syntax error' });
   });
 
-  test('SCAN without a cached cursor resumes by position', () => {
+  test('SCAN resumes from any cursor it gave, however often', () => {
     const h = new Harness();
     for (let i = 0; i < 10; i++) h.v('SET', `k${i}`, '1');
     const [c1] = h.v('SCAN', '0', 'COUNT', '4') as [string, string[]];
     const [, rest] = h.v('SCAN', c1, 'COUNT', '100') as [string, string[]];
     expect(rest).toHaveLength(6);
-    // The same cursor again (cache consumed): skips by position.
     expect((h.v('SCAN', c1, 'COUNT', '100') as [string, string[]])[1]).toEqual(rest);
+  });
+
+  test('SCAN returns every key that exists throughout exactly once, while others come and go', () => {
+    const h = new Harness();
+    for (let i = 0; i < 300; i++) h.v('SET', `stay${i}`, '1');
+    for (let i = 0; i < 300; i++) h.v('SET', `go${i}`, '1');
+    const seen = new Map<string, number>();
+    let cursor = '0';
+    for (let round = 0; round < 1000; round++) {
+      const [next, batch] = h.v('SCAN', cursor, 'COUNT', '7') as [string, string[]];
+      for (const k of batch) seen.set(k, (seen.get(k) ?? 0) + 1);
+      // Between calls: deletes free ids that new keys then reuse, and the
+      // index grows and shrinks under the scan.
+      for (let j = 0; j < 5; j++) h.v('DEL', `go${round * 5 + j}`);
+      for (let j = 0; j < 9; j++) h.v('SET', `new${round}:${j}`, '1');
+      if (round % 40 === 39)
+        for (let j = 0; j < 9 * 40; j++) h.v('DEL', `new${round - (j % 40)}:${Math.floor(j / 40)}`);
+      cursor = next;
+      if (cursor === '0') break;
+    }
+    expect(cursor).toBe('0');
+    for (let i = 0; i < 300; i++) expect(seen.get(`stay${i}`)).toBe(1);
+    for (const [k, n] of seen) expect([k, n]).toEqual([k, 1]);
   });
 
   test('RENAME, RENAMENX keep value and TTL', () => {

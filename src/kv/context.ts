@@ -109,8 +109,8 @@ export class Ctx {
   }
 
   /**
-   * Like `store`, for a key whose live entry `lookupForWrite` just returned
-   * (or undefined): reuses that entry in place (see Keyspace.overwrite).
+   * Like `store`, for a key whose ref `lookupForWrite` just returned (or
+   * undefined): rewrites that key's record in place (see Keyspace.overwrite).
    */
   storeOver(key: string, old: KeyRef | undefined, value: Value, expireAtMs = 0): KeyRef {
     if (old === undefined) return this.store(key, value, expireAtMs);
@@ -119,14 +119,14 @@ export class Ctx {
     return old;
   }
 
-  /** Stores a value under key, replacing whatever was there. Returns the new entry. */
+  /** Stores a value under key, replacing whatever was there. Returns the key's ref. */
   store(key: string, value: Value, expireAtMs = 0, db: number = this.db): KeyRef {
     assert(this.write, 'mutation only while applying an entry');
     return this.ks.put(db, key, value, this.index, expireAtMs);
   }
 
   /**
-   * Gives the live entry that `str(key, true)` (or another typed lookup for
+   * Gives the key that `str(key, true)` (or another typed lookup for
    * write) returned a new value in place, and bumps its revision.
    */
   update(key: string, e: KeyRef, value: Value): void {
@@ -136,7 +136,7 @@ export class Ctx {
   }
 
   /**
-   * Records that the entry changed: bumps its revision, and deletes the key
+   * Records that the key changed: bumps its revision, and deletes the key
    * when its collection became empty (Redis never keeps empty collections).
    */
   touched(key: string, e: KeyRef, db: number = this.db): void {

@@ -11,14 +11,19 @@
  * a follower's (`perf record`). Here a lookup reads one index pair (hash
  * and record id, eight to a cache line, linear probing) and one 64-byte
  * record that holds the key inline, and no garbage-collected object exists
- * per key.
+ * per key. Measured under pipelined SETs over 100,000 keys: the lookup's
+ * share of a follower's main thread fell from 22% to 11% (`perf record`),
+ * and with 1M keys the JS heap from 121 to 17 MiB, the tables taking 80 MiB
+ * outside it.
  *
  * A key is named by its record id, which never changes while the key
  * exists: iteration in id order (SCAN, snapshots) sees every key that
  * exists throughout exactly once, however the index grows or shrinks.
  * Removing a key frees its id for a later key. Record memory is kept (for
  * reuse) until the table is replaced (FLUSHDB); the index shrinks with the
- * key count.
+ * key count. The records are one Buffer, so a db holds at most
+ * `buffer.constants.MAX_LENGTH / 64` keys (67M on Node 20; a Map stopped
+ * at 2^24, 16.7M).
  *
  * Keys are latin1 (the RESP parser's and codecs' decoding); one longer than
  * `inlineKeyMax` bytes, or holding a character above 0xff, lives as a JS

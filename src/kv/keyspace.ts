@@ -1,6 +1,6 @@
 /**
- * The replicated data: 16 databases of keys, each key an entry with a value
- * and the log index of its last modification (revision), the absolute expiry
+ * The replicated data: 16 databases of keys (a KeyTable each), each key with
+ * a value and the log index of its last modification (revision), the absolute expiry
  * of the keys that have one (a map of its own, as Redis keeps), plus the
  * monotonic clock. Mutations go through `beforeMutate` so that an
  * in-progress snapshot can keep the value it has not written out yet.
@@ -224,7 +224,7 @@ export class Keyspace {
   private captureIds = 0;
   private expireCursorDb = 0;
   private expireCursor: Iterator<[string, number]> | null = null;
-  /** Bumped by flushes, so cached iterators (SCAN) know they are stale. */
+  /** Bumped by flushes, so cached iterators (HSCAN, SSCAN) know they are stale. */
   generation = 0;
   /** Holds the keys' short string values (see arena.ts); replaced whole by `tidyArena`. */
   private arena = new StringArena();
@@ -232,7 +232,7 @@ export class Keyspace {
   private flushedWhileCapturing: KeyTable[] = [];
   /** Times `tidyArena` moved the values into a fresh arena. */
   arenaCompactions = 0;
-  /** Local SCAN iterator cache: not replicated, never affects state. */
+  /** Local HSCAN/SSCAN iterator cache (SCAN's cursor is a key id): not replicated, never affects state. */
   readonly scans = new ScanCursors();
 
   /** `arenaSlackBytes`: see tidyArena (tests lower it). */
