@@ -67,7 +67,7 @@ function dbOf(ref: KeyRef): number {
 }
 
 function idOf(ref: KeyRef): number {
-  return (ref - (ref % dbCount)) / dbCount;
+  return (ref - dbOf(ref)) / dbCount;
 }
 
 /**
@@ -302,26 +302,25 @@ export class Keyspace {
     return t;
   }
 
+  /** The key's value as its record holds it. */
+  private rawOf(ref: KeyRef): StoredValue {
+    return this.tableOf(ref).raw(idOf(ref));
+  }
+
   /** The key's value (a string read from the arena is a new copy). */
   valueOf(ref: KeyRef): Value {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    const raw = t.raw(id);
+    const raw = this.rawOf(ref);
     return typeof raw === 'number' ? this.arena.read(raw) : raw;
   }
 
   /** The log index of the key's last modification. */
   revisionOf(ref: KeyRef): number {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    return t.revision(id);
+    return this.tableOf(ref).revision(idOf(ref));
   }
 
   /** Records the key's last modification; call `beforeMutate` first. */
   setRevision(ref: KeyRef, revision: number): void {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    t.setRevision(id, revision);
+    this.tableOf(ref).setRevision(idOf(ref), revision);
   }
 
   /**
@@ -368,25 +367,19 @@ export class Keyspace {
 
   /** The key's value when it is a string, else undefined (no copy of other types). */
   stringOf(ref: KeyRef): string | undefined {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    const raw = t.raw(id);
+    const raw = this.rawOf(ref);
     if (typeof raw === 'number') return this.arena.read(raw);
     return typeof raw === 'string' ? raw : undefined;
   }
 
   /** Whether the key holds a collection with no members (Redis keeps none). */
   isEmptyCollection(ref: KeyRef): boolean {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    const raw = t.raw(id);
+    const raw = this.rawOf(ref);
     return typeof raw === 'object' && raw.size === 0;
   }
 
   typeNameOf(ref: KeyRef): TypeName {
-    const t = this.tableOf(ref);
-    const id = idOf(ref);
-    const raw = t.raw(id);
+    const raw = this.rawOf(ref);
     return typeof raw === 'number' ? 'string' : typeOf(raw);
   }
 
@@ -404,14 +397,14 @@ export class Keyspace {
     revision: number,
     expireAtMs: number,
   ): KeyRef {
-    this.beforeMutate(db, key);
     return this.install(db, key, this.toStored(value), revision, expireAtMs);
   }
 
   /**
    * Makes the key hold `raw` (an arena slot it now owns), replacing any
-   * value. A key that existed keeps its record; a new one is marked as done
-   * with by the capture running, if any (see SnapshotCapture).
+   * value. A key that existed keeps its record, its old state saved first
+   * for the capture running, if any; a new one is marked as done with by
+   * that capture (see SnapshotCapture).
    */
   private install(
     db: number,
@@ -422,6 +415,8 @@ export class Keyspace {
   ): KeyRef {
     const t = this.table(db);
     let id = t.find(key);
+    // As beforeMutate, with the id found here (no second lookup).
+    this.capture?.preserve(db, key, t, id);
     if (id === -1) {
       id = t.insert(key, raw, revision, this.captureMark);
     } else {
