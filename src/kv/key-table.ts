@@ -13,7 +13,7 @@
  * record that holds the key inline, and no garbage-collected object exists
  * per key. Measured under pipelined SETs over 100,000 keys: the lookup's
  * share of a follower's main thread fell from 22% to 11% (`perf record`),
- * and with 1M keys the JS heap from 121 to 17 MiB, the tables taking 80 MiB
+ * and with 1M keys the JS heap from 121 to 17 MiB, the tables taking 80 MiB (by their sizes)
  * outside it.
  *
  * A key is named by its record id, which never changes while the key
