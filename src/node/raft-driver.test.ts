@@ -383,9 +383,11 @@ async function waitForItems(id: NodeId, count: number): Promise<void> {
 
 describe('RaftDriver snapshot cadence', () => {
   /** 300 entries of 100 bytes; each snapshot (the list as JSON) holds all applied so far. */
-  async function snapshotsFor(snapshotLogRatio: number): Promise<RaftDriver<number>> {
-    const overrides = { snapshotEntries: 1_000_000, snapshotBytes: 1000, snapshotLogRatio };
-    for (const id of ids) await startNode(id, overrides);
+  async function snapshotsFor(
+    snapshotLogRatio: number,
+    triggers = { snapshotEntries: 1_000_000, snapshotBytes: 1000 },
+  ): Promise<RaftDriver<number>> {
+    for (const id of ids) await startNode(id, { ...triggers, snapshotLogRatio });
     const lead = await waitFor('a leader', leader);
     const value = 'v'.repeat(100);
     for (let i = 0; i < 300; i++) await lead.propose(Buffer.from(value));
@@ -408,6 +410,14 @@ describe('RaftDriver snapshot cadence', () => {
     expect(lead.stats.snapshots).toBeGreaterThanOrEqual(2);
     expect(lead.stats.snapshots).toBeLessThanOrEqual(5);
     expect(lead.snapshotTriggerBytes).toBeGreaterThan(2 * 3000);
+  });
+
+  it('holds the entry count trigger back by the ratio too', async () => {
+    const lead = await snapshotsFor(2, { snapshotEntries: 10, snapshotBytes: 1_000_000 });
+    // Every 10 entries without the ratio. With it the state about triples
+    // from one snapshot to the next: 10 entries, then about 30, 90, 270.
+    expect(lead.stats.snapshots).toBeGreaterThanOrEqual(2);
+    expect(lead.stats.snapshots).toBeLessThanOrEqual(5);
   });
 });
 
