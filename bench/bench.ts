@@ -5,6 +5,7 @@
  *   npm run bench -- [--nodes 3] [--clients 50] [--pipeline 1] [--value-bytes 100]
  *                    [--read-ratio 0] [--keys 100000] [--duration-ms 10000] [--warmup-ms 2000]
  *                    [--system tandem|redis|etcd] [--tandem-args '--read-mode lease'] [--json]
+ *                    [--populate]
  *
  * Prints throughput, latency p50/p90/p99/p999 (HDR histogram), and the CPU
  * time and peak RSS of each server process during the measured run.
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { int } from './cli-args.js';
+import { populate } from './load/populate.js';
 import { etcdMissing, startEtcd } from './systems/etcd.js';
 import { redisMissing, startRedis } from './systems/redis.js';
 import type { BenchSystem } from './systems/system.js';
@@ -44,6 +46,10 @@ const program = new Command('bench')
     "extra flags for every Tandem node, e.g. '--read-mode lease' or '--snapshot-mb 256'",
     '',
   )
+  .option(
+    '--populate',
+    'write every key before the run (read workloads always do), so SETs overwrite a full keyspace',
+  )
   .option('--json', 'also print the row as one JSON line')
   .parse();
 const o = program.opts<{
@@ -58,6 +64,7 @@ const o = program.opts<{
   durationMs: number;
   warmupMs: number;
   seed: number;
+  populate?: boolean;
   json?: boolean;
 }>();
 
@@ -65,6 +72,12 @@ const root = await mkdtemp(join(tmpdir(), 'tandem-bench-'));
 let system: BenchSystem | null = null;
 try {
   system = await start(o.system);
+  const populated = new Set<number>();
+  if (o.populate === true) {
+    const port = system.ports[0] as number;
+    await populate(system.protocol, '127.0.0.1', port, o.keys, o.valueBytes);
+    populated.add(o.valueBytes);
+  }
   const row = await runWorkload(
     system,
     {
@@ -76,12 +89,12 @@ try {
       readRatio: o.readRatio,
     },
     { keys: o.keys, durationMs: o.durationMs, warmupMs: o.warmupMs, seed: o.seed },
-    new Set(),
+    populated,
   );
   console.log(
     `bench: ${o.system}${o.system === 'tandem' ? ` (${o.nodes} nodes)` : ''}, ${o.clients} clients, ` +
       `pipeline ${o.pipeline}, ${o.valueBytes} B values, ${Math.round(o.readRatio * 100)}% reads, ` +
-      `${o.keys} keys, ${o.durationMs} ms after ${o.warmupMs} ms warm-up`,
+      `${o.keys} keys${o.populate === true ? ' (populated)' : ''}, ${o.durationMs} ms after ${o.warmupMs} ms warm-up`,
   );
   console.log(describeRow(row));
   if (o.json === true) console.log(JSON.stringify({ bench: 'load', options: o, row }));

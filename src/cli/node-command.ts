@@ -79,7 +79,7 @@ export function registerNodeCommand(program: Command): void {
     )
     .option(
       '--snapshot-log-percent <n>',
-      "but wait for writes of at least this % of the last snapshot's size, so a large state is not rewritten every --snapshot-mb; more = less snapshot writing, more memory; 0 = off (default 50)",
+      "but wait for writes of at least this % of the last snapshot's size, so a large state is not rewritten every --snapshot-mb or 100,000 entries; more = less snapshot writing, more memory; 0 = off (default 50)",
     )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
