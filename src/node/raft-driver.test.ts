@@ -316,6 +316,29 @@ describe('RaftDriver', () => {
     expect(machines.get(again.id)?.items).toEqual(['kept']);
   });
 
+  it('applies the log it restarts with over several turns of the event loop, at most about 4 MiB a turn', async () => {
+    for (const id of ids) await startNode(id, { snapshotEntries: 1_000_000 });
+    const lead = await waitFor('a leader', leader);
+    const entries = 20;
+    for (let i = 0; i < entries; i++) await lead.propose(Buffer.alloc(1 << 20, 97 + i));
+    // One more, so that the leader's stored commit index covers the 20.
+    await lead.propose(Buffer.from('last'));
+    for (const d of [...network.drivers.values()]) await d.stop(0);
+    network.drivers.clear();
+    // Alone it elects no one, but applies up to the commit index it stored.
+    await startNode(lead.id, { snapshotEntries: 1_000_000 });
+    const machine = machines.get(lead.id) as ListMachine;
+    const seen = new Set<number>();
+    for (let turn = 0; turn < 1000 && machine.items.length < entries; turn++) {
+      seen.add(machine.items.length);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    seen.add(machine.items.length);
+    expect(machine.items.length).toBeGreaterThanOrEqual(entries);
+    // The core hands out 3 such entries per Ready: 6 a turn. Unbounded, all 20 came in one turn.
+    expect(seen.size).toBeGreaterThanOrEqual(4);
+  });
+
   it('bounds the bytes of proposals waiting to commit, and admits more once they did', async () => {
     for (const id of ids) await startNode(id, { pendingBytesMax: 250 });
     const lead = await waitFor('a leader', leader);

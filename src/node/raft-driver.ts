@@ -41,7 +41,7 @@ import type {
   SnapshotMeta,
   Term,
 } from '../raft/types.js';
-import { entryOverheadBytes, logIndex, noNode } from '../raft/types.js';
+import { entryBytes, entryOverheadBytes, logIndex, noNode } from '../raft/types.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import type { SeekableSnapshotSource } from '../transport/snapshot-transfer.js';
 import { ProposalTable } from './proposal-table.js';
@@ -260,6 +260,14 @@ export function committedBeforeNewEntries(rd: Ready): number {
 /** Beyond this many missed ticks every timer has fired; more change nothing. */
 const catchUpTicksFactor = 4;
 const readyLoopMax = 64;
+/**
+ * Committed entry bytes (as the core counts them) handed out for applying
+ * per turn of the event loop; the Ready that crosses it is the turn's last.
+ * A restart applies the log after its snapshot, and a follower catching up
+ * applies what it missed: unbounded, a turn applied the 380,000 entries a
+ * node restarted with and held its event loop for 800 ms.
+ */
+const applyBytesPerTurnMax = 4 * 1024 * 1024;
 const defaultCommitNoticeMs = 2;
 const defaultPendingBytesMax = 64 * 1024 * 1024;
 const defaultCatchUpEntries = 5_000;
@@ -686,8 +694,13 @@ export class RaftDriver<Result> {
   private processReady(): void {
     if (this.stopped || this.fatal) return;
     this.sendReadIndex();
-    for (let i = 0; i < readyLoopMax && this.core.hasReady(); i++)
-      this.handleReady(this.core.ready());
+    let applyBytes = 0;
+    for (let i = 0; i < readyLoopMax && applyBytes < applyBytesPerTurnMax; i++) {
+      if (!this.core.hasReady()) break;
+      const rd = this.core.ready();
+      for (const e of rd.committedEntries) applyBytes += entryBytes(e);
+      this.handleReady(rd);
+    }
     // After a commit, or an acknowledgement from a follower behind the commit.
     if (this.commitNoticeTimer === null && this.core.hasUntoldCommit()) this.armCommitNotice();
     if (this.core.hasReady()) this.scheduleReady();
