@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { logIndex, nodeId, type SnapshotMeta, term } from '../raft/types.js';
 import { crc32 } from './crc32.js';
 import { crc32c } from './crc32c.js';
-import { DelegatingFileSystem } from './delegating-fs.js';
+import { DelegatingFileSystem, overrideFile } from './delegating-fs.js';
+import type { FsFile } from './fs.js';
 import { NodeFileSystem } from './node-fs.js';
 import {
   decodeMeta,
@@ -17,6 +18,7 @@ import {
   SnapshotFormatError,
   SnapshotMismatchError,
   SnapshotStore,
+  snapshotSyncEveryBytes,
 } from './snapshot-store.js';
 
 const fs = new NodeFileSystem();
@@ -183,6 +185,36 @@ describe('SnapshotStore over NodeFileSystem', () => {
     const store = await SnapshotStore.open(new StaleListing(fs), dir);
     for (const i of [1, 2, 3]) await writeSnapshot(store, meta(i * 10, i), data(i, 100));
     expect(await store.retire(2)).toEqual([formatSnapshotName(logIndex(10), term(1))]);
+  });
+
+  it('fdatasyncs a large snapshot as it is written, so finish flushes little', async () => {
+    /** The bytes written to each file when each of its datasyncs began. */
+    const syncedAt = new Map<string, number[]>();
+    class CountingSyncs extends DelegatingFileSystem {
+      protected override wrapFile(file: FsFile): FsFile {
+        let written = 0;
+        const syncs: number[] = [];
+        syncedAt.set(file.path, syncs);
+        return overrideFile(file, {
+          write: async (at, bytes) => {
+            await file.write(at, bytes);
+            written = Math.max(written, at + bytes.length);
+          },
+          datasync: () => {
+            syncs.push(written);
+            return file.datasync();
+          },
+        });
+      }
+    }
+    const store = await SnapshotStore.open(new CountingSyncs(fs), dir);
+    const content = data(9, 2.5 * snapshotSyncEveryBytes);
+    await writeSnapshot(store, meta(10, 1), content, 1 << 20);
+    const [syncs] = [...syncedAt.values()].filter((s) => s.length > 0);
+    // At each multiple of the interval, then finish's own (after the trailer).
+    expect(syncs?.slice(0, 2)).toEqual([snapshotSyncEveryBytes, 2 * snapshotSyncEveryBytes]);
+    expect(syncs?.length).toBe(3);
+    expect(Buffer.concat(await readAll(store, meta(10, 1))).equals(content)).toBe(true);
   });
 
   it('ignores a leftover temporary file on open and replaces it on a new write', async () => {
