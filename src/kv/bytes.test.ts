@@ -10,6 +10,18 @@ const binaryString = (maxLength: number) =>
     .map((codes) => String.fromCharCode(...codes));
 
 describe('ByteWriter', () => {
+  test('take hands out the bytes so far; writes after it never change them', () => {
+    const w = new ByteWriter(8);
+    w.str('abc');
+    const first = w.take();
+    w.str('xyz');
+    w.u8(9);
+    const second = w.take();
+    expect(Buffer.from(first)).toEqual(Buffer.from([3, 0, 0, 0, 97, 98, 99]));
+    expect(Buffer.from(second)).toEqual(Buffer.from([3, 0, 0, 0, 120, 121, 122, 9]));
+    expect(w.length).toBe(0);
+  });
+
   test('str writes a u32 length and the latin1 bytes, short or long, and reads back', () => {
     fc.assert(
       fc.property(fc.array(binaryString(80), { maxLength: 8 }), (values) => {

@@ -150,9 +150,15 @@ export class ByteWriter {
     return this.buf;
   }
 
-  /** Takes the bytes written so far (a copy) and starts over, keeping the buffer. */
+  /**
+   * Takes the bytes written so far, not a copy, and starts over in a new
+   * buffer of the same size: snapshot chunks, each handed to a consumer
+   * that may hold it. A copy per chunk and a buffer kept cost a second pass
+   * over every chunk's bytes.
+   */
   take(): Uint8Array {
-    const out = this.finish();
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(this.buf.length);
     this.pos = 0;
     return out;
   }
