@@ -42,6 +42,16 @@ export interface NodeStatus {
   readonly applied: number;
 }
 
+/**
+ * Nodes running, killed if this process exits without stopping them: a
+ * bench script that dies on an uncaught error skips its `finally`, and its
+ * nodes would run on (six did for an hour of one session's measurements).
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export class ProcessCluster {
   private readonly joiners: BenchNode[] = [];
 
@@ -110,6 +120,9 @@ export class ProcessCluster {
     });
     node.child.stdout?.pipe(log);
     node.child.stderr?.pipe(log);
+    const child = node.child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
   }
 
   async status(node: BenchNode): Promise<NodeStatus | null> {
