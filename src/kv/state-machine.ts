@@ -289,13 +289,9 @@ export class KvStateMachine {
     const ks = this.ks;
     ks.appliedIndex = index;
     ks.clockMs = Math.max(ks.clockMs, nowMs);
-    let ref = ks.find(db, key);
-    if (ref !== undefined && ks.isExpired(db, key, ks.clockMs)) {
-      ks.remove(db, key);
-      ref = undefined;
-    }
-    if (ref === undefined) ks.put(db, key, value, index, 0);
-    else ks.overwrite(db, key, ref, value, index, 0);
+    // An expiry belongs to an existing key: no lookup unless it has one.
+    if (ks.isExpired(db, key, ks.clockMs)) ks.remove(db, key);
+    ks.put(db, key, value, index, 0);
     ks.tidyArena();
     return setApplied;
   }
