@@ -26,7 +26,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { fail } from '../raft/assert.js';
-import { type ByteWriter, copyRange, writeLatin1 } from './bytes.js';
+import { type ByteWriter, copyRange, viewOf, writeLatin1 } from './bytes.js';
 import { latin1Slice } from './latin1.js';
 
 /** Values up to this many bytes live in the arena; longer ones stay JS strings. */
@@ -63,6 +63,8 @@ export interface ArenaStats {
 
 export class StringArena {
   private readonly pages: Buffer[] = [];
+  /** A DataView over each page, for snapshots' word copies (`writeTo`). */
+  private readonly views: DataView[] = [];
   /** The slot size (units) of each page. */
   private readonly pageUnits: number[] = [];
   /** Per size (units): the page slots are cut from, or -1; where the next begins; its end. */
@@ -156,12 +158,15 @@ export class StringArena {
     return this.unitsOf(slot) << unitShift;
   }
 
-  /** Writes the value as `ByteWriter.str` writes a string: a u32 length, then its bytes. */
+  /**
+   * Writes the value as `ByteWriter.str` writes a string: a u32 length, then
+   * its bytes. The slot holds exactly that (its header is the length, u32
+   * little-endian), so it is one copy.
+   */
   writeTo(slot: ArenaSlot, w: ByteWriter): void {
     const length = this.length(slot);
-    const at = offsetOf(slot) + headerBytes;
-    w.u32(length);
-    w.copyIn(this.pageOf(slot), at, at + length);
+    const at = offsetOf(slot);
+    w.copyInView(this.views[slot >>> pageShift] as DataView, at, at + headerBytes + length);
   }
 
   free(slot: ArenaSlot): void {
@@ -222,7 +227,9 @@ export class StringArena {
       Math.max(previous * 2, firstPageBytes, slotBytes * pageSlotsMin),
     );
     // Outside the Buffer pool: a page lives as long as the keyspace.
-    this.pages.push(Buffer.allocUnsafeSlow(bytes));
+    const page = Buffer.allocUnsafeSlow(bytes);
+    this.pages.push(page);
+    this.views.push(viewOf(page));
     this.pageUnits.push(units);
     this.reserved += bytes;
     this.lastPageBytes[units] = bytes;

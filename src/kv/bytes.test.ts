@@ -1,13 +1,39 @@
 import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter, copyWords, viewOf } from './bytes.js';
 
 /** A binary string: one code unit per byte, 0..255 (see reply.ts). */
 const binaryString = (maxLength: number) =>
   fc
     .array(fc.integer({ min: 0, max: 255 }), { maxLength })
     .map((codes) => String.fromCharCode(...codes));
+
+describe('copyWords', () => {
+  test('copies any range to any offset, word by word or by a view, and nothing else', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 600 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.integer({ min: 0, max: 7 }),
+        (length, srcPad, start, at) => {
+          // Views that do not start their buffers: offsets are relative to the view.
+          const srcBuf = Buffer.alloc(srcPad + start + length + 5);
+          for (let i = 0; i < srcBuf.length; i++) srcBuf[i] = (i * 37 + 11) & 0xff;
+          const src = srcBuf.subarray(srcPad);
+          const dstBuf = Buffer.alloc(3 + at + length + 5, 0xee);
+          const dst = dstBuf.subarray(3);
+          copyWords(viewOf(dst), at, viewOf(src), start, start + length);
+          const expected = Buffer.alloc(dstBuf.length, 0xee);
+          src.copy(expected, 3 + at, start, start + length);
+          expect(dstBuf.equals(expected)).toBe(true);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
 
 describe('ByteWriter', () => {
   test('take hands out the bytes so far; writes after it never change them', () => {

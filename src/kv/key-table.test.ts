@@ -1,5 +1,7 @@
+import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
+import { ByteWriter } from './bytes.js';
 import { inlineKeyMax, KeyTable } from './key-table.js';
 
 /**
@@ -70,6 +72,12 @@ function check(t: KeyTable, model: Map<string, ModelKey>, probes: readonly strin
     // A key keeps the id it was inserted with for as long as it exists.
     expect(t.find(key)).toBe(m.id);
     expect(t.key(m.id)).toBe(key);
+    // A snapshot writes the key from the table's bytes as str writes its string.
+    const fromTable = new ByteWriter(1);
+    t.writeKey(m.id, fromTable);
+    const fromString = new ByteWriter(1);
+    fromString.str(key);
+    expect(Buffer.from(fromTable.finish())).toEqual(Buffer.from(fromString.finish()));
     expect(t.raw(m.id)).toBe(m.slot);
     expect(t.revision(m.id)).toBe(m.revision);
   }

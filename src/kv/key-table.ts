@@ -37,7 +37,7 @@
 import { Buffer } from 'node:buffer';
 import { assert } from '../raft/assert.js';
 import type { ArenaSlot } from './arena.js';
-import { writeLatin1 } from './bytes.js';
+import { type ByteWriter, writeLatin1 } from './bytes.js';
 import type { Value } from './keyspace.js';
 import { latin1Slice } from './latin1.js';
 
@@ -188,6 +188,22 @@ export class KeyTable {
     }
     assert(length === spilledKey, 'reading the key of a live record');
     return this.spilled.get(id) as string;
+  }
+
+  /**
+   * Writes record `id`'s key as `ByteWriter.str` writes a string, from the
+   * table's bytes: a snapshot writes every key without making its string.
+   */
+  writeKey(id: number, w: ByteWriter): void {
+    const length = this.ints[id * recordInts + fKeyLength] as number;
+    if (length >= 0) {
+      const at = id * recordBytes + keyOffset;
+      w.u32(length);
+      w.copyIn(this.bytes, at, at + length);
+      return;
+    }
+    assert(length === spilledKey, 'writing the key of a live record');
+    w.str(this.spilled.get(id) as string);
   }
 
   raw(id: number): StoredValue {

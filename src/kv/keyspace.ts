@@ -143,12 +143,16 @@ export class SnapshotCapture {
    * or two under load made those a fifth of a follower's allocation. The
    * tables are walked outside the generator (`emitLive`, `emitSaved`).
    */
-  *emitRecords(emit: RecordSink, full: () => boolean): Generator<void> {
+  *emitRecords(
+    emitLive: LiveRecordSink,
+    emitSaved: RecordSink,
+    full: () => boolean,
+  ): Generator<void> {
     for (let db = 0; db < this.tables.length; db++) {
       const cursor = { id: 0 };
-      while (!this.emitLive(db, cursor, emit, full)) yield;
+      while (!this.emitLive(db, cursor, emitLive, full)) yield;
       const saved = (this.saved[db] as Map<string, SavedEntry>).entries();
-      while (!this.emitSaved(db, saved, emit, full)) yield;
+      while (!this.emitSaved(db, saved, emitSaved, full)) yield;
     }
   }
 
@@ -156,17 +160,19 @@ export class SnapshotCapture {
   private emitLive(
     db: number,
     cursor: { id: number },
-    emit: RecordSink,
+    emit: LiveRecordSink,
     full: () => boolean,
   ): boolean {
     const table = this.tables[db] as KeyTable;
     const end = this.idEnds[db] as number;
+    const expires = this.expires[db] as Map<string, number>;
     while (cursor.id < end) {
       const id = cursor.id++;
       if (!table.has(id) || table.mark(id) === this.id) continue;
       table.setMark(id, this.id);
-      const key = table.key(id);
-      emit(db, key, table.raw(id), table.revision(id), this.expiryAtStart(db, key));
+      // As expiryAtStart; the key's string only when the db has expiries.
+      const expireAtMs = expires.size === 0 ? 0 : (expires.get(table.key(id)) ?? 0);
+      emit(db, table, id, table.raw(id), table.revision(id), expireAtMs);
       if (full()) return false;
     }
     return true;
@@ -194,6 +200,19 @@ export class SnapshotCapture {
  * (0 for none). A value that is an arena slot must be read at once
  * (`Keyspace.writeArenaString`): the next mutation may reuse the slot.
  */
+/**
+ * A record read from its live table (`KeyTable.writeKey` writes its key);
+ * otherwise as RecordSink.
+ */
+export type LiveRecordSink = (
+  db: number,
+  table: KeyTable,
+  id: number,
+  value: StoredValue,
+  revision: number,
+  expireAtMs: number,
+) => void;
+
 export type RecordSink = (
   db: number,
   key: string,

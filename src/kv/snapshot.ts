@@ -20,9 +20,11 @@ import { assert } from '../raft/assert.js';
 import { ByteReader, ByteSpan, ByteWriter, CorruptDataError, TruncatedDataError } from './bytes.js';
 import { Deque } from './deque.js';
 import { dbCount } from './entry-codec.js';
+import type { KeyTable } from './key-table.js';
 import {
   type HashValue,
   Keyspace,
+  type LiveRecordSink,
   type RecordSink,
   type SetValue,
   type SnapshotCapture,
@@ -86,6 +88,35 @@ function writeRecord(
   w.u8(typeCodes[typeof value === 'number' ? 'string' : typeOf(value)]);
   w.u8(db);
   w.str(key);
+  writeRecordRest(w, ks, value, revision, expireAtMs, canonical);
+}
+
+/** `writeRecord` of record `id` of a live key table, its key copied from the table. */
+function writeLiveRecord(
+  w: ByteWriter,
+  ks: Keyspace,
+  db: number,
+  table: KeyTable,
+  id: number,
+  value: StoredValue,
+  revision: number,
+  expireAtMs: number,
+): void {
+  w.u8(typeCodes[typeof value === 'number' ? 'string' : typeOf(value)]);
+  w.u8(db);
+  table.writeKey(id, w);
+  writeRecordRest(w, ks, value, revision, expireAtMs, false);
+}
+
+/** What follows a record's key. */
+function writeRecordRest(
+  w: ByteWriter,
+  ks: Keyspace,
+  value: StoredValue,
+  revision: number,
+  expireAtMs: number,
+  canonical: boolean,
+): void {
   w.f64(expireAtMs);
   w.f64(revision);
   if (typeof value === 'number') ks.writeArenaString(value, w);
@@ -140,11 +171,16 @@ export class KvSnapshot implements Iterable<Uint8Array> {
       const w = new ByteWriter(Math.min(this.chunkBytes, snapshotChunkBytes) + 1024);
       writeHeader(w, this.capture.clockMs, this.capture.appliedIndex);
       let records = 0;
-      const emit: RecordSink = (db, key, value, revision, expireAtMs) => {
+      const emitLive: LiveRecordSink = (db, table, id, value, revision, expireAtMs) => {
+        writeLiveRecord(w, this.ks, db, table, id, value, revision, expireAtMs);
+        records++;
+      };
+      const emitSaved: RecordSink = (db, key, value, revision, expireAtMs) => {
         writeRecord(w, this.ks, db, key, value, revision, expireAtMs, false);
         records++;
       };
-      for (const _ of this.capture.emitRecords(emit, () => w.length >= this.chunkBytes)) {
+      const full = (): boolean => w.length >= this.chunkBytes;
+      for (const _ of this.capture.emitRecords(emitLive, emitSaved, full)) {
         yield w.take();
         if (this.closed) return;
       }
