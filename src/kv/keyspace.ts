@@ -165,13 +165,13 @@ export class SnapshotCapture {
   ): boolean {
     const table = this.tables[db] as KeyTable;
     const end = this.idEnds[db] as number;
-    const expires = this.expires[db] as Map<string, number>;
+    const noExpiries = (this.expires[db] as Map<string, number>).size === 0;
     while (cursor.id < end) {
       const id = cursor.id++;
       if (!table.has(id) || table.mark(id) === this.id) continue;
       table.setMark(id, this.id);
-      // As expiryAtStart; the key's string only when the db has expiries.
-      const expireAtMs = expires.size === 0 ? 0 : (expires.get(table.key(id)) ?? 0);
+      // The key's string is made only when the db has expiries to look it up in.
+      const expireAtMs = noExpiries ? 0 : this.expiryAtStart(db, table.key(id));
       emit(db, table, id, table.raw(id), table.revision(id), expireAtMs);
       if (full()) return false;
     }
@@ -200,6 +200,14 @@ export class SnapshotCapture {
  * (0 for none). A value that is an arena slot must be read at once
  * (`Keyspace.writeArenaString`): the next mutation may reuse the slot.
  */
+export type RecordSink = (
+  db: number,
+  key: string,
+  value: StoredValue,
+  revision: number,
+  expireAtMs: number,
+) => void;
+
 /**
  * A record read from its live table (`KeyTable.writeKey` writes its key);
  * otherwise as RecordSink.
@@ -208,14 +216,6 @@ export type LiveRecordSink = (
   db: number,
   table: KeyTable,
   id: number,
-  value: StoredValue,
-  revision: number,
-  expireAtMs: number,
-) => void;
-
-export type RecordSink = (
-  db: number,
-  key: string,
   value: StoredValue,
   revision: number,
   expireAtMs: number,
