@@ -13,6 +13,7 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,6 +26,8 @@ const stopTimeoutMs = 20_000;
 /** TANDEM_BENCH_ENTRY runs another build (an A/B against an older commit's dist/). */
 const entry = process.env.TANDEM_BENCH_ENTRY ?? join(repo, 'dist', 'src', 'cli', 'main.js');
 const nodeFlags = (process.env.TANDEM_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+/** Characters of each node's latest output kept for error messages (its log is often removed). */
+const outputTailChars = 2_000;
 
 export interface BenchNode {
   readonly id: string;
@@ -54,6 +57,10 @@ process.once('exit', () => {
 
 export class ProcessCluster {
   private readonly joiners: BenchNode[] = [];
+  /** Each started node's latest output (stdout and stderr), at most outputTailChars. */
+  private readonly outputTails = new Map<string, string>();
+  /** Per started node: settles once its output streams have closed. */
+  private readonly closed = new Map<string, Promise<unknown>>();
 
   private constructor(
     readonly root: string,
@@ -118,11 +125,27 @@ export class ProcessCluster {
       cwd: repo,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    node.child.stdout?.pipe(log);
-    node.child.stderr?.pipe(log);
     const child = node.child;
+    this.outputTails.set(node.id, '');
+    for (const stream of [child.stdout, child.stderr]) {
+      // Both streams write to one file: neither may end it alone.
+      stream?.pipe(log, { end: false });
+      stream?.on('data', (chunk: Buffer) => {
+        const tail = (this.outputTails.get(node.id) ?? '') + chunk.toString('utf8');
+        this.outputTails.set(node.id, tail.slice(-outputTailChars));
+      });
+    }
     running.add(child);
     child.once('exit', () => running.delete(child));
+    this.closed.set(
+      node.id,
+      once(child, 'close').then(() => log.end()),
+    );
+  }
+
+  /** The node's latest output, trimmed, or a note that it printed nothing. */
+  outputTail(node: BenchNode): string {
+    return this.outputTails.get(node.id)?.trim() || '(no output)';
   }
 
   async status(node: BenchNode): Promise<NodeStatus | null> {
@@ -134,10 +157,25 @@ export class ProcessCluster {
     }
   }
 
-  /** Waits until every node answers, agrees on a leader and has applied the leader's commit. */
+  /**
+   * Waits until every node answers, agrees on a leader and has applied the
+   * leader's commit. A node that exits meanwhile (a refused flag, a data
+   * directory it will not open) fails this at once with its last output:
+   * the caller removes the logs on failure.
+   */
   async settle(): Promise<void> {
     const deadline = performance.now() + settleTimeoutMs;
     while (performance.now() < deadline) {
+      const exited = this.nodes.find(
+        (n) => n.child !== null && (n.child.exitCode !== null || n.child.signalCode !== null),
+      );
+      if (exited?.child != null) {
+        await this.closed.get(exited.id);
+        const how = exited.child.signalCode ?? `code ${exited.child.exitCode}`;
+        throw new Error(
+          `node ${exited.id} exited (${how}) before the cluster settled; its last output:\n${this.outputTail(exited)}`,
+        );
+      }
       const all = await Promise.all(this.nodes.map((n) => this.status(n)));
       const leader = all.find((s) => s?.role === 'leader');
       if (
@@ -148,8 +186,9 @@ export class ProcessCluster {
       }
       await sleep(50);
     }
+    const lastLines = this.nodes.map((n) => `${n.id}: ${this.outputTail(n).split('\n').at(-1)}`);
     throw new Error(
-      `the cluster did not settle within ${settleTimeoutMs} ms; logs in ${this.root}`,
+      `the cluster did not settle within ${settleTimeoutMs} ms; logs in ${this.root}; each node's last output line:\n${lastLines.join('\n')}`,
     );
   }
 
