@@ -137,9 +137,15 @@ export function describeRow(row: Row): string {
     .map((c) => `${c.name} ${c.cpuSeconds}s cpu ${c.peakRssMb} MiB`)
     .join(', ');
   const errors = l.errors > 0 ? `, ${l.errors} errors (first: ${l.firstError})` : '';
+  // Under a mix, each kind apart: the overall figures would hide a slow one.
+  const kinds =
+    l.readLatency !== null && l.writeLatency !== null
+      ? ` (reads p50 ${ms(l.readLatency.p50Us)} p99 ${ms(l.readLatency.p99Us)}, ` +
+        `writes p50 ${ms(l.writeLatency.p50Us)} p99 ${ms(l.writeLatency.p99Us)})`
+      : '';
   return (
     `${row.system} ${row.workload}: ${Math.round(l.opsPerSecond)} ops/s, latency ms p50 ${ms(l.latency.p50Us)} ` +
     `p90 ${ms(l.latency.p90Us)} p99 ${ms(l.latency.p99Us)} p999 ${ms(l.latency.p999Us)} max ${ms(l.latency.maxUs)}` +
-    `${errors}; ${costs}; load generator ${l.generatorCpuSeconds.toFixed(1)}s cpu`
+    `${kinds}${errors}; ${costs}; load generator ${l.generatorCpuSeconds.toFixed(1)}s cpu`
   );
 }

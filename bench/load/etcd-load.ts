@@ -8,13 +8,12 @@
  * Run as a child by run-load.ts: `tsx bench/load/etcd-load.ts '<LoadSpec JSON>'`.
  */
 
-import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Etcd3 } from 'etcd3';
 import { Prng } from '../../src/raft/prng.js';
-import { summarize } from './resp-load.js';
+import { Latencies } from './latencies.js';
 import { checkSpec, type LoadResult, type LoadSpec } from './spec.js';
 
-const latencyUsMax = 60_000_000;
 const requestTimeoutMs = 10_000;
 
 interface Tally {
@@ -27,7 +26,7 @@ interface Tally {
 
 export async function runEtcdLoad(spec: LoadSpec): Promise<LoadResult> {
   checkSpec(spec);
-  const histogram = createHistogram({ lowest: 1, highest: latencyUsMax, figures: 3 });
+  const latencies = new Latencies();
   const tally: Tally = { ops: 0, reads: 0, writes: 0, errors: 0, firstError: null };
   const clients = Array.from(
     { length: spec.clients },
@@ -46,7 +45,7 @@ export async function runEtcdLoad(spec: LoadSpec): Promise<LoadResult> {
   try {
     await Promise.all(
       clients.map((client, i) =>
-        loop(client, spec, new Prng(spec.seed * 7919 + i), measureFromMs, endMs, histogram, tally),
+        loop(client, spec, new Prng(spec.seed * 7919 + i), measureFromMs, endMs, latencies, tally),
       ),
     );
   } finally {
@@ -58,7 +57,7 @@ export async function runEtcdLoad(spec: LoadSpec): Promise<LoadResult> {
     ...tally,
     seconds,
     opsPerSecond: tally.ops / seconds,
-    latency: summarize(histogram),
+    ...latencies.summaries(),
     generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }
@@ -69,7 +68,7 @@ async function loop(
   random: Prng,
   measureFromMs: number,
   endMs: number,
-  histogram: RecordableHistogram,
+  latencies: Latencies,
   tally: Tally,
 ): Promise<void> {
   const value = 'v'.repeat(spec.valueBytes);
@@ -88,9 +87,7 @@ async function loop(
             tally.ops++;
             if (read) tally.reads++;
             else tally.writes++;
-            histogram.record(
-              Math.min(latencyUsMax, Math.max(1, Math.round((now - sentMs) * 1000))),
-            );
+            latencies.record(read, now - sentMs);
           },
           (err: unknown) => {
             if (sentMs < measureFromMs || performance.now() > endMs) return;

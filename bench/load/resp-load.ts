@@ -3,7 +3,7 @@
  * each sending `pipeline` GET/SET commands at a time and waiting for their
  * replies before the next batch (as redis-benchmark does), for a warm-up and
  * then a measured window. Each request's latency is the time from its
- * batch's write to its reply, recorded in an HDR histogram (node:perf_hooks).
+ * batch's write to its reply, recorded in HDR histograms (latencies.ts).
  * Used for Tandem and Redis alike, so both see the same client.
  *
  * Run as a child by run-load.ts: `tsx bench/load/resp-load.ts '<LoadSpec JSON>'`
@@ -11,14 +11,13 @@
  */
 
 import { connect, type Socket } from 'node:net';
-import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Prng } from '../../src/raft/prng.js';
+import { Latencies } from './latencies.js';
 import { ReplyCounter } from './reply-counter.js';
-import { checkSpec, type LatencySummary, type LoadResult, type LoadSpec } from './spec.js';
+import { checkSpec, type LoadResult, type LoadSpec } from './spec.js';
 
 const connectTimeoutMs = 10_000;
-/** Latencies above this are recorded as this (the histogram's range). */
-const latencyUsMax = 60_000_000;
 
 interface Window {
   readonly measureFromMs: number;
@@ -35,7 +34,7 @@ interface Tally {
 
 export async function runRespLoad(spec: LoadSpec): Promise<LoadResult> {
   checkSpec(spec);
-  const histogram = createHistogram({ lowest: 1, highest: latencyUsMax, figures: 3 });
+  const latencies = new Latencies();
   const tally: Tally = { ops: 0, reads: 0, writes: 0, errors: 0, firstError: null };
   const sockets = await Promise.all(
     Array.from({ length: spec.clients }, (_, i) =>
@@ -51,7 +50,7 @@ export async function runRespLoad(spec: LoadSpec): Promise<LoadResult> {
   try {
     await Promise.all(
       sockets.map((socket, i) =>
-        driveClient(socket, spec, new Prng(spec.seed * 7919 + i), window, histogram, tally),
+        driveClient(socket, spec, new Prng(spec.seed * 7919 + i), window, latencies, tally),
       ),
     );
   } finally {
@@ -63,7 +62,7 @@ export async function runRespLoad(spec: LoadSpec): Promise<LoadResult> {
     ...tally,
     seconds,
     opsPerSecond: tally.ops / seconds,
-    latency: summarize(histogram),
+    ...latencies.summaries(),
     generatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
   };
 }
@@ -92,7 +91,7 @@ function driveClient(
   spec: LoadSpec,
   random: Prng,
   window: Window,
-  histogram: RecordableHistogram,
+  latencies: Latencies,
   tally: Tally,
 ): Promise<void> {
   const value = 'v'.repeat(spec.valueBytes);
@@ -123,9 +122,7 @@ function driveClient(
           tally.ops++;
           if (read) tally.reads++;
           else tally.writes++;
-          histogram.record(
-            Math.min(latencyUsMax, Math.max(1, Math.round((now - batchSentMs) * 1000))),
-          );
+          latencies.record(read, now - batchSentMs);
         } else {
           tally.errors++;
           tally.firstError ??= error;
@@ -158,18 +155,6 @@ function getCommand(key: string): string {
 
 function setCommand(key: string, value: string): string {
   return `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${value.length}\r\n${value}\r\n`;
-}
-
-export function summarize(h: RecordableHistogram): LatencySummary {
-  if (h.count === 0) return { p50Us: 0, p90Us: 0, p99Us: 0, p999Us: 0, maxUs: 0, meanUs: 0 };
-  return {
-    p50Us: h.percentile(50),
-    p90Us: h.percentile(90),
-    p99Us: h.percentile(99),
-    p999Us: h.percentile(99.9),
-    maxUs: h.max,
-    meanUs: Math.round(h.mean),
-  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -43,6 +43,9 @@ export interface LoadResult {
   readonly seconds: number;
   readonly opsPerSecond: number;
   readonly latency: LatencySummary;
+  /** The reads' and the writes' latency apart; null for a kind the run sent none of. */
+  readonly readLatency: LatencySummary | null;
+  readonly writeLatency: LatencySummary | null;
   /** CPU time the load generator itself used (user + system), in seconds. */
   readonly generatorCpuSeconds: number;
 }
