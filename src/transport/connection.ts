@@ -7,8 +7,13 @@
  * `bulkBatchBytesMax` per write, so a heartbeat waits behind at most one
  * batch of snapshot bytes instead of a whole snapshot.
  *
- * Coalescing: enqueued frames are written on the next `setImmediate`, so
- * everything sent in one event-loop turn leaves in one `socket.write`.
+ * Coalescing: enqueued frames are written on `process.nextTick`, once the
+ * callback that sent them returns, so everything one callback sends (a
+ * Ready's messages to a peer) leaves in one `socket.write`. Not on the next
+ * `setImmediate`: a Ready runs in the check phase, so frames waited there for
+ * the whole next turn of I/O callbacks. Writing them a turn earlier took a
+ * linearizable read's p50 under (e), 90% GETs, from 1.60-1.68 to 1.44-1.54 ms
+ * and a sequential SET's from 0.56-0.63 to 0.54-0.58 ms.
  * Backpressure: once `write()` returns false nothing more is written until
  * 'drain'; the lanes keep filling meanwhile, up to the queue bounds.
  */
@@ -102,7 +107,8 @@ export class Connection {
   private readonly bulk = new FrameQueue();
   /** True from a write() that returned false until 'drain'. */
   private blocked = false;
-  private flushImmediate: NodeJS.Immediate | null = null;
+  /** A flush is queued on process.nextTick (which cannot be cancelled: it checks this). */
+  private flushQueued = false;
   private closeError: Error | null = null;
   private closing = false;
   private closedFlag = false;
@@ -172,13 +178,15 @@ export class Connection {
   }
 
   private scheduleFlush(): void {
-    if (this.flushImmediate !== null || this.blocked) return;
-    this.flushImmediate = setImmediate(this.flushScheduled);
+    if (this.flushQueued || this.blocked) return;
+    this.flushQueued = true;
+    process.nextTick(this.flushScheduled);
   }
 
   /** One function for every scheduled flush, not a closure each. */
   private readonly flushScheduled = (): void => {
-    this.flushImmediate = null;
+    if (!this.flushQueued) return;
+    this.flushQueued = false;
     this.flush();
   };
 
@@ -258,8 +266,7 @@ export class Connection {
   private onSocketClose(): void {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    if (this.flushImmediate !== null) clearImmediate(this.flushImmediate);
-    this.flushImmediate = null;
+    this.flushQueued = false;
     this.counters.framesDropped += this.urgent.clear() + this.bulk.clear();
     this.resolveDrainWaiters();
     this.handlers.onClose(this.closeError);
