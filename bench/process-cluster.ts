@@ -13,7 +13,6 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -60,7 +59,7 @@ export class ProcessCluster {
   /** Each started node's latest output (stdout and stderr), at most outputTailChars. */
   private readonly outputTails = new Map<string, string>();
   /** Per started node: settles once its output streams have closed. */
-  private readonly closed = new Map<string, Promise<unknown>>();
+  private readonly closed = new Map<string, Promise<void>>();
 
   private constructor(
     readonly root: string,
@@ -137,14 +136,19 @@ export class ProcessCluster {
     }
     running.add(child);
     child.once('exit', () => running.delete(child));
-    this.closed.set(
-      node.id,
-      once(child, 'close').then(() => log.end()),
+    // Not events.once: it would turn a later 'error' (a failed kill) into a
+    // rejection nobody awaits.
+    const closed = new Promise<void>((resolve) =>
+      child.once('close', () => {
+        log.end();
+        resolve();
+      }),
     );
+    this.closed.set(node.id, closed);
   }
 
   /** The node's latest output, trimmed, or a note that it printed nothing. */
-  outputTail(node: BenchNode): string {
+  private outputTail(node: BenchNode): string {
     return this.outputTails.get(node.id)?.trim() || '(no output)';
   }
 
@@ -169,7 +173,7 @@ export class ProcessCluster {
       const exited = this.nodes.find(
         (n) => n.child !== null && (n.child.exitCode !== null || n.child.signalCode !== null),
       );
-      if (exited?.child != null) {
+      if (exited !== undefined && exited.child !== null) {
         await this.closed.get(exited.id);
         const how = exited.child.signalCode ?? `code ${exited.child.exitCode}`;
         throw new Error(
