@@ -36,6 +36,14 @@ export interface BenchNode {
   child: ChildProcess | null;
 }
 
+/** One start of a node's process. */
+interface StartedNode {
+  /** Its latest output (stdout and stderr), at most outputTailChars. */
+  tail: string;
+  /** Settles once its output streams have closed. */
+  readonly closed: Promise<void>;
+}
+
 export interface NodeStatus {
   readonly role: string;
   readonly leader: string;
@@ -56,10 +64,8 @@ process.once('exit', () => {
 
 export class ProcessCluster {
   private readonly joiners: BenchNode[] = [];
-  /** Each started node's latest output (stdout and stderr), at most outputTailChars. */
-  private readonly outputTails = new Map<string, string>();
-  /** Per started node: settles once its output streams have closed. */
-  private readonly closed = new Map<string, Promise<void>>();
+  /** The latest start of each node: its last output and when its streams closed. */
+  private readonly started = new Map<string, StartedNode>();
 
   private constructor(
     readonly root: string,
@@ -125,17 +131,6 @@ export class ProcessCluster {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const child = node.child;
-    this.outputTails.set(node.id, '');
-    for (const stream of [child.stdout, child.stderr]) {
-      // Both streams write to one file: neither may end it alone.
-      stream?.pipe(log, { end: false });
-      stream?.on('data', (chunk: Buffer) => {
-        const tail = (this.outputTails.get(node.id) ?? '') + chunk.toString('utf8');
-        this.outputTails.set(node.id, tail.slice(-outputTailChars));
-      });
-    }
-    running.add(child);
-    child.once('exit', () => running.delete(child));
     // Not events.once: it would turn a later 'error' (a failed kill) into a
     // rejection nobody awaits.
     const closed = new Promise<void>((resolve) =>
@@ -144,12 +139,22 @@ export class ProcessCluster {
         resolve();
       }),
     );
-    this.closed.set(node.id, closed);
+    const started: StartedNode = { tail: '', closed };
+    this.started.set(node.id, started);
+    for (const stream of [child.stdout, child.stderr]) {
+      // Both streams write to one file: neither may end it alone.
+      stream?.pipe(log, { end: false });
+      stream?.on('data', (chunk: Buffer) => {
+        started.tail = (started.tail + chunk.toString('utf8')).slice(-outputTailChars);
+      });
+    }
+    running.add(child);
+    child.once('exit', () => running.delete(child));
   }
 
   /** The node's latest output, trimmed, or a note that it printed nothing. */
   private outputTail(node: BenchNode): string {
-    return this.outputTails.get(node.id)?.trim() || '(no output)';
+    return this.started.get(node.id)?.tail.trim() || '(no output)';
   }
 
   async status(node: BenchNode): Promise<NodeStatus | null> {
@@ -174,7 +179,7 @@ export class ProcessCluster {
         (n) => n.child !== null && (n.child.exitCode !== null || n.child.signalCode !== null),
       );
       if (exited !== undefined && exited.child !== null) {
-        await this.closed.get(exited.id);
+        await this.started.get(exited.id)?.closed;
         const how = exited.child.signalCode ?? `code ${exited.child.exitCode}`;
         throw new Error(
           `node ${exited.id} exited (${how}) before the cluster settled; its last output:\n${this.outputTail(exited)}`,
