@@ -449,6 +449,33 @@ describe('Wal with preallocated segments', () => {
     expect(plain((await reopen(options)).entries)).toEqual(plain(entries(1, index, 1, 300)));
   });
 
+  it('prepares no segment while batches average over prepareBatchBytesMax, and does once they shrink', async () => {
+    const { wal } = await Wal.open(nodeFs, dir, { ...options, prepareBatchBytesMax: 200 });
+    let index = 1;
+    for (; index <= 40; index++) await wal.append([entry(index, 1, 300)], null);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(wal.counters.plainRotations).toBeGreaterThan(2);
+    expect(wal.counters.preparedRotations).toBe(0);
+    expect(await nodeFs.exists(prepared())).toBe(false);
+    // Batches of one 20-byte entry (59 bytes) bring the average under 200 within
+    // about 20 of them (it moves 1/32 of the way each batch).
+    let small = 0;
+    while (small < 60 && !wal.nextSegmentPrepared) {
+      await wal.append([entry(index, 1)], null);
+      index++;
+      small++;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    expect(small).toBeGreaterThan(10);
+    await waitPrepared(wal);
+    await wal.append([entry(index, 1)], null);
+    expect(wal.counters.preparedRotations).toBe(1);
+    await wal.close();
+    const recovered = await reopen(options);
+    expect(recovered.entries).toHaveLength(index);
+    expect(recovered.tornTails).toEqual([]);
+  });
+
   it('prepares nothing until prepareAfterBytes were written', async () => {
     const { wal } = await Wal.open(nodeFs, dir, { ...options, prepareAfterBytes: 1000 });
     await wal.append(entries(1, 5, 1), null); // 260 bytes

@@ -16,6 +16,15 @@
  * 173 µs and 78 µs of CPU (the kernel's included) each when appending,
  * 102 to 104 µs and 48 to 53 µs over zero-filled blocks.
  *
+ * The zeros are paid per byte, the journal commit they save per sync, so a
+ * segment is prepared only while batches average at most
+ * `prepareBatchBytesMax` (64 KiB by default). Measured in the 3-node bench
+ * (interleaved pairs, zero-filling against none): at 3.5 KiB per sync (50
+ * clients, 100 B SETs) zero-filling was about 10% faster, at 22-25 KiB
+ * (1 KiB values) faster in 3 of 3 pairs, at 55-62 KiB (pipelined SETs)
+ * about even, and at 415 KiB (16 KiB values) 13% slower, with each
+ * follower spending about 20% more CPU per SET.
+ *
  * A write or sync failure is fatal (DESIGN.md §2, the "fsyncgate" lesson):
  * the Wal enters a failed state, rejects everything pending and to come, and
  * never retries. The runtime must exit and recover from the log at restart.
@@ -53,6 +62,12 @@ export interface WalOptions {
    */
   readonly prepareAfterBytes?: number;
   /**
+   * With `preallocate`, the next segment is prepared only while the recent
+   * batches (a moving average over about 32) are at most this many bytes
+   * each; bigger batches go to plain segments (see above). Default 64 KiB.
+   */
+  readonly prepareBatchBytesMax?: number;
+  /**
    * Asked before each preparation; false skips it until the next rotation
    * (the runtime says no while the disk is short of space). Default: yes.
    */
@@ -67,6 +82,9 @@ export const batchBytesMaxDefault = 8 * 1024 * 1024;
 export const preparedSegmentName = 'next-segment.prealloc';
 const zeroFillChunkBytes = 1024 * 1024;
 const prepareAfterBytesDefault = 1024 * 1024;
+const prepareBatchBytesMaxDefault = 64 * 1024;
+/** Weight of the latest batch in `batchBytesAverage`: about the last 32 batches count. */
+const batchAverageWeight = 1 / 32;
 
 /** What `Wal.open` recovered, with the Wal ready for appends. */
 export interface WalOpenResult {
@@ -107,6 +125,9 @@ export class Wal {
   private readonly onFatal: ((error: WalFailedError) => void) | undefined;
   private readonly preallocate: boolean;
   private readonly prepareAfterBytes: number;
+  private readonly prepareBatchBytesMax: number;
+  /** Moving average of the bytes per batch; 0 until the first batch. */
+  private batchBytesAverage = 0;
   private readonly mayPrepare: () => Promise<boolean>;
   /** The preparation of the next segment; null if none was started, or its segment was taken. */
   private preparation: Preparation | null = null;
@@ -151,6 +172,7 @@ export class Wal {
     this.segmentBytesMax = options.segmentBytesMax ?? segmentBytesMaxDefault;
     this.preallocate = options.preallocate ?? false;
     this.prepareAfterBytes = options.prepareAfterBytes ?? prepareAfterBytesDefault;
+    this.prepareBatchBytesMax = options.prepareBatchBytesMax ?? prepareBatchBytesMaxDefault;
     this.mayPrepare = options.mayPrepare ?? (() => Promise.resolve(true));
     this.currentPreallocated = currentPreallocated;
     this.batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
@@ -488,6 +510,10 @@ export class Wal {
     this.fileBytes += data.length;
     this.counters.batches++;
     this.counters.bytes += data.length;
+    this.batchBytesAverage =
+      this.counters.batches === 1
+        ? data.length
+        : this.batchBytesAverage + (data.length - this.batchBytesAverage) * batchAverageWeight;
     if (this.counters.bytes >= this.prepareAfterBytes) this.startPreparing();
     const current = this.segments[this.segments.length - 1] as Segment;
     current.maxEntryIndex = Math.max(current.maxEntryIndex, batch.maxEntryIndex);
@@ -522,13 +548,15 @@ export class Wal {
   }
 
   /**
-   * Starts zero-filling the next segment in the background, if asked to and
-   * none is under way. A failure here costs speed, not data: the next
-   * rotation creates its segment the plain way, and the Wal's own writes
-   * meet any real disk trouble themselves.
+   * Starts zero-filling the next segment in the background, if asked to,
+   * none is under way and recent batches are small enough to gain from it.
+   * A failure here costs speed, not data: the next rotation creates its
+   * segment the plain way, and the Wal's own writes meet any real disk
+   * trouble themselves.
    */
   private startPreparing(): void {
     if (!this.preallocate || this.preparation !== null || this.closed) return;
+    if (this.batchBytesAverage > this.prepareBatchBytesMax) return;
     const preparation: Preparation = {
       done: this.prepareSegment().then(
         (complete) => {
