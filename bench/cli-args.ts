@@ -2,13 +2,14 @@
 
 import { InvalidArgumentError } from 'commander';
 
-/** An integer option of at least `min`. */
+/** An integer option of at least `min` (and at most `max`, when given). */
 export const int =
-  (min: number) =>
+  (min: number, max?: number) =>
   (text: string): number => {
     const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer of at least ${min}, got '${text}'`);
+    if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max)) {
+      const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+      throw new InvalidArgumentError(`expected an integer ${range}, got '${text}'`);
     }
     return n;
   };

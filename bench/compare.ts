@@ -5,11 +5,15 @@
  * the two RESP systems. A measurement, not a test:
  *
  *   npm run bench:compare -- [--systems tandem,redis,etcd] [--workloads a,b,c,c16,d,e,f1k,f16k]
- *                            [--duration-ms 10000] [--warmup-ms 2000] [--keys 100000] [--out DIR]
+ *                            [--duration-ms 10000] [--warmup-ms 2000] [--keys 100000]
+ *                            [--rounds 1] [--out DIR]
  *
- * A system that is not installed is skipped with a message. Prints a table
- * with the ratios Tandem/Redis and Tandem/etcd, and writes results.json and
- * throughput.svg to the results folder (default bench/results/<time>/).
+ * A system that is not installed is skipped with a message. With --rounds N
+ * the whole sequence of systems runs N times, so a slow spell of the machine
+ * falls on all of them, and each figure is the median round (summary.ts).
+ * Prints a table with the ratios Tandem/Redis and Tandem/etcd, and writes
+ * results.json and throughput.svg to the results folder (default
+ * bench/results/<time>/).
  */
 
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { barChartSvg } from './chart.js';
 import { int, list } from './cli-args.js';
+import { ratioTable, summarize } from './summary.js';
 import { etcdMissing, startEtcd } from './systems/etcd.js';
 import { redisMissing, startRedis } from './systems/redis.js';
 import type { BenchSystem } from './systems/system.js';
@@ -35,6 +40,7 @@ const o = new Command('bench:compare')
   .option('--duration-ms <n>', 'measured time per workload', int(1), 10_000)
   .option('--warmup-ms <n>', 'unmeasured load before each', int(0), 2_000)
   .option('--keys <n>', 'distinct keys', int(1), 100_000)
+  .option('--rounds <n>', 'times to run every system; figures are the median round', int(1, 99), 1)
   .option('--out <dir>', 'results folder')
   .parse()
   .opts<{
@@ -43,6 +49,7 @@ const o = new Command('bench:compare')
     durationMs: number;
     warmupMs: number;
     keys: number;
+    rounds: number;
     out?: string;
   }>();
 
@@ -62,44 +69,61 @@ const out = resolve(
   o.out ?? join('bench', 'results', new Date().toISOString().replaceAll(':', '-')),
 );
 const root = await mkdtemp(join(tmpdir(), 'tandem-bench-compare-'));
-const rows: Row[] = [];
-const skipped: string[] = [];
+const rows: (Row & { readonly round: number })[] = [];
+const skipped = new Set<string>();
 try {
   console.log(
-    `bench:compare: ${chosen.length} workloads x ${o.systems.join(', ')}; ${o.durationMs} ms each after ` +
-      `${o.warmupMs} ms warm-up; ${o.keys} keys; results in ${out}`,
+    `bench:compare: ${chosen.length} workloads x ${o.systems.join(', ')} x ${o.rounds} round(s); ` +
+      `${o.durationMs} ms each after ${o.warmupMs} ms warm-up; ${o.keys} keys; results in ${out}`,
   );
-  for (const name of o.systems) {
-    const system = await start(name);
-    if (system === null) continue;
-    try {
-      const populated = new Set<number>();
-      for (const w of chosen) {
-        const row = await runWorkload(system, w, settings, populated);
-        rows.push(row);
-        console.log(`  ${describeRow(row)}`);
+  for (let round = 1; round <= o.rounds; round++) {
+    if (o.rounds > 1) console.log(`round ${round} of ${o.rounds}`);
+    // A fresh folder each round: no round starts from another's data (a
+    // Tandem node would find its peers' addresses of the round before).
+    const dir = join(root, `round-${round}`);
+    for (const name of o.systems) {
+      const system = await start(name, dir);
+      if (system === null) continue;
+      try {
+        const populated = new Set<number>();
+        for (const w of chosen) {
+          const row = await runWorkload(system, w, settings, populated);
+          rows.push({ ...row, round });
+          console.log(`  ${describeRow(row)}`);
+        }
+      } finally {
+        await system.stop();
       }
-    } finally {
-      await system.stop();
     }
+    await rm(dir, { recursive: true, force: true });
   }
-  const table = ratioTable(rows);
+  const summaries = summarize(rows);
+  const table = ratioTable(
+    summaries,
+    chosen.map((w) => w.id),
+    titleOf,
+  );
   console.log(`\n${table}`);
   await mkdir(out, { recursive: true });
-  await writeFile(
-    join(out, 'results.json'),
-    `${JSON.stringify({ bench: 'compare', settings, workloads: chosen, skipped, rows }, null, 2)}\n`,
-  );
+  const results = {
+    bench: 'compare',
+    settings: { ...settings, rounds: o.rounds },
+    workloads: chosen,
+    skipped: [...skipped],
+    summaries: summaries.map(({ median, ...spread }) => ({ ...spread, medianRound: median })),
+    rows,
+  };
+  await writeFile(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   await writeFile(join(out, 'table.txt'), `${table}\n`);
   await writeFile(
     join(out, 'throughput.svg'),
     barChartSvg(
       'Tandem vs Redis (appendfsync always, async replicas) vs etcd, 3 nodes each, one 2-core machine',
       'operations per second',
-      rows.map((r) => ({
-        group: titleOf(r.workload),
-        series: r.system,
-        value: r.load.opsPerSecond,
+      summaries.map((s) => ({
+        group: titleOf(s.workload),
+        series: s.system,
+        value: s.median.load.opsPerSecond,
       })),
     ),
   );
@@ -108,65 +132,26 @@ try {
   await rm(root, { recursive: true, force: true });
 }
 
-async function start(name: string): Promise<BenchSystem | null> {
+async function start(name: string, dir: string): Promise<BenchSystem | null> {
+  await mkdir(dir, { recursive: true });
   const system =
     name === 'tandem'
-      ? await startTandem(root)
+      ? await startTandem(dir)
       : name === 'redis'
-        ? await startRedis(root)
+        ? await startRedis(dir)
         : name === 'etcd'
-          ? await startEtcd(root)
+          ? await startEtcd(dir)
           : (() => {
               throw new Error(`unknown system '${name}': tandem, redis or etcd`);
             })();
   if (system === null) {
     const why = name === 'redis' ? redisMissing : etcdMissing;
-    console.log(why);
-    skipped.push(why);
+    if (!skipped.has(why)) console.log(why);
+    skipped.add(why);
   }
   return system;
 }
 
 function titleOf(id: string): string {
   return `${id}: ${workloads.find((w) => w.id === id)?.title ?? id}`;
-}
-
-function ratioTable(all: readonly Row[]): string {
-  const systems = [...new Set(all.map((r) => r.system))];
-  const header = ['workload'];
-  for (const s of systems) header.push(`${s} ops/s`, 'p50 ms', 'p99 ms');
-  const others = systems.filter((s) => s !== 'tandem');
-  if (systems.includes('tandem')) for (const s of others) header.push(`tandem/${s}`);
-  const lines = [header];
-  for (const w of chosen) {
-    const cells = [titleOf(w.id)];
-    const of = (s: string): Row | undefined =>
-      all.find((r) => r.system === s && r.workload === w.id);
-    for (const s of systems) {
-      const r = of(s);
-      cells.push(
-        r === undefined ? '-' : Math.round(r.load.opsPerSecond).toString(),
-        r === undefined ? '-' : (r.load.latency.p50Us / 1000).toFixed(2),
-        r === undefined ? '-' : (r.load.latency.p99Us / 1000).toFixed(2),
-      );
-    }
-    const t = of('tandem');
-    if (t !== undefined) {
-      for (const s of others) {
-        const r = of(s);
-        cells.push(
-          r === undefined || r.load.opsPerSecond === 0
-            ? '-'
-            : (t.load.opsPerSecond / r.load.opsPerSecond).toFixed(2),
-        );
-      }
-    }
-    lines.push(cells);
-  }
-  const widths = header.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? '').length)));
-  return lines
-    .map((l) =>
-      l.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '),
-    )
-    .join('\n');
 }
