@@ -102,15 +102,23 @@ export class ByteSpan {
   }
 }
 
+/** `ByteWriter.f64`'s scratch: the double's bytes, little-endian on every platform V8 runs on. */
+const f64Scratch = new Float64Array(1);
+const f64ScratchBytes = new Uint8Array(f64Scratch.buffer);
+const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
 export class ByteWriter {
   private buf: Buffer;
-  /** Over `buf`, replaced with it: doubles and word copies without Buffer's checks. */
-  private view: DataView;
+  /**
+   * Over `buf`, for word copies without Buffer's checks; made on first use,
+   * and dropped with `buf`: one-shot writers (a log entry each) never need
+   * it, and making one cost them a quarter of their encode.
+   */
+  private view: DataView | null = null;
   private pos = 0;
 
   constructor(initialBytes = 256) {
     this.buf = Buffer.allocUnsafe(initialBytes);
-    this.view = viewOf(this.buf);
   }
 
   get length(): number {
@@ -125,7 +133,7 @@ export class ByteWriter {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
-    this.view = viewOf(next);
+    this.view = null;
   }
 
   u8(value: number): void {
@@ -147,8 +155,11 @@ export class ByteWriter {
 
   f64(value: number): void {
     this.ensure(8);
-    this.view.setFloat64(this.pos, value, true);
-    this.pos += 8;
+    f64Scratch[0] = value;
+    const buf = this.buf;
+    const at = this.pos;
+    for (let i = 0; i < 8; i++) buf[at + i] = f64ScratchBytes[littleEndian ? i : 7 - i] as number;
+    this.pos = at + 8;
   }
 
   str(value: string): void {
@@ -174,6 +185,7 @@ export class ByteWriter {
   /** Copies the bytes of `src[start, end)` in, `src` given as a view (see copyWords). */
   copyInView(src: DataView, start: number, end: number): void {
     this.ensure(end - start);
+    this.view ??= viewOf(this.buf);
     copyWords(this.view, this.pos, src, start, end);
     this.pos += end - start;
   }
@@ -201,7 +213,7 @@ export class ByteWriter {
   take(): Uint8Array {
     const out = this.buf.subarray(0, this.pos);
     this.buf = Buffer.allocUnsafe(this.buf.length);
-    this.view = viewOf(this.buf);
+    this.view = null;
     this.pos = 0;
     return out;
   }
