@@ -457,7 +457,7 @@ describe('Wal with preallocated segments', () => {
     expect(wal.counters.plainRotations).toBeGreaterThan(2);
     expect(wal.counters.preparedRotations).toBe(0);
     expect(await nodeFs.exists(prepared())).toBe(false);
-    // Batches of one 20-byte entry (59 bytes) bring the average under 200 within
+    // Batches of one 20-byte entry (a 52-byte record) bring the average under 200 within
     // about 20 of them (it moves 1/32 of the way each batch).
     let small = 0;
     while (small < 60 && !wal.nextSegmentPrepared) {

@@ -22,8 +22,8 @@
  * (interleaved pairs, zero-filling against none): at 3.5 KiB per sync (50
  * clients, 100 B SETs) zero-filling was about 10% faster, at 22-25 KiB
  * (1 KiB values) faster in 3 of 3 pairs, at 55-62 KiB (pipelined SETs)
- * about even, and at 415 KiB (16 KiB values) 13% slower, with each
- * follower spending about 20% more CPU per SET.
+ * 3% slower in 2 pairs (within the noise), and at 415 KiB (16 KiB values)
+ * 13% slower, with each follower spending 14-28% more CPU per SET.
  *
  * A write or sync failure is fatal (DESIGN.md §2, the "fsyncgate" lesson):
  * the Wal enters a failed state, rejects everything pending and to come, and
