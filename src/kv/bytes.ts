@@ -102,11 +102,6 @@ export class ByteSpan {
   }
 }
 
-/** `ByteWriter.f64`'s scratch: the double's bytes in the platform's order (f64 writes them little-endian). */
-const f64Scratch = new Float64Array(1);
-const f64ScratchBytes = new Uint8Array(f64Scratch.buffer);
-const littleEndian = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
-
 export class ByteWriter {
   private buf: Buffer;
   /**
@@ -156,11 +151,8 @@ export class ByteWriter {
 
   f64(value: number): void {
     this.ensure(8);
-    f64Scratch[0] = value;
-    const buf = this.buf;
-    const at = this.pos;
-    for (let i = 0; i < 8; i++) buf[at + i] = f64ScratchBytes[littleEndian ? i : 7 - i] as number;
-    this.pos = at + 8;
+    this.buf.writeDoubleLE(value, this.pos);
+    this.pos += 8;
   }
 
   str(value: string): void {
