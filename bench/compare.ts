@@ -78,8 +78,8 @@ try {
   );
   for (let round = 1; round <= o.rounds; round++) {
     if (o.rounds > 1) console.log(`round ${round} of ${o.rounds}`);
-    // A fresh folder each round: no round starts from another's data (a
-    // Tandem node would find its peers' addresses of the round before).
+    // A fresh folder each round: no round starts from another's data, its
+    // keys and snapshots (and each system's first round is like the others).
     const dir = join(root, `round-${round}`);
     for (const name of o.systems) {
       const system = await start(name, dir);

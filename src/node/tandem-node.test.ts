@@ -48,6 +48,10 @@ class BreakableFs extends DelegatingFileSystem {
 let root = '';
 let nodes: TandemNode[] = [];
 
+function formatPeer(members: ReadonlyMap<string, HostPort>, id: string): string {
+  return `127.0.0.1:${members.get(id)?.port}`;
+}
+
 async function startCluster(
   size: number,
   snapshotEntries: number = tandemNodeDefaults.snapshotEntries,
@@ -259,6 +263,51 @@ describe('TandemNode over real sockets and disks', () => {
     for (const node of again) {
       expect(node.info().snapshotIndex).toBeGreaterThan(0);
       expect(node.members()).toEqual(expected);
+    }
+  });
+
+  it('re-forms after its members restart on new addresses, though their registries name the old ones', async () => {
+    const before = await loopbackMembers(3);
+    const cluster = await startCluster(3, 5, before);
+    const first = await waitFor('a leader', () => cluster.find((n) => n.isLeader));
+    for (const node of cluster) {
+      await waitFor(`${node.config.id} knows every registered address`, () =>
+        node.members().length === 3 ? true : undefined,
+      );
+    }
+    // A restarted node applies its snapshot before any leader reports the
+    // commit index: the records must be in one for the registry to have a say.
+    const recordsApplied = Math.max(...cluster.map((n) => n.appliedIndex));
+    for (let i = 0; i < 12; i++) await first.write(0, ['INCR', 'c']);
+    for (const node of cluster) {
+      await waitFor(`${node.config.id} snapshotted past the records`, () =>
+        node.info().snapshotIndex >= recordsApplied ? true : undefined,
+      );
+    }
+    await Promise.all(cluster.map((n) => n.stop()));
+    // n2 and n3 alone (a majority) come back on new ports. n2 dials n3 (the
+    // lower id dials), and its registry still says where n3 was: only the
+    // address it was started with reaches n3.
+    const after = await loopbackMembers(3);
+    nodes = await Promise.all(
+      ['n2', 'n3'].map((id) => startTestNode(root, id, after, log, { snapshotEntries: 5 })),
+    );
+    for (const node of nodes)
+      expect(node.members().map((r) => r.peer)).toContain(formatPeer(before, 'n3'));
+    const leader = await waitFor('a leader of n2 and n3', () => nodes.find((n) => n.isLeader), {
+      timeoutMs: 15_000,
+    });
+    expect(await leader.write(0, ['SET', 'k', 'v'])).toEqual({ kind: 'simple', value: 'OK' });
+    // Once connected they register again, so the registries catch up.
+    for (const node of nodes) {
+      await waitFor(`${node.config.id} registered the new addresses`, () =>
+        ['n2', 'n3'].every(
+          (id) =>
+            node.members().find((r) => r.id === id)?.peer === `127.0.0.1:${after.get(id)?.port}`,
+        )
+          ? true
+          : undefined,
+      );
     }
   });
 

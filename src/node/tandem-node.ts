@@ -36,6 +36,7 @@ import { RaftStorage } from '../storage/raft-storage.js';
 import { segmentBytesMaxDefault } from '../storage/wal.js';
 import { TransportError } from '../transport/errors.js';
 import { PeerTransport } from '../transport/peer-transport.js';
+import { peerAddressBook } from './address-book.js';
 import { type BackupMeta, writeBackup } from './backup.js';
 import type { DegradationLimits, HealthState } from './degradation.js';
 import {
@@ -51,7 +52,7 @@ import {
   encodeReplyBinary,
   type ForwardRequest,
 } from './forward-codec.js';
-import { formatHostPort, type HostPort, parseHostPort } from './host-port.js';
+import { formatHostPort, type HostPort } from './host-port.js';
 import { decodeHealth, encodeHealth, LeaderHealth } from './leader-health.js';
 import {
   type Alarm,
@@ -396,9 +397,12 @@ export class TandemNode {
   /** Opens the data directory, recovers, connects to the peers and starts serving. */
   static async start(config: TandemNodeConfig, fs: FileSystem, log: Logger): Promise<TandemNode> {
     const self = nodeId(config.id);
-    const peers = new Map<NodeId, HostPort>();
-    for (const [id, address] of config.members)
-      if (id !== config.id) peers.set(nodeId(id), address);
+    const peers = peerAddressBook({
+      self: config.id,
+      configured: config.members,
+      records: [],
+      onUnusable: () => undefined,
+    });
     let node: TandemNode | null = null;
     const openedAt = performance.now();
     const opened = await RaftStorage.open(fs, config.dataDir, {
@@ -784,28 +788,19 @@ export class TandemNode {
     this.log.info('stopped');
   }
 
-  /**
-   * The transport's address book: the initial cluster's addresses, updated
-   * by the member registry (a member that registered has its own say).
-   */
+  /** The transport's address book: see address-book.ts. */
   private updatePeers(): void {
     if (this.stopping) return; // the transport may be closed already
-    const book = new Map<NodeId, HostPort>();
-    for (const [id, address] of this.config.members) {
-      if (id !== this.config.id) book.set(nodeId(id), address);
-    }
-    for (const record of [...this.learned, ...this.machine.registry.all()]) {
-      if (record.id === this.config.id) continue;
-      const address = parseHostPort(record.peer);
-      if (address === null) {
+    const book = peerAddressBook({
+      self: this.config.id,
+      configured: this.config.members,
+      records: [...this.learned, ...this.machine.registry.all()],
+      onUnusable: (record) =>
         this.log.warn(
           { member: record.id, peer: record.peer },
           'member has an unusable peer address',
-        );
-        continue;
-      }
-      book.set(nodeId(record.id), address);
-    }
+        ),
+    });
     this.transport.setPeers(book);
   }
 

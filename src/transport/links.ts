@@ -24,12 +24,15 @@ import { checkHello, checkIncarnation, HandshakeTimers } from './handshake.js';
 import type { LimitedLog } from './limited-log.js';
 import type { TransportLimits } from './limits.js';
 import {
+  candidatesOf,
   failPeerWork,
   formatAddress,
   markRefused,
   newPeer,
   type Peer,
   type PeerAddress,
+  type PeerAddresses,
+  sameAddress,
 } from './peer.js';
 import { retireCounters } from './peer-stats.js';
 import {
@@ -124,20 +127,24 @@ export class PeerLinks {
   // ------------------------------------------------------------ address book
 
   /** Applies a new address book; see PeerTransport.setPeers. Dials nothing: see `dialAll`. */
-  updatePeers(book: ReadonlyMap<NodeId, PeerAddress>): void {
-    for (const [id, address] of book) {
+  updatePeers(book: ReadonlyMap<NodeId, PeerAddresses>): void {
+    for (const [id, entry] of book) {
       if (id === this.self) continue;
       const peer = this.peerFor(id);
-      const moved =
-        peer.address !== null &&
-        (peer.address.host !== address.host || peer.address.port !== address.port);
-      peer.address = { host: address.host, port: address.port };
-      if (moved && peer.dialer) this.redial(peer, 'its address changed');
+      const candidates = candidatesOf(entry);
+      const current = peer.address;
+      // The address in use stays while it is still a candidate: a working
+      // connection is not dropped because the preference changed.
+      const kept = current !== null && candidates.some((c) => sameAddress(c, current));
+      peer.candidates = candidates;
+      peer.address = kept ? current : (candidates[0] as PeerAddress);
+      if (current !== null && !kept && peer.dialer) this.redial(peer, 'its address changed');
     }
     for (const peer of [...this.peers.values()]) {
       if (book.has(peer.id)) continue;
       if (this.options.isMember?.(peer.id) === true) {
         peer.address = null;
+        peer.candidates = [];
         continue;
       }
       this.removePeer(peer);
@@ -261,17 +268,28 @@ export class PeerLinks {
     this.handshakes.clear(conn);
     if (peer.dialing === conn) {
       peer.dialing = null;
+      const failed = peer.address;
+      this.tryNextCandidate(peer);
       if (error !== null && !this.closedFlag) {
+        const next = peer.address === failed ? '' : `; trying ${formatAddress(peer.address)} next`;
         this.log.limited(
           `${peer.id}:dial`,
           'warn',
-          `cannot connect to ${peer.id} at ${formatAddress(peer.address)}: ${error.message}`,
+          `cannot connect to ${peer.id} at ${formatAddress(failed)}: ${error.message}${next}`,
         );
       }
     } else if (peer.conn === conn) {
       this.onEstablishedClose(peer, conn, error);
     }
     this.scheduleReconnect(peer);
+  }
+
+  /** After a failed dial, the next attempt goes to the peer's next address, if it has several. */
+  private tryNextCandidate(peer: Peer): void {
+    const { address, candidates } = peer;
+    if (address === null || candidates.length < 2) return;
+    const at = candidates.findIndex((c) => sameAddress(c, address));
+    peer.address = candidates[(at + 1) % candidates.length] as PeerAddress;
   }
 
   private scheduleReconnect(peer: Peer): void {

@@ -185,6 +185,32 @@ describe('PeerTransport', () => {
     expect(a.logs.some((l) => l.includes('connection to n2 lost'))).toBe(true);
   });
 
+  it("dials a peer's addresses in turn, keeps the one that works while it is listed, and redials when it is not", async () => {
+    const [a, b] = (await Promise.all([n1, n2].map((id) => startNode(id)))) as [Node, Node];
+    const nowhere = { host: '127.0.0.1', port: 1 };
+    b.transport.setPeers(new Map([[n1, a.address]]));
+    a.transport.setPeers(new Map([[n2, [nowhere, b.address, nowhere]]]));
+    await connected([a, b]);
+    expect(a.transport.stats()[n2]?.remotePort).toBe(b.address.port);
+    expect(
+      a.logs.some((l) =>
+        l.includes(
+          `cannot connect to n2 at 127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1; trying 127.0.0.1:${b.address.port} next`,
+        ),
+      ),
+    ).toBe(true);
+    // Another preference, but the address in use is still listed: no reconnect.
+    a.transport.setPeers(new Map([[n2, [nowhere, b.address]]]));
+    a.transport.setPeers(new Map([[n2, b.address]]));
+    await sleep(50);
+    expect(a.transport.isConnected(n2)).toBe(true);
+    expect(a.transport.stats()[n2]?.reconnects).toBe(0);
+    // The address in use is no longer listed: the connection goes.
+    a.transport.setPeers(new Map([[n2, nowhere]]));
+    await until('n1 dropped the connection', () => !a.transport.isConnected(n2));
+    expect(a.logs.some((l) => l.includes('reconnecting to n2: its address changed'))).toBe(true);
+  });
+
   it('refuses a node of another cluster, logging a clear line on both sides', async () => {
     const a = await startNode(n1, { clusterId: 'xyz' });
     const b = await startNode(n2, { clusterId: 'abc' });

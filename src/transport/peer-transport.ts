@@ -54,7 +54,7 @@ import { FrameType, finishFrame, startFrame } from './frame.js';
 import { LimitedLog } from './limited-log.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import { PeerLinks } from './links.js';
-import type { Peer, PeerAddress } from './peer.js';
+import type { Peer, PeerAddress, PeerAddresses } from './peer.js';
 import { type PeerStats, peerStats } from './peer-stats.js';
 import { encodeRequest } from './protocol.js';
 import { type RequestServer, requestRefusal, serveRequest } from './requests.js';
@@ -72,7 +72,7 @@ import {
 } from './snapshot-transfer.js';
 
 export { type TransportLimits, transportLimitsDefault } from './limits.js';
-export type { PeerAddress } from './peer.js';
+export type { PeerAddress, PeerAddresses } from './peer.js';
 export type { PeerStats } from './peer-stats.js';
 
 export interface PeerTransportOptions {
@@ -82,7 +82,7 @@ export interface PeerTransportOptions {
   /** Where to listen; port 0 picks a free port (see `start()`'s result). */
   readonly listen: PeerAddress;
   /** Initial address book (this node's own entry, if present, is ignored). Update with `setPeers`. */
-  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  readonly peers: ReadonlyMap<NodeId, PeerAddresses>;
   readonly logger: Logger;
   /**
    * An incoming Raft message, already checked: `from` is the authenticated
@@ -232,10 +232,12 @@ export class PeerTransport {
 
   /**
    * Replaces the address book. New peers are dialed (if we dial them), peers
-   * whose address changed are redialed, and peers no longer in the book lose
-   * their connection, unless `isMember` still admits them (they may dial us).
+   * whose address in use is no longer among their addresses are redialed,
+   * and peers no longer in the book lose their connection, unless
+   * `isMember` still admits them (they may dial us). A peer with several
+   * addresses is dialed at the first; each failed dial moves to the next.
    */
-  setPeers(book: ReadonlyMap<NodeId, PeerAddress>): void {
+  setPeers(book: ReadonlyMap<NodeId, PeerAddresses>): void {
     assert(!this.closed, 'setPeers after close()');
     this.links.updatePeers(book);
     if (this.server.listening) this.links.dialAll();

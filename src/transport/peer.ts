@@ -8,6 +8,7 @@
  * is failed (`failPeerWork`) when `conn` goes away.
  */
 
+import { assert } from '../raft/assert.js';
 import type { NodeId } from '../raft/types.js';
 import type { Connection, ConnectionCounters } from './connection.js';
 import type { TransportError } from './errors.js';
@@ -19,9 +20,37 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+/**
+ * An entry of the address book: a peer's address, or the addresses it may
+ * be at, in order of preference (its registered one, then the configured
+ * one). A dial that fails moves on to the next, so a stale address cannot
+ * keep a peer unreachable while another one it is known by works.
+ */
+export type PeerAddresses = PeerAddress | readonly PeerAddress[];
+
+/** The distinct addresses of an address-book entry, in order; at least one. */
+export function candidatesOf(entry: PeerAddresses): PeerAddress[] {
+  const list: readonly PeerAddress[] = 'host' in entry ? [entry] : entry;
+  const distinct: PeerAddress[] = [];
+  for (const address of list) {
+    if (!distinct.some((known) => sameAddress(known, address))) {
+      distinct.push({ host: address.host, port: address.port });
+    }
+  }
+  assert(distinct.length > 0, 'an address-book entry has an address');
+  return distinct;
+}
+
+export function sameAddress(a: PeerAddress, b: PeerAddress): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
 export interface Peer {
   readonly id: NodeId;
+  /** The address dialed (or connected to); one of `candidates`, or null if none is known. */
   address: PeerAddress | null;
+  /** Where the peer may be, in order of preference; empty if unknown. */
+  candidates: readonly PeerAddress[];
   /** The authenticated connection. */
   conn: Connection | null;
   /** Our outgoing connection while its handshake is in progress. */
@@ -58,6 +87,7 @@ export function newPeer(id: NodeId): Peer {
   return {
     id,
     address: null,
+    candidates: [],
     conn: null,
     dialing: null,
     dialer: false,
