@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { schedBatch, threadPolicies } from '../src/cli/cpu-policy.js';
 import { ChaosCluster } from './cluster.js';
 import { defaultResultsDir, type RunOptions, runChaos } from './run.js';
 
@@ -47,6 +48,13 @@ describe('chaos suite', () => {
     await cluster.start(60_000);
     const old = await cluster.waitSettled(10_000);
     expect(old).not.toBeNull();
+    if (process.platform === 'linux') {
+      // `tandem node` runs every thread under SCHED_BATCH by default (cpu-policy.ts).
+      for (const id of cluster.ids) {
+        const pid = cluster.node(id).child?.pid as number;
+        expect(threadPolicies(pid).every((p) => p === schedBatch)).toBe(true);
+      }
+    }
     const others = cluster.ids.filter((id) => id !== old?.id);
     for (const id of others) cluster.links.setBoth(old?.id ?? '', id, { kind: 'drop' });
     await expect

@@ -18,6 +18,7 @@ import { RespServer } from '../resp/server.js';
 import type { FileSystem } from '../storage/fs.js';
 import { NodeFileSystem } from '../storage/node-fs.js';
 import { SlowSyncFileSystem } from '../storage/slow-sync-fs.js';
+import { applyCpuPolicy, type CpuPolicy } from './cpu-policy.js';
 import { governHeapGrowth } from './heap-growth.js';
 import { joinCluster } from './join.js';
 import {
@@ -81,6 +82,10 @@ export function registerNodeCommand(program: Command): void {
       '--snapshot-log-percent <n>',
       "but wait for writes of at least this % of the last snapshot's size, so a large state is not rewritten every --snapshot-mb or 100,000 entries; more = less snapshot writing, more memory; 0 = off (default 50)",
     )
+    .option(
+      '--cpu-policy <policy>',
+      'batch: every thread under SCHED_BATCH, so a waking thread never preempts the event loop; inherit: as started (default batch)',
+    )
     .option('--config <file>', 'JSON config file (env TANDEM_CONFIG); flags > env > file')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .action(async (options: Record<string, string | undefined>) => {
@@ -111,6 +116,7 @@ function flagsOf(options: Record<string, string | undefined>): RawSettings & { c
     ['heap-growth-percent', 'heapGrowthPercent'],
     ['snapshot-mb', 'snapshotMb'],
     ['snapshot-log-percent', 'snapshotLogPercent'],
+    ['cpu-policy', 'cpuPolicy'],
     ['log-level', 'logLevel'],
     ['config', 'config'],
   ];
@@ -156,6 +162,7 @@ async function runNode(options: Record<string, string | undefined>): Promise<num
 }
 
 async function serve(settings: NodeSettings, log: Logger): Promise<number> {
+  setCpuPolicy(settings.cpuPolicy, log);
   const stopGoverningHeap = governHeapGrowth(settings.heapGrowthPercent, (percent) =>
     log.debug({ percent }, 'heap growth limit set'),
   );
@@ -228,6 +235,19 @@ async function serve(settings: NodeSettings, log: Logger): Promise<number> {
     void joinCluster(node, settings.join, log, () => stopped);
   }
   return ended;
+}
+
+/** Before the node starts its work; see cpu-policy.ts. A failure costs speed, not service. */
+function setCpuPolicy(policy: CpuPolicy, log: Logger): void {
+  const outcome = applyCpuPolicy(policy);
+  if (outcome.kind === 'applied') log.info('CPU scheduling: SCHED_BATCH for every thread');
+  if (outcome.kind === 'failed') {
+    log.warn(
+      { reason: outcome.reason },
+      'could not set SCHED_BATCH; running with the policy the process was started with ' +
+        '(--cpu-policy inherit asks for that and skips this)',
+    );
+  }
 }
 
 /** The disk, slowed down when fault injection asks for it. */

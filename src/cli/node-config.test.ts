@@ -35,6 +35,10 @@ describe('resolveSettings', () => {
     expect(settings.snapshotMb).toBe(32);
     expect(settings.snapshotLogPercent).toBe(50);
     expect(settings.faultFsyncDelayMs).toBe(0);
+    expect(settings.cpuPolicy).toBe('batch');
+    expect(resolveSettings({ ...base, 'cpu-policy': 'inherit' }, {}, noFile).cpuPolicy).toBe(
+      'inherit',
+    );
 
     const { data: _flagData, ...withoutData } = base;
     expect(resolveSettings(withoutData, env, () => file).dataDir).toBe('/tmp/env');
@@ -92,6 +96,7 @@ describe('resolveSettings', () => {
       { 'snapshot-log-percent': '0.5' },
       "--snapshot-log-percent must be an integer from 0 to 1000, got '0.5'",
     );
+    bad({ 'cpu-policy': 'fifo' }, "--cpu-policy must be one of batch, inherit, got 'fifo'");
     bad({ 'fault-fsync-delay-ms': '-1' }, '--fault-fsync-delay-ms must be an integer from 0');
     expect(() => resolveSettings({}, {}, noFile)).toThrow('--id is required (or set TANDEM_ID');
     expect(() => resolveSettings({ config: 'c.json' }, {}, () => '{"nope":1}')).toThrow(

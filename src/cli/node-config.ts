@@ -8,6 +8,7 @@
 
 import { formatHostPort, type HostPort, parseHostPort as parseAddress } from '../node/host-port.js';
 import type { ReadMode } from '../raft/config.js';
+import { type CpuPolicy, cpuPolicies } from './cpu-policy.js';
 
 export { formatHostPort, type HostPort };
 
@@ -55,6 +56,8 @@ export interface NodeSettings {
    * it off.
    */
   readonly snapshotLogPercent: number;
+  /** `batch`: every thread under SCHED_BATCH (cpu-policy.ts); `inherit`: as started. */
+  readonly cpuPolicy: CpuPolicy;
   readonly logLevel: LogLevel;
 }
 
@@ -87,6 +90,7 @@ export const settingNames = [
   'heap-growth-percent',
   'snapshot-mb',
   'snapshot-log-percent',
+  'cpu-policy',
   'log-level',
 ] as const;
 export type SettingName = (typeof settingNames)[number];
@@ -106,6 +110,7 @@ const defaults: RawSettings = {
   'heap-growth-percent': '15',
   'snapshot-mb': '32',
   'snapshot-log-percent': '50',
+  'cpu-policy': 'batch',
   'log-level': 'info',
 };
 
@@ -333,6 +338,12 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     0,
     1000,
   );
+  const cpuPolicy = required(raw, 'cpu-policy');
+  if (!(cpuPolicies as readonly string[]).includes(cpuPolicy)) {
+    throw new ConfigError(
+      `--cpu-policy must be one of ${cpuPolicies.join(', ')}, got '${cpuPolicy}'`,
+    );
+  }
   const logLevel = required(raw, 'log-level');
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     throw new ConfigError(`--log-level must be one of ${logLevels.join(', ')}, got '${logLevel}'`);
@@ -370,6 +381,7 @@ export function validateSettings(raw: RawSettings): NodeSettings {
     heapGrowthPercent,
     snapshotMb,
     snapshotLogPercent,
+    cpuPolicy: cpuPolicy as CpuPolicy,
     logLevel: logLevel as LogLevel,
   };
 }
