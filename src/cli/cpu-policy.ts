@@ -12,10 +12,13 @@
  * ends its slice.
  *
  * Measured in the 3-node bench (nodes and load generator on one 2-core
- * machine): with the nodes' threads under SCHED_BATCH, 50 clients' SETs
- * gave 29.0-30.4K/s against 23.7K, the 90%-read mix 31.3-34.7K against
- * 27.6-28.7K, and one client's SET p50 0.51-0.52 ms against 0.54; the
- * leader had been preempted about 2,500 times a second.
+ * machine, interleaved pairs against `inherit`): 50 clients' SETs gave
+ * 27.0-28.9K/s against 23.8-26.2K, the 90%-read mix 33.2-36.0K against
+ * 29.9-30.1K, pipelined SETs 104-106K against 101-102K; the leader had
+ * been preempted about 2,500 times a second, and 416 after. It costs where
+ * every CPU is busy, since a waking thread then waits for the running
+ * one's slice: with 16 KiB values 7 of 9 pairs were slower (medians 3,070
+ * against 3,342 SET/s).
  *
  * Node has no call for it, so the node runs util-linux's `chrt` on itself
  * at start: every thread then, and threads started later inherit it.

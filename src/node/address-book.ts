@@ -12,6 +12,7 @@
  */
 
 import { type NodeId, nodeId } from '../raft/types.js';
+import { sameAddress } from '../transport/peer.js';
 import { type HostPort, parseHostPort } from './host-port.js';
 import type { MemberRecord } from './member-registry.js';
 
@@ -40,7 +41,7 @@ export function peerAddressBook(sources: AddressBookSources): Map<NodeId, HostPo
     if (id === sources.self) continue;
     const known = book.get(nodeId(id));
     if (known === undefined) book.set(nodeId(id), [address]);
-    else if (!known.some((a) => a.host === address.host && a.port === address.port)) {
+    else if (!known.some((a) => sameAddress(a, address))) {
       known.push(address);
     }
   }

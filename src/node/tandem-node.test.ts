@@ -48,6 +48,20 @@ class BreakableFs extends DelegatingFileSystem {
 let root = '';
 let nodes: TandemNode[] = [];
 
+/**
+ * Writes past the next snapshot (nodes started with a snapshot every 5
+ * entries) and waits until every node's snapshot covers all it had applied.
+ */
+async function snapshotPastApplied(cluster: readonly TandemNode[], leader: TandemNode) {
+  const applied = Math.max(...cluster.map((n) => n.appliedIndex));
+  for (let i = 0; i < 12; i++) await leader.write(0, ['INCR', 'c']);
+  for (const node of cluster) {
+    await waitFor(`${node.config.id} snapshotted past index ${applied}`, () =>
+      node.info().snapshotIndex >= applied ? true : undefined,
+    );
+  }
+}
+
 function formatPeer(members: ReadonlyMap<string, HostPort>, id: string): string {
   return `127.0.0.1:${members.get(id)?.port}`;
 }
@@ -251,13 +265,7 @@ describe('TandemNode over real sockets and disks', () => {
     // above. After a restart only the snapshot is applied until a leader reports
     // the commit index, so write past one more snapshot and wait until every
     // node's snapshot holds all four records.
-    const recordsApplied = Math.max(...cluster.map((n) => n.appliedIndex));
-    for (let i = 0; i < 12; i++) await leader.write(0, ['INCR', 'c']);
-    for (const node of cluster) {
-      await waitFor(`${node.config.id} snapshotted past the records`, () =>
-        node.info().snapshotIndex >= recordsApplied ? true : undefined,
-      );
-    }
+    await snapshotPastApplied(cluster, leader);
     await Promise.all(cluster.map((n) => n.stop()));
     const again = await startCluster(3, 5, members);
     for (const node of again) {
@@ -277,13 +285,7 @@ describe('TandemNode over real sockets and disks', () => {
     }
     // A restarted node applies its snapshot before any leader reports the
     // commit index: the records must be in one for the registry to have a say.
-    const recordsApplied = Math.max(...cluster.map((n) => n.appliedIndex));
-    for (let i = 0; i < 12; i++) await first.write(0, ['INCR', 'c']);
-    for (const node of cluster) {
-      await waitFor(`${node.config.id} snapshotted past the records`, () =>
-        node.info().snapshotIndex >= recordsApplied ? true : undefined,
-      );
-    }
+    await snapshotPastApplied(cluster, first);
     await Promise.all(cluster.map((n) => n.stop()));
     // n2 and n3 alone (a majority) come back on new ports. n2 dials n3 (the
     // lower id dials), and its registry still says where n3 was: only the
