@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { schedBatch, threadPolicies } from '../src/cli/cpu-policy.js';
+import { chrtAvailable, schedBatch, threadPolicies } from '../src/cli/cpu-policy.js';
 import { ChaosCluster } from './cluster.js';
 import { defaultResultsDir, type RunOptions, runChaos } from './run.js';
 
@@ -48,7 +48,7 @@ describe('chaos suite', () => {
     await cluster.start(60_000);
     const old = await cluster.waitSettled(10_000);
     expect(old).not.toBeNull();
-    if (process.platform === 'linux') {
+    if (process.platform === 'linux' && chrtAvailable()) {
       // `tandem node` runs every thread under SCHED_BATCH by default (cpu-policy.ts).
       for (const id of cluster.ids) {
         const pid = cluster.node(id).child?.pid as number;

@@ -84,6 +84,11 @@ export function applyCpuPolicy(
   return { kind: 'failed', reason: why };
 }
 
+/** Whether util-linux's `chrt` is here to run (tests skip what needs it otherwise). */
+export function chrtAvailable(): boolean {
+  return spawnSync('chrt', ['--version'], { timeout: 5_000 }).status === 0;
+}
+
 /** The scheduling policy of each thread of `pid` (field 41 of /proc/PID/task/TID/stat). */
 export function threadPolicies(pid: number): number[] {
   const dir = `/proc/${pid}/task`;
