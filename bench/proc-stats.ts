@@ -4,6 +4,7 @@
  */
 
 import { readFile, writeFile } from 'node:fs/promises';
+import { statField } from '../src/cli/proc-stat.js';
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
 const ticksPerSecond = 100;
@@ -12,11 +13,8 @@ const ticksPerSecond = 100;
 export async function cpuSeconds(pid: number): Promise<number | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const utime = Number(fields[11]);
-    const stime = Number(fields[12]);
-    return (utime + stime) / ticksPerSecond;
+    // utime and stime (proc(5)).
+    return (statField(stat, 14) + statField(stat, 15)) / ticksPerSecond;
   } catch {
     return null;
   }

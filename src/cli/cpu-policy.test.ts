@@ -4,10 +4,10 @@ import {
   applyCpuPolicy,
   type CommandResult,
   chrtAvailable,
-  policyOfStat,
   schedBatch,
   threadPolicies,
 } from './cpu-policy.js';
+import { statField } from './proc-stat.js';
 
 // Without util-linux's chrt the node runs as started, and says so; the real-process test skips.
 const withChrt = process.platform === 'linux' && chrtAvailable();
@@ -115,11 +115,11 @@ describe('applyCpuPolicy', () => {
   );
 });
 
-describe('policyOfStat', () => {
+describe('statField', () => {
   it('reads field 41 even when the name holds spaces and parentheses', () => {
     const after = Array.from({ length: 50 }, (_, i) => String(i + 3));
     after[41 - 3] = '3';
-    expect(policyOfStat(`1234 (a (b) c) ${after.join(' ')}`)).toBe(3);
-    expect(() => policyOfStat('1234 (x) S 1')).toThrow('no policy field');
+    expect(statField(`1234 (a (b) c) ${after.join(' ')}`, 41)).toBe(3);
+    expect(() => statField('1234 (x) S 1', 41)).toThrow('no field 41');
   });
 });

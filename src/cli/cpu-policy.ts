@@ -28,6 +28,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { statField } from './proc-stat.js';
 
 export type CpuPolicy = 'batch' | 'inherit';
 export const cpuPolicies: readonly CpuPolicy[] = ['batch', 'inherit'];
@@ -100,16 +101,7 @@ export function threadPolicies(pid: number): number[] {
     } catch {
       continue; // the thread ended meanwhile
     }
-    policies.push(policyOfStat(stat));
+    policies.push(statField(stat, 41));
   }
   return policies;
-}
-
-/** The policy field of a /proc stat line; the command name may hold spaces and parentheses. */
-export function policyOfStat(stat: string): number {
-  // Fields after the name's closing parenthesis start at field 3.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const policy = Number(fields[41 - 3]);
-  if (!Number.isInteger(policy)) throw new Error(`no policy field in /proc stat '${stat}'`);
-  return policy;
 }
