@@ -210,6 +210,18 @@ export class ByteWriter {
     this.pos = 0;
     return out;
   }
+
+  /**
+   * Lends the bytes written so far, not a copy, and starts over in the same
+   * buffer: the next write overwrites them, so the caller must be done with
+   * them first (a snapshot chunk written to its file before the next is
+   * made, see `KvSnapshot`).
+   */
+  lend(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    this.pos = 0;
+    return out;
+  }
 }
 
 export class ByteReader {

@@ -69,7 +69,7 @@ export type { DbKey, WatchedKey } from './entry-codec.js';
 export { dbCount } from './entry-codec.js';
 export type { DbStats } from './keyspace.js';
 export * from './reply.js';
-export { KvSnapshot } from './snapshot.js';
+export { KvSnapshot, type SnapshotChunks } from './snapshot.js';
 export {
   type ApplyResult,
   type KvArenaStats,

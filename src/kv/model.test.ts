@@ -264,7 +264,7 @@ describe('model', () => {
             if (i === cut) {
               digestAtCut = a.sm.digest();
               stateAtCut = { index: a.index, nowMs: a.nowMs };
-              snap = a.sm.snapshot(chunkBytes);
+              snap = a.sm.snapshot('fresh', chunkBytes);
               it = snap[Symbol.iterator]();
             }
             replies.push(a.run(op, i * 104729));

@@ -59,7 +59,7 @@ describe('snapshot and restore', () => {
     }
     populate(h);
     const before = h.sm.digest();
-    const snap = h.sm.snapshot(64);
+    const snap = h.sm.snapshot('fresh', 64);
     const it = snap[Symbol.iterator]();
     const chunks: Uint8Array[] = [];
     let step = 0;
@@ -97,15 +97,31 @@ describe('snapshot and restore', () => {
     expect(h.sm.digest()).not.toBe(before);
   });
 
+  test("'reused' chunks share one buffer and hold, each until the next, the bytes a 'fresh' snapshot gives", () => {
+    const h = new Harness();
+    populate(h);
+    const fresh = Buffer.concat([...h.sm.snapshot('fresh', 16)]);
+    const copies: Buffer[] = [];
+    const buffers = new Set<ArrayBufferLike>();
+    for (const c of h.sm.snapshot('reused', 16)) {
+      buffers.add(c.buffer);
+      copies.push(Buffer.from(c));
+    }
+    expect(copies.length).toBeGreaterThan(2);
+    expect(buffers.size).toBe(1);
+    expect(Buffer.concat(copies)).toEqual(fresh);
+    expect(KvStateMachine.restore(copies).digest()).toBe(h.sm.digest());
+  });
+
   test('only one snapshot at a time; close() releases it', () => {
     const h = new Harness();
     populate(h);
     const s = h.sm.snapshot();
     expect(() => h.sm.snapshot()).toThrow(/already in progress/);
     s.close();
-    const chunks = [...h.sm.snapshot(16)];
+    const chunks = [...h.sm.snapshot('fresh', 16)];
     expect(chunks.length).toBeGreaterThan(1);
-    for (const c of h.sm.snapshot(16)) {
+    for (const c of h.sm.snapshot('fresh', 16)) {
       expect(c.length).toBeGreaterThan(0);
       break; // breaking out of for..of ends it too
     }
@@ -146,7 +162,7 @@ describe('snapshot and restore', () => {
   test('restoreAsync accepts an async stream', async () => {
     const h = new Harness();
     populate(h);
-    const chunks = [...h.sm.snapshot(32)];
+    const chunks = [...h.sm.snapshot('fresh', 32)];
     async function* stream() {
       for (const c of chunks) yield c;
     }
@@ -217,7 +233,7 @@ describe('string values in the arena', () => {
     h.write('SET', 'other', 'x'.repeat(100));
     h.db = 0;
     const before = h.sm.digest();
-    const it = h.sm.snapshot(256)[Symbol.iterator]();
+    const it = h.sm.snapshot('fresh', 256)[Symbol.iterator]();
     const chunks: Uint8Array[] = [];
     let next = it.next();
     chunks.push(next.value as Uint8Array);
@@ -276,7 +292,7 @@ describe('string values in the arena', () => {
     for (let i = 0; i < 50; i++) h.write('SET', `f${i}`, 'f'.repeat(200));
     h.db = 0;
     const before = h.sm.digest();
-    const it = h.sm.snapshot(512)[Symbol.iterator]();
+    const it = h.sm.snapshot('fresh', 512)[Symbol.iterator]();
     const chunks: Uint8Array[] = [];
     let next = it.next();
     chunks.push(next.value as Uint8Array);

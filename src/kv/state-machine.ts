@@ -22,7 +22,13 @@ import { KvError, msg } from './errors.js';
 import { type DbStats, Keyspace } from './keyspace.js';
 import { parseLong } from './parse.js';
 import { bulk, error, integer, nullArray, ok, type Reply, simple } from './reply.js';
-import { digestKeyspace, KvSnapshot, restoreKeyspace, restoreKeyspaceAsync } from './snapshot.js';
+import {
+  digestKeyspace,
+  KvSnapshot,
+  restoreKeyspace,
+  restoreKeyspaceAsync,
+  type SnapshotChunks,
+} from './snapshot.js';
 
 /**
  * Deliberately planted bugs, for showing that the chaos suite (chaos/)
@@ -331,10 +337,11 @@ export class KvStateMachine {
 
   /**
    * Starts a snapshot as of now; iterate its chunks (between applies is
-   * fine). `chunkBytes` is the target chunk size (default 256 KiB).
+   * fine). `chunks` says whether the consumer may keep them (see
+   * `SnapshotChunks`); `chunkBytes` is the target chunk size (default 256 KiB).
    */
-  snapshot(chunkBytes?: number): KvSnapshot {
-    return new KvSnapshot(this.ks, chunkBytes);
+  snapshot(chunks: SnapshotChunks = 'fresh', chunkBytes?: number): KvSnapshot {
+    return new KvSnapshot(this.ks, chunkBytes, chunks);
   }
 
   static restore(chunks: Iterable<Uint8Array>): KvStateMachine {

@@ -69,7 +69,7 @@ export async function forceNewCluster(
       `FORCE-NEW-CLUSTER: ${self} now forms a one-node cluster from its own data; every other ` +
         'member is dropped and must rejoin with a new data directory (--join)',
     );
-    await storage.receiveSnapshot(snapshot, machine.snapshot());
+    await storage.receiveSnapshot(snapshot, machine.snapshot('fresh'));
     const hardTerm = Math.max(persisted.hardState.term, lastTerm);
     await storage.persist(startFromSnapshot(snapshot, term(hardTerm)));
     return snapshot;

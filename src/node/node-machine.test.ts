@@ -46,7 +46,7 @@ describe('NodeMachine snapshots', () => {
     for (let i = 0; i < 200; i++) write('SET', `k${i}`, `v${i}`.repeat(20));
     write('HSET', 'h', 'f', 'x', 'g', 'y');
     write('PEXPIRE', 'k7', '60000');
-    const data = withVersion1Image(await collect(source.snapshot()));
+    const data = withVersion1Image(await collect(source.snapshot('fresh')));
 
     const fs = new NodeFileSystem();
     const storeDir = join(dir, 'snap');

@@ -9,7 +9,7 @@
 import { BlobStore } from '../files/blob-store.js';
 import { decodeFileEntry, isFileEntry } from '../files/file-entry.js';
 import { encodeFilesSection, FileTable, readFilesSection } from '../files/file-table.js';
-import { type ApplyResult, KvStateMachine } from '../kv/index.js';
+import { type ApplyResult, KvStateMachine, type SnapshotChunks } from '../kv/index.js';
 import { error, simple } from '../kv/reply.js';
 import type { LogIndex } from '../raft/types.js';
 import {
@@ -61,12 +61,12 @@ export class NodeMachine implements StateMachine<ApplyResult> {
   }
 
   /** Captures the image now (copy-on-write); the chunks are produced as they are pulled. */
-  snapshot(): AsyncIterable<Uint8Array> {
+  snapshot(chunks: SnapshotChunks): AsyncIterable<Uint8Array> {
     const header = encodeSnapshotHeader(this.registry);
     const blobs = this.files.blobs;
     // Records are immutable: a copy of the list is the table as of now.
     const files = encodeFilesSection([...this.files.all()]);
-    const image = this.kv.snapshot();
+    const image = this.kv.snapshot(chunks);
     return (async function* () {
       try {
         // The snapshot lets the WAL drop chunk entries: their blobs must be durable first.

@@ -22,6 +22,7 @@
  */
 
 import type { Logger } from 'pino';
+import type { SnapshotChunks } from '../kv/index.js';
 import { assert, fail } from '../raft/assert.js';
 import type { PersistedState, RaftConfigInput } from '../raft/config.js';
 import { bootstrapState, defaultConfig } from '../raft/config.js';
@@ -52,9 +53,10 @@ export interface StateMachine<Result> {
   apply(index: LogIndex, data: Uint8Array): Result;
   /**
    * A consistent image as of the last applied entry, captured during the
-   * call (not when iteration starts), even if applying continues.
+   * call (not when iteration starts), even if applying continues. With
+   * `reused`, a chunk is valid only until the next one is pulled.
    */
-  snapshot(): AsyncIterable<Uint8Array>;
+  snapshot(chunks: SnapshotChunks): AsyncIterable<Uint8Array>;
   /** Replaces the whole state with a snapshot's image. */
   restore(chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
@@ -976,7 +978,8 @@ export class RaftDriver<Result> {
       index === status.snapshot.index ? status.snapshot.term : this.core.entry(index)?.term;
     if (index === 0 || term === undefined) return null;
     const meta: SnapshotMeta = { index, term, membership: this.appliedMembership };
-    return { meta, data: this.machine.snapshot() };
+    // The caller streams the chunks on (a backup over HTTP) and may hold several.
+    return { meta, data: this.machine.snapshot('fresh') };
   }
 
   /**
@@ -1039,7 +1042,8 @@ export class RaftDriver<Result> {
     this.snapshotAppliedBytes = this.appliedBytes;
     const bytesAtSnapshot = this.appliedBytes;
     const started = performanceNow();
-    this.storage.saveSnapshot(meta, this.machine.snapshot()).then(
+    // saveSnapshot pulls a chunk only once the one before is written.
+    this.storage.saveSnapshot(meta, this.machine.snapshot('reused')).then(
       (info) => {
         this.snapshotting = false;
         this.stats.snapshots++;

@@ -308,6 +308,25 @@ describe('RaftStorage', () => {
     await again.close();
   });
 
+  it('saveSnapshot pulls a chunk only once the one before is written (a producer may reuse its buffer)', async () => {
+    const { storage } = await reopen();
+    await storage.persist(ready({ entries: entries(1, 3, 1), hardState: hs(1, 'a', 3) }));
+    const chunkBytes = 4096;
+    const chunks = 64;
+    const expected = Buffer.alloc(chunkBytes * chunks);
+    for (let i = 0; i < expected.length; i++) expected[i] = (i * 7 + (i >>> 12)) & 0xff;
+    const reused = Buffer.alloc(chunkBytes);
+    async function* producer(): AsyncGenerator<Uint8Array> {
+      for (let c = 0; c < chunks; c++) {
+        expected.copy(reused, 0, c * chunkBytes, (c + 1) * chunkBytes);
+        yield reused;
+      }
+    }
+    await storage.saveSnapshot(snap(3, 1), producer());
+    expect(await collect(await storage.openSnapshot(snap(3, 1)))).toEqual(expected);
+    await storage.close();
+  });
+
   it('raises the commit index to the snapshot index', async () => {
     const { storage } = await reopen();
     await storage.persist(ready({ entries: entries(1, 6, 1), hardState: hs(1, 'a', 2) }));

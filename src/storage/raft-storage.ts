@@ -229,7 +229,9 @@ export class RaftStorage {
   /**
    * Saves a snapshot the application took at `meta.index` (at or below the
    * commit index), then deletes the WAL segments it covers and retires old
-   * snapshots. Resolves with the snapshot's info once durable.
+   * snapshots. Resolves with the snapshot's info once durable. It pulls a
+   * chunk of `data` only once the one before is written, so the producer
+   * may write the next chunk into the same buffer.
    */
   saveSnapshot(meta: SnapshotMeta, data: SnapshotData): Promise<SnapshotInfo> {
     return this.track(this.saveSnapshotNow(meta, data));
