@@ -148,8 +148,8 @@ function writeHeader(w: ByteWriter, clockMs: number, appliedIndex: number): void
  * the load 356/359/358 MiB against 363/366/369 with fresh chunks; after
  * 30 s idle 319/360/346 against 340/346/351 (the 360: no idle collection
  * yet). Under 16 KiB SETs (`npm run bench -- --value-bytes 16384`, a
- * larger state, 4 pairs) the leader's CPU per SET fell from 263-283 µs to
- * 221-282.
+ * larger state, 4 pairs) the leader's CPU per SET was 221-282 µs against
+ * 263-283, throughput within the noise.
  */
 export type SnapshotChunks = 'fresh' | 'reused';
 
