@@ -141,8 +141,8 @@ function writeHeader(w: ByteWriter, clockMs: number, appliedIndex: number): void
  * Why `reused`: a snapshot of 1M keys of 100 B is about 480 chunks of
  * 256 KiB. Each fresh chunk was its own malloc'd buffer, freed only when V8
  * next collected its ArrayBuffer, and those freed buffers left holes in the
- * C heap between longer-lived allocations that glibc keeps resident (a
- * follower's heap held 167-187 MiB of pages with values in them for 104 MB
+ * C heap between longer-lived allocations that glibc keeps resident (each
+ * node's C heap held 167-187 MiB of pages with values in them for 104 MB
  * of live values, /proc/PID/mem). `npm run bench:keyspace -- --systems
  * tandem --idle-ms 30000`, 3 interleaved pairs, largest node's RSS after
  * the load 356/359/358 MiB against 363/366/369 with fresh chunks; after

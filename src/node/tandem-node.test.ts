@@ -304,8 +304,7 @@ describe('TandemNode over real sockets and disks', () => {
     for (const node of nodes) {
       await waitFor(`${node.config.id} registered the new addresses`, () =>
         ['n2', 'n3'].every(
-          (id) =>
-            node.members().find((r) => r.id === id)?.peer === `127.0.0.1:${after.get(id)?.port}`,
+          (id) => node.members().find((r) => r.id === id)?.peer === formatPeer(after, id),
         )
           ? true
           : undefined,
