@@ -12,8 +12,13 @@ import { DecodeError } from './errors.js';
 /** 2^53 - 1 needs 8 varint bytes (7 bits each); more is malformed. */
 const varintBytesMax = 8;
 const utf8Encoder = new TextEncoder();
-/** `fatal` so invalid UTF-8 is a decode error rather than silently replaced characters. */
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/**
+ * `fatal` so invalid UTF-8 is a decode error rather than silently replaced
+ * characters; `ignoreBOM` so a string that starts with U+FEFF keeps it (by
+ * default the decoder strips it, and a node id or read context starting
+ * with one came back changed).
+ */
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 /** `ByteReader.internedString`'s cache: at most this many strings of at most this many bytes. */
 const internedMax = 16;
 const internedBytesMax = 64;
