@@ -28,14 +28,36 @@ let internedNext = 0;
 
 export class ByteWriter {
   private buf: Uint8Array;
-  /** Invariant: 0 <= length <= buf.byteLength. */
+  /** Bytes written into `buf`. Invariant: 0 <= length <= buf.byteLength. */
   length = 0;
+  /**
+   * Once a blob was attached (see the constructor): the output so far, as
+   * ranges of `buf` (or of buffers it outgrew) and the attached blobs in
+   * order. `buf[segmentStart, length)` follows them.
+   */
+  private parts: Uint8Array[] | null = null;
+  private segmentStart = 0;
+  private attachedBytes = 0;
 
-  constructor(capacityBytes: number) {
+  /**
+   * @param attachBytesMin a `blob` at least this long is not copied: it
+   *   becomes a part of the output as it is (`finishParts`), and must not
+   *   change until the output is written. Infinity (the default) copies
+   *   every blob, so `finish` can return one buffer.
+   */
+  constructor(
+    capacityBytes: number,
+    private readonly attachBytesMin = Number.POSITIVE_INFINITY,
+  ) {
     // Not from Node's shared buffer pool: a frame there would share a slab
     // with log entries' payloads and be kept alive with them. No DataView:
     // making one took a quarter of a heartbeat's encode.
     this.buf = new Uint8Array(Math.max(16, capacityBytes));
+  }
+
+  /** Bytes of the whole output: those written here and the attached blobs. */
+  get outputBytes(): number {
+    return this.length + this.attachedBytes;
   }
 
   private reserve(bytes: number): void {
@@ -43,7 +65,8 @@ export class ByteWriter {
     if (needed <= this.buf.byteLength) return;
     // Doubling keeps the total copying linear in the final size.
     const next = new Uint8Array(Math.max(needed, this.buf.byteLength * 2));
-    next.set(this.buf.subarray(0, this.length));
+    // Bytes before segmentStart are in `parts` already (as views of this buffer).
+    next.set(this.buf.subarray(this.segmentStart, this.length), this.segmentStart);
     this.buf = next;
   }
 
@@ -63,20 +86,26 @@ export class ByteWriter {
     this.length += 4;
   }
 
-  /** Writes a u32 at an earlier position, e.g. a frame length known only at the end. */
+  /**
+   * Writes a u32 at an earlier position, e.g. a frame length known only at
+   * the end; once a blob was attached, only before the first one.
+   */
   patchU32(offset: number, value: number): void {
     assert(offset + 4 <= this.length, 'patchU32 within written bytes');
     assert(Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff, 'patchU32 value');
-    this.putU32(offset, value);
+    const first = this.parts?.[0];
+    if (first === undefined) {
+      this.putU32(offset, value);
+      return;
+    }
+    // The first part is a view of the buffer those bytes were written in,
+    // which `buf` may have outgrown since.
+    assert(offset + 4 <= first.byteLength, 'patchU32 before the first attached blob');
+    putU32(first, offset, value);
   }
 
-  /** Big-endian. */
   private putU32(at: number, value: number): void {
-    const buf = this.buf;
-    buf[at] = value >>> 24;
-    buf[at + 1] = value >>> 16;
-    buf[at + 2] = value >>> 8;
-    buf[at + 3] = value;
+    putU32(this.buf, at, value);
   }
 
   varint(value: number): void {
@@ -97,10 +126,17 @@ export class ByteWriter {
     this.length += data.byteLength;
   }
 
-  /** Length-prefixed bytes. */
+  /** Length-prefixed bytes; attached rather than copied from `attachBytesMin` bytes on. */
   blob(data: Uint8Array): void {
     this.varint(data.byteLength);
-    this.bytes(data);
+    if (data.byteLength < this.attachBytesMin) {
+      this.bytes(data);
+      return;
+    }
+    this.parts ??= [];
+    this.parts.push(this.buf.subarray(this.segmentStart, this.length), data);
+    this.segmentStart = this.length;
+    this.attachedBytes += data.byteLength;
   }
 
   /** Length-prefixed UTF-8; `bytesMax` is the decoder's limit, checked here too (paired check). */
@@ -112,10 +148,38 @@ export class ByteWriter {
     this.blob(encoded);
   }
 
-  /** The written bytes; a view, valid until the next write. */
+  /** A copy of the bytes written from position `start` on, which must follow any attached blob. */
+  copyFrom(start: number): Uint8Array {
+    assert(
+      start >= this.segmentStart && start <= this.length,
+      'copyFrom after the last attached blob',
+    );
+    return this.buf.slice(start, this.length);
+  }
+
+  /** The written bytes; a view, valid until the next write. Asserts nothing was attached. */
   finish(): Uint8Array {
+    assert(this.parts === null, 'finish() of a writer with attached blobs: use finishParts()');
     return this.buf.subarray(0, this.length);
   }
+
+  /**
+   * The output: one buffer (as `finish`) when nothing was attached, else
+   * its parts in order, to be sent back to back.
+   */
+  finishParts(): Uint8Array | Uint8Array[] {
+    if (this.parts === null) return this.finish();
+    if (this.length === this.segmentStart) return [...this.parts];
+    return [...this.parts, this.buf.subarray(this.segmentStart, this.length)];
+  }
+}
+
+/** Big-endian. */
+function putU32(buf: Uint8Array, at: number, value: number): void {
+  buf[at] = value >>> 24;
+  buf[at + 1] = value >>> 16;
+  buf[at + 2] = value >>> 8;
+  buf[at + 3] = value;
 }
 
 export class ByteReader {

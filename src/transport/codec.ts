@@ -73,11 +73,18 @@ const confTypesByCode: readonly (ConfChange['type'] | undefined)[] = [
 
 // ---------------------------------------------------------------- encode
 
-/** Bytes to reserve for a message, so large entries are written without regrowing. */
-function estimateBytes(m: Message): number {
+/**
+ * Bytes to reserve for a message, so large entries are written without
+ * regrowing; entries of `attachBytesMin` bytes or more are not written into
+ * the buffer (see ByteWriter), so they reserve nothing.
+ */
+function estimateBytes(m: Message, attachBytesMin = Number.POSITIVE_INFINITY): number {
   if (m.type !== 'append') return 128;
   let bytes = 64;
-  for (const e of m.entries) bytes += 32 + (e.kind === 'normal' ? e.data.byteLength : 0);
+  for (const e of m.entries) {
+    const dataBytes = e.kind === 'normal' ? e.data.byteLength : 0;
+    bytes += 32 + (dataBytes < attachBytesMin ? dataBytes : 0);
+  }
   return bytes;
 }
 
@@ -96,9 +103,13 @@ export function writeMessage(w: ByteWriter, m: Message): void {
   writeBody(w, m);
 }
 
-/** Bytes to reserve for `m`'s encoding; exact enough that large entries are copied once. */
-export function messageBytesEstimate(m: Message): number {
-  return estimateBytes(m);
+/**
+ * Bytes to reserve for `m`'s encoding into a writer that attaches blobs of
+ * `attachBytesMin` bytes or more; exact enough that the entries it copies
+ * are copied once.
+ */
+export function messageBytesEstimate(m: Message, attachBytesMin?: number): number {
+  return estimateBytes(m, attachBytesMin);
 }
 
 /** Encodes one message into a fresh buffer. */
@@ -209,7 +220,7 @@ export function writeNodeId(w: ByteWriter, id: string, what: string): void {
   const start = w.length;
   w.string(id, nodeIdBytesMax, what);
   if (encodedIds.size >= encodedIdsMax) encodedIds.clear();
-  encodedIds.set(id, w.finish().slice(start));
+  encodedIds.set(id, w.copyFrom(start));
 }
 
 // ---------------------------------------------------------------- decode

@@ -1,7 +1,16 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Connection } from './connection.js';
-import { encodeFrame, FrameType, frameBytesMaxDefault } from './frame.js';
+import {
+  encodeFrame,
+  FrameReader,
+  FrameType,
+  finishFrameParts,
+  frameBytesMaxDefault,
+  type OutgoingFrame,
+  outgoingBytes,
+  startFrame,
+} from './frame.js';
 
 const limits = {
   queueBytesMax: 1 << 20,
@@ -52,5 +61,47 @@ describe('Connection', () => {
     await new Promise<void>((resolve) => process.nextTick(resolve));
     expect(write).toHaveBeenCalledTimes(1);
     expect(Buffer.from(write.mock.calls[0]?.[0] as Uint8Array)).toEqual(Buffer.concat(frames));
+  });
+});
+
+describe('Connection with frames in parts', () => {
+  it('writes parted and whole frames in order, the parts back to back', async () => {
+    const { near, far } = await socketPair();
+    const connection = new Connection(near, frameBytesMaxDefault, limits, {
+      onFrame: () => undefined,
+      onClose: () => undefined,
+    });
+    cleanups.push(async () => connection.destroy());
+    const reader = new FrameReader(frameBytesMaxDefault);
+    // Type, length, first and last byte of each frame's body.
+    const got: number[][] = [];
+    far.on('data', (chunk: Buffer) => {
+      reader.push(chunk);
+      for (let f = reader.next(); f !== null; f = reader.next())
+        got.push([f.type, f.body.length, f.body[0] ?? -1, f.body.at(-1) ?? -1]);
+    });
+    const big = new Uint8Array(300_000).fill(7);
+    const parted = (): OutgoingFrame => {
+      const w = startFrame(FrameType.raft, 16, 4096);
+      w.u8(1);
+      w.blob(big);
+      w.u8(2);
+      return finishFrameParts(w, frameBytesMaxDefault);
+    };
+    const whole = (n: number) =>
+      encodeFrame(FrameType.request, new Uint8Array(n).fill(n), frameBytesMaxDefault);
+    const frames = [whole(3), parted(), whole(5), parted(), whole(9)];
+    expect(frames[1]).not.toBeInstanceOf(Uint8Array);
+    for (const frame of frames) connection.enqueue(frame, 'urgent', true);
+    const body = 1 + 3 + big.length + 1;
+    const expected = [
+      [FrameType.request, 3, 3, 3],
+      [FrameType.raft, body, 1, 2],
+      [FrameType.request, 5, 5, 5],
+      [FrameType.raft, body, 1, 2],
+      [FrameType.request, 9, 9, 9],
+    ];
+    await vi.waitFor(() => expect(got).toEqual(expected), { timeout: 5_000 });
+    expect(connection.counters.bytesSent).toBe(frames.reduce((n, f) => n + outgoingBytes(f), 0));
   });
 });

@@ -9,7 +9,9 @@
  *
  * Coalescing: enqueued frames are written on `process.nextTick`, once the
  * callback that sent them returns, so everything one callback sends (a
- * Ready's messages to a peer) leaves in one `socket.write`. Not on the next
+ * Ready's messages to a peer) leaves in one write: one buffer, or, when a
+ * frame came in parts (an append's large payloads, uncopied), one `writev`
+ * of every frame's parts. Not on the next
  * `setImmediate`: a Ready runs in the check phase, so frames waited there for
  * the whole next turn of I/O callbacks. Writing them a turn earlier made
  * (e), 90% GETs, faster in 7 of 10 interleaved pairs (mean 28.0K against
@@ -22,7 +24,7 @@
 import type { Socket } from 'node:net';
 import { assert } from '../raft/assert.js';
 import { DecodeError, FrameError } from './errors.js';
-import { FrameReader } from './frame.js';
+import { FrameReader, type OutgoingFrame, outgoingBytes } from './frame.js';
 
 export interface ConnectionLimits {
   /** Bytes queued in the lanes (not yet handed to the socket) beyond which droppable frames are dropped. */
@@ -54,7 +56,7 @@ export type Lane = 'urgent' | 'bulk';
 
 /** FIFO of frames with O(1) amortized take (an index, compacted now and then). */
 class FrameQueue {
-  private items: Uint8Array[] = [];
+  private items: OutgoingFrame[] = [];
   private head = 0;
   bytes = 0;
 
@@ -62,21 +64,21 @@ class FrameQueue {
     return this.items.length - this.head;
   }
 
-  push(frame: Uint8Array): void {
+  push(frame: OutgoingFrame): void {
     this.items.push(frame);
-    this.bytes += frame.byteLength;
+    this.bytes += outgoingBytes(frame);
   }
 
-  peek(): Uint8Array | undefined {
+  peek(): OutgoingFrame | undefined {
     return this.items[this.head];
   }
 
-  take(): Uint8Array {
+  take(): OutgoingFrame {
     const frame = this.items[this.head];
     assert(frame !== undefined, 'take from a non-empty queue');
+    this.bytes -= outgoingBytes(frame);
     this.items[this.head] = EMPTY;
     this.head++;
-    this.bytes -= frame.byteLength;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -159,9 +161,9 @@ export class Connection {
    * the drop. Control frames are never dropped: they are bounded in number
    * by the in-flight limits of requests and snapshots.
    */
-  enqueue(frame: Uint8Array, lane: Lane, droppable: boolean): boolean {
+  enqueue(frame: OutgoingFrame, lane: Lane, droppable: boolean): boolean {
     if (this.closing || this.closedFlag) return false;
-    if (droppable && this.overBounds(frame.byteLength)) {
+    if (droppable && this.overBounds(outgoingBytes(frame))) {
       this.counters.framesDropped++;
       return false;
     }
@@ -195,21 +197,44 @@ export class Connection {
     while (!this.blocked && !this.closedFlag) {
       const batch = this.takeBatch();
       if (batch === null) break;
-      this.counters.bytesSent += batch.byteLength;
-      if (!this.socket.write(batch)) this.blocked = true;
+      if (!this.write(batch)) this.blocked = true;
     }
     if (!this.blocked && this.urgent.length + this.bulk.length === 0) this.resolveDrainWaiters();
   }
 
-  /** Urgent frames first, then up to bulkBatchBytesMax of bulk, as one buffer. */
-  private takeBatch(): Uint8Array | null {
-    const frames: Uint8Array[] = [];
+  /** Writes a batch; false once the socket's buffer is over its high-water mark. */
+  private write(batch: Uint8Array | readonly Uint8Array[]): boolean {
+    if (batch instanceof Uint8Array) {
+      this.counters.bytesSent += batch.byteLength;
+      return this.socket.write(batch);
+    }
+    // Corked, the parts leave in one writev when uncorked.
+    this.socket.cork();
+    let accepted = true;
+    for (const part of batch) {
+      this.counters.bytesSent += part.byteLength;
+      accepted = this.socket.write(part);
+    }
+    this.socket.uncork();
+    return accepted;
+  }
+
+  /**
+   * Urgent frames first, then up to bulkBatchBytesMax of bulk: as one
+   * buffer, or, when a frame came in parts, as every frame's parts in order
+   * (large entry payloads are written where they lie, not copied again).
+   */
+  private takeBatch(): Uint8Array | Uint8Array[] | null {
+    const frames: OutgoingFrame[] = [];
     let bytes = 0;
+    let parted = false;
     const fill = (queue: FrameQueue, bytesMax: number): void => {
       for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
-        if (frames.length > 0 && bytes + next.byteLength > bytesMax) break;
+        const nextBytes = outgoingBytes(next);
+        if (frames.length > 0 && bytes + nextBytes > bytesMax) break;
         frames.push(queue.take());
-        bytes += next.byteLength;
+        bytes += nextBytes;
+        if (!(next instanceof Uint8Array)) parted = true;
       }
     };
     fill(this.urgent, this.limits.writeBatchBytesMax);
@@ -219,8 +244,16 @@ export class Connection {
     );
     if (frames.length === 0) return null;
     this.counters.framesSent += frames.length;
-    if (frames.length === 1) return frames[0] ?? null;
-    return Buffer.concat(frames, bytes);
+    if (!parted) {
+      const whole = frames as Uint8Array[];
+      return whole.length === 1 ? (whole[0] as Uint8Array) : Buffer.concat(whole, bytes);
+    }
+    const parts: Uint8Array[] = [];
+    for (const frame of frames) {
+      if (frame instanceof Uint8Array) parts.push(frame);
+      else for (const part of frame) parts.push(part);
+    }
+    return parts;
   }
 
   /** Resolves once the lanes are empty and the socket accepted everything (or it closed). */

@@ -1,8 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { logIndex, nodeId, term } from '../raft/types.js';
+import type { AppendMessage } from '../raft/messages.js';
+import { type Entry, logIndex, nodeId, term } from '../raft/types.js';
+import { decodeMessage, messageBytesEstimate, writeMessage } from './codec.js';
 import { FrameError } from './errors.js';
-import { encodeFrame, FrameReader, FrameType } from './frame.js';
+import {
+  encodeFrame,
+  FrameReader,
+  FrameType,
+  finishFrame,
+  finishFrameParts,
+  outgoingBytes,
+  startFrame,
+} from './frame.js';
 import { decodeSnapBegin, decodeSnapStart, encodeSnapBegin, encodeSnapStart } from './protocol.js';
 
 const frameBytesMax = 1 << 20;
@@ -74,6 +84,83 @@ describe('FrameReader', () => {
     expect(got?.body.byteLength).toBe(body.byteLength);
     // 8,389 chunks; quadratic copying would take many seconds.
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('frames with attached blobs', () => {
+  const attachMin = 64;
+
+  it('are the same bytes as a copying writer makes, with each large blob a part of its own', () => {
+    // Lengths drawn explicitly: fast-check's default size keeps arrays short.
+    const blob = fc
+      .tuple(fc.nat({ max: 300 }), fc.nat({ max: 255 }))
+      .map(([length, fill]) => new Uint8Array(length).fill(fill));
+    const blobs = fc.array(blob, { maxLength: 12 });
+    fc.assert(
+      fc.property(blobs, fc.nat({ max: 400 }), (blobList, estimate) => {
+        // A small estimate makes the writer outgrow its buffer between attachments.
+        const parted = startFrame(FrameType.raft, estimate, attachMin);
+        const copied = startFrame(FrameType.raft, estimate);
+        for (const [i, blob] of blobList.entries()) {
+          for (const w of [parted, copied]) {
+            w.varint(i * 1_000);
+            w.blob(blob);
+          }
+        }
+        const whole = finishFrame(copied, frameBytesMax);
+        const frame = finishFrameParts(parted, frameBytesMax);
+        const parts = frame instanceof Uint8Array ? [frame] : [...frame];
+        expect([...concat(parts)]).toEqual([...whole]);
+        expect(outgoingBytes(frame)).toBe(whole.byteLength);
+        for (const blob of blobList) {
+          // Attached: the caller's bytes themselves, not a copy.
+          if (blob.byteLength >= attachMin) expect(parts).toContain(blob);
+        }
+        if (blobList.every((b) => b.byteLength < attachMin))
+          expect(frame).toBeInstanceOf(Uint8Array);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('carry an append whose large entries are not copied, and decode to the same message', () => {
+    const entries: Entry[] = [8, 5_000, 20, 70_000].map((bytes, i) => ({
+      kind: 'normal',
+      term: term(2),
+      index: logIndex(11 + i),
+      data: new Uint8Array(bytes).fill(i + 1),
+    }));
+    // A node id first written after an attached entry (ids are cached once written).
+    entries.push({
+      kind: 'conf',
+      term: term(2),
+      index: logIndex(15),
+      change: { type: 'addLearner', node: nodeId('n-first-seen-after-attached-data') },
+    });
+    const m: AppendMessage = {
+      type: 'append',
+      from: nodeId('n1'),
+      to: nodeId('n2'),
+      term: term(2),
+      prevIndex: logIndex(10),
+      prevTerm: term(1),
+      commit: logIndex(9),
+      entries,
+    };
+    const w = startFrame(FrameType.raft, messageBytesEstimate(m, 4096), 4096);
+    writeMessage(w, m);
+    const frame = finishFrameParts(w, frameBytesMax);
+    expect(frame).not.toBeInstanceOf(Uint8Array);
+    const parts = [...(frame as readonly Uint8Array[])];
+    expect(parts).toContain(entries[1]?.kind === 'normal' ? entries[1].data : null);
+    expect(parts).toContain(entries[3]?.kind === 'normal' ? entries[3].data : null);
+    // The frame's own buffer holds the small entries and the headers only.
+    expect(messageBytesEstimate(m, 4096)).toBeLessThan(1_000);
+    const reader = new FrameReader(frameBytesMax);
+    for (const part of parts) reader.push(part);
+    const got = reader.next();
+    expect(got?.type).toBe(FrameType.raft);
+    expect(decodeMessage(got?.body ?? new Uint8Array(0))).toEqual(m);
   });
 });
 

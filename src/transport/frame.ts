@@ -62,9 +62,31 @@ export function isFrameType(code: number): code is FrameType {
   return code >= 1 && code <= frameTypeMax;
 }
 
-/** Starts a frame in a writer: the length is patched in by `finishFrame`. */
-export function startFrame(type: FrameType, bodyBytesEstimate: number): ByteWriter {
-  const w = new ByteWriter(frameHeaderBytes + bodyBytesEstimate);
+/**
+ * A frame to send: its bytes, or its parts to be written back to back (a
+ * frame whose large blobs were attached rather than copied; see ByteWriter).
+ */
+export type OutgoingFrame = Uint8Array | readonly Uint8Array[];
+
+/** Bytes of an outgoing frame. */
+export function outgoingBytes(frame: OutgoingFrame): number {
+  if (frame instanceof Uint8Array) return frame.byteLength;
+  let bytes = 0;
+  for (const part of frame) bytes += part.byteLength;
+  return bytes;
+}
+
+/**
+ * Starts a frame in a writer: the length is patched in by `finishFrame`.
+ * Blobs of `attachBytesMin` bytes or more are attached, not copied; the
+ * frame is then written from its parts (`finishFrameParts`).
+ */
+export function startFrame(
+  type: FrameType,
+  bodyBytesEstimate: number,
+  attachBytesMin = Number.POSITIVE_INFINITY,
+): ByteWriter {
+  const w = new ByteWriter(frameHeaderBytes + bodyBytesEstimate, attachBytesMin);
   w.u32(0);
   w.u8(type);
   return w;
@@ -72,7 +94,18 @@ export function startFrame(type: FrameType, bodyBytesEstimate: number): ByteWrit
 
 /** Patches the length and returns the frame; asserts it is within `frameBytesMax`. */
 export function finishFrame(w: ByteWriter, frameBytesMax: number): Uint8Array {
-  const lengthBytes = w.length - 4;
+  patchFrameLength(w, frameBytesMax);
+  return w.finish();
+}
+
+/** `finishFrame` for a writer that may have attached blobs. */
+export function finishFrameParts(w: ByteWriter, frameBytesMax: number): OutgoingFrame {
+  patchFrameLength(w, frameBytesMax);
+  return w.finishParts();
+}
+
+function patchFrameLength(w: ByteWriter, frameBytesMax: number): void {
+  const lengthBytes = w.outputBytes - 4;
   assert(lengthBytes >= 1, 'a frame holds at least its type');
   // A frame over the peer's limit would make it close the connection and we
   // would retry forever; the Raft config's byte limits must sit below it.
@@ -82,7 +115,6 @@ export function finishFrame(w: ByteWriter, frameBytesMax: number): Uint8Array {
     );
   }
   w.patchU32(0, lengthBytes);
-  return w.finish();
 }
 
 export function encodeFrame(type: FrameType, body: Uint8Array, frameBytesMax: number): Uint8Array {

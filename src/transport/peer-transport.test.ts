@@ -290,6 +290,31 @@ describe('PeerTransport', () => {
     ]);
   });
 
+  it('delivers appends whose large entries were sent uncopied, next to small ones', async () => {
+    const [a, b] = await Promise.all([startNode(n1), startNode(n2)]);
+    link([a, b]);
+    await connected([a, b]);
+    const sizes = [10, 4_096, 100, 200_000];
+    const messages: Message[] = [0, 1].map((k) => ({
+      type: 'append',
+      from: n1,
+      to: n2,
+      term: term(3),
+      prevIndex: logIndex(k * sizes.length),
+      prevTerm: term(3),
+      commit: logIndex(0),
+      entries: sizes.map((bytes, i) => ({
+        kind: 'normal',
+        term: term(3),
+        index: logIndex(k * sizes.length + i + 1),
+        data: new Uint8Array(bytes).fill(k * 16 + i),
+      })),
+    }));
+    a.transport.send([heartbeat(n1, n2, 1), ...messages, heartbeat(n1, n2, 2)]);
+    await until('4 messages', () => b.received.length === 4);
+    expect(b.received).toEqual([heartbeat(n1, n2, 1), ...messages, heartbeat(n1, n2, 2)]);
+  });
+
   it('drops messages to a peer that is not connected and reports it', async () => {
     const a = await startNode(n1);
     a.transport.setPeers(new Map([[n2, { host: '127.0.0.1', port: 1 }]]));

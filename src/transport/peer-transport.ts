@@ -50,7 +50,7 @@ import { RateLimiter } from './backoff.js';
 import { decodeMessage, messageBytesEstimate, writeMessage } from './codec.js';
 import type { Connection } from './connection.js';
 import { DecodeError, TransportError } from './errors.js';
-import { FrameType, finishFrame, startFrame } from './frame.js';
+import { FrameType, finishFrameParts, startFrame } from './frame.js';
 import { LimitedLog } from './limited-log.js';
 import { resolveLimits, type TransportLimits } from './limits.js';
 import { PeerLinks } from './links.js';
@@ -70,6 +70,16 @@ import {
   type SnapshotReceiver,
   transferSnapshot,
 } from './snapshot-transfer.js';
+
+/**
+ * Entry payloads of at least this many bytes go into an append's frame
+ * uncopied: the frame is written as parts (its encoding, each such payload
+ * as the log holds it) in one `writev`, and both followers' frames share
+ * the payloads. Smaller ones are copied, which costs less than a part.
+ * Measured in 6 interleaved pairs of 256 MiB file uploads: 75-91 MB/s
+ * against 70-83, the leader's CPU 2.0-2.3 s against 2.2-2.7 (README).
+ */
+const entryAttachBytesMin = 4096;
 
 export { type TransportLimits, transportLimitsDefault } from './limits.js';
 export type { PeerAddress, PeerAddresses } from './peer.js';
@@ -303,9 +313,13 @@ export class PeerTransport {
         this.reportUnreachable(m.to);
         continue;
       }
-      const w = startFrame(FrameType.raft, messageBytesEstimate(m));
+      const w = startFrame(
+        FrameType.raft,
+        messageBytesEstimate(m, entryAttachBytesMin),
+        entryAttachBytesMin,
+      );
       writeMessage(w, m);
-      if (!conn.enqueue(finishFrame(w, this.limits.frameBytesMax), 'urgent', true)) {
+      if (!conn.enqueue(finishFrameParts(w, this.limits.frameBytesMax), 'urgent', true)) {
         this.reportUnreachable(m.to);
       }
     }
