@@ -28,7 +28,11 @@ let internedNext = 0;
 
 export class ByteWriter {
   private buf: Uint8Array;
-  /** Bytes written into `buf`. Invariant: 0 <= length <= buf.byteLength. */
+  /**
+   * Where the next byte goes in `buf`. Invariant: 0 <= length <=
+   * buf.byteLength. Once a blob was attached, the bytes before
+   * `segmentStart` are read from `parts`: `buf` may have outgrown them.
+   */
   length = 0;
   /**
    * Once a blob was attached (see the constructor): the output so far, as
@@ -65,7 +69,7 @@ export class ByteWriter {
     if (needed <= this.buf.byteLength) return;
     // Doubling keeps the total copying linear in the final size.
     const next = new Uint8Array(Math.max(needed, this.buf.byteLength * 2));
-    // Bytes before segmentStart are in `parts` already (as views of this buffer).
+    // Bytes before segmentStart are in `parts` already (views of this or an earlier buffer).
     next.set(this.buf.subarray(this.segmentStart, this.length), this.segmentStart);
     this.buf = next;
   }
