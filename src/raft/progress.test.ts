@@ -5,7 +5,7 @@ import { logIndex } from './types.js';
 describe('Progress', () => {
   it('a rejection in replicate falls back to probe and empties the window', () => {
     const pr = new Progress(logIndex(1), 4, 1 << 20);
-    pr.maybeUpdate(logIndex(10));
+    pr.maybeUpdate(logIndex(10), 0);
     pr.becomeReplicate();
     pr.sentAppend(logIndex(20), 100, 10);
     pr.sentAppend(logIndex(30), 100, 10);
@@ -19,7 +19,7 @@ describe('Progress', () => {
 
   it('ignores stale rejections', () => {
     const pr = new Progress(logIndex(1), 4, 1 << 20);
-    pr.maybeUpdate(logIndex(10));
+    pr.maybeUpdate(logIndex(10), 0);
     pr.becomeReplicate();
     expect(pr.maybeDecrTo(logIndex(9), logIndex(5))).toBe(false);
     pr.becomeProbe();

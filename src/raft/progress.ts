@@ -94,6 +94,12 @@ export class Progress {
    * delays the follower's apply until the next heartbeat, never safety.
    */
   commitSent: LogIndex = logIndex(0);
+  /**
+   * The leader's tick count when `match` last moved (`maybeUpdate`);
+   * -1 before it ever did. Tells a pipeline that is draining from one that
+   * may have lost an append.
+   */
+  matchMovedTick = -1;
   readonly inflights: Inflights;
 
   constructor(next: LogIndex, inflightMessagesMax: number, inflightBytesMax: number) {
@@ -138,13 +144,26 @@ export class Progress {
     this.inflights.reset();
   }
 
-  /** The follower acknowledged entries up to `index`. Returns whether match moved. */
-  maybeUpdate(index: LogIndex): boolean {
+  /**
+   * The follower acknowledged entries up to `index` at the leader's tick
+   * `tick`. Returns whether match moved.
+   */
+  maybeUpdate(index: LogIndex, tick: number): boolean {
     if (index <= this.match) return false;
     this.match = index;
+    this.matchMovedTick = tick;
     this.next = logIndex(Math.max(this.next, index + 1));
     this.probeSent = false;
     return true;
+  }
+
+  /**
+   * Whether match has not moved during the leader's tick `tick` (the
+   * current one): appends in flight may have been lost, or the follower is
+   * slow. While it moves, the pipeline is draining.
+   */
+  stalledIn(tick: number): boolean {
+    return this.matchMovedTick < tick;
   }
 
   /**

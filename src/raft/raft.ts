@@ -854,7 +854,7 @@ export class RaftNode {
       fail(`${m.from} matched ${m.matchIndex} beyond our log`);
     }
     pr.recentActive = true;
-    if (!pr.maybeUpdate(m.matchIndex)) return;
+    if (!pr.maybeUpdate(m.matchIndex, this.ticks)) return;
     if (pr.state === 'probe') {
       pr.becomeReplicate();
     } else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
@@ -893,7 +893,18 @@ export class RaftNode {
     pr.probeSent = false;
     // The link works again: let one more append through even if the window is full.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
-    if (pr.match < this.log.lastIndex()) this.needsAppend.set(m.from, 'evenIfEmpty');
+    // §5.3: the leader retries appends until the follower has every entry.
+    // The link works, so resend (an empty append probes the follower's log
+    // end) unless the pipeline is draining: in replicate state, a follower
+    // whose match moved during this tick is answering the appends in flight.
+    // An append it lost shows up as a rejection of the next one, or, if none
+    // follows, at a heartbeat response in a later tick (heartbeats go out
+    // every heartbeatTicks). etcd retries on every heartbeat response; with
+    // reads and writes together (read rounds at ~1,000/s) that was an empty
+    // append and its answer per round and follower.
+    if (pr.match < this.log.lastIndex() && (pr.state !== 'replicate' || pr.stalledIn(this.ticks))) {
+      this.needsAppend.set(m.from, 'evenIfEmpty');
+    }
     this.reads.ack(m.from, m.seq);
     this.releaseConfirmedReads();
   }

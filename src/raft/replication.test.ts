@@ -239,6 +239,51 @@ describe('log replication (§5.3)', () => {
     expect(c.raft('n2').hasReady()).toBe(false);
   });
 
+  it('retries an append on a heartbeat response only if the follower’s match stood still this tick', () => {
+    const c = new TestCluster(['n1', 'n2', 'n3']);
+    c.elect('n1');
+    const n1 = c.raft('n1');
+    n1.propose(bytes('a'));
+    c.processReadys();
+    n1.propose(bytes('b'));
+    c.processReadys();
+    // The appends of b are still on their way when a read round's heartbeats
+    // come back: the followers' matches moved this tick (a), so the leader
+    // waits for the pipeline instead of probing each follower's log end.
+    const appendsOfB = c.queue.slice(2);
+    c.queue = c.queue.slice(0, 2);
+    c.deliver();
+    c.takeTrace();
+    expect(n1.readIndex('r1').ok).toBe(true);
+    c.deliver();
+    const traced = c.takeTrace();
+    expect(traced).toContain('n2->n1 heartbeatResponse t1 seq=1');
+    expect(traced.filter((l) => l.startsWith('n1->') && l.includes(' append '))).toEqual([]);
+    c.queue.push(...appendsOfB);
+    c.deliver();
+    expect(c.raft('n2').status().lastIndex).toBe(6);
+    // c's append to n2 is lost and nothing follows it. n2's match stands
+    // still through the next tick, so its heartbeat response brings a retry.
+    c.dropIf = (m) => m.type === 'append' && m.to === 'n2';
+    c.propose('n1', 'c');
+    c.dropIf = null;
+    expect(c.raft('n2').status().lastIndex).toBe(6);
+    c.takeTrace();
+    c.tick('n1');
+    c.deliver();
+    expect(c.takeTrace()).toEqual([
+      'n1->n2 heartbeat t1 commit=6 seq=2',
+      'n1->n3 heartbeat t1 commit=7 seq=2',
+      'n2->n1 heartbeatResponse t1 seq=2',
+      'n3->n1 heartbeatResponse t1 seq=2',
+      'n1->n2 append t1 prev=7/t1 entries=[] commit=7',
+      'n2->n1 appendReject t1 rejected=7 hint=7/t0',
+      'n1->n2 append t1 prev=6/t1 entries=[7/t1:c] commit=7',
+      'n2->n1 appendAccept t1 match=7',
+    ]);
+    expect(c.raft('n2').status().lastIndex).toBe(7);
+  });
+
   it('batches proposals made between two Readys into one append per follower', () => {
     const c = new TestCluster(['n1', 'n2', 'n3']);
     c.elect('n1');
